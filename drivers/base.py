@@ -1,0 +1,129 @@
+"""What every device driver has in common: a status model and a lifecycle.
+
+The status model follows CEN/XFS 3.x / XFS4IoT (see shared/protocols.md §6): a common ``device`` state plus
+kind-specific blocks (``media`` for card readers, ``paper`` for printers). Drivers are context managers; ``close()``
+is safe to call twice (as python-can's ``BusABC.shutdown``).
+"""
+from __future__ import annotations
+
+import abc
+import enum
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class DeviceState(str, enum.Enum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    POWER_OFF = "power_off"
+    NO_DEVICE = "no_device"
+    HARDWARE_ERROR = "hardware_error"
+    USER_ERROR = "user_error"
+    BUSY = "busy"
+    FRAUD_ATTEMPT = "fraud_attempt"
+    STARTING = "starting"
+
+
+class MediaState(str, enum.Enum):
+    PRESENT = "present"
+    NOT_PRESENT = "not_present"
+    JAMMED = "jammed"
+    UNKNOWN = "unknown"
+
+
+class PaperState(str, enum.Enum):
+    FULL = "full"
+    LOW = "low"
+    OUT = "out"
+    JAMMED = "jammed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """A snapshot of one device's health. Contains no personal data, so it may go to logs and telemetry."""
+
+    kind: str
+    device: DeviceState
+    media: MediaState | None = None
+    paper: PaperState | None = None
+    error_code: str | None = None
+    detail: str = ""
+    counters: Mapping[str, int] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        """Whether the device can serve a citizen now."""
+        if self.device is not DeviceState.ONLINE:
+            return False
+        return self.paper not in (PaperState.OUT, PaperState.JAMMED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "device": self.device.value,
+            "media": self.media.value if self.media else None,
+            "paper": self.paper.value if self.paper else None,
+            "error_code": self.error_code,
+            "detail": self.detail,
+            "counters": dict(self.counters),
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+
+class Device(abc.ABC):
+    """Base of every driver. Subclasses implement ``_open``/``_close``/``status``.
+
+    ``settings`` comes from the device profile (already validated against the driver's ``SETTINGS_SCHEMA``).
+    """
+
+    #: the device kind this driver serves, e.g. "idcard", "receipt_printer"
+    KIND: str = ""
+    #: JSON Schema of this driver's ``settings`` block in a device profile
+    SETTINGS_SCHEMA: Mapping[str, Any] = {"type": "object"}
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._opened = False
+
+    # lifecycle ------------------------------------------------------------------------------------------------------
+    def open(self) -> "Device":
+        with self._lock:
+            if not self._opened:
+                self._open()
+                self._opened = True
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened:
+                self._opened = False
+                self._close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened
+
+    def __enter__(self) -> "Device":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def _open(self) -> None: ...
+
+    @abc.abstractmethod
+    def _close(self) -> None: ...
+
+    # health ---------------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def status(self) -> DeviceStatus:
+        """Ask the device for its state now. Never raises for a device fault: a fault is a state."""
+
+    def self_test(self) -> DeviceStatus:
+        """A technician's self-test; by default a status query."""
+        return self.status()

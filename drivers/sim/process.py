@@ -1,0 +1,79 @@
+"""Start a ``kiosk-sim <kind>`` process, read its endpoints from its first stdout line, stop it by PID.
+
+Used by the kiosk's device manager (profiles with ``simulate: true``), by the demo and by the tests, so all three
+start simulators the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from drivers.sim.control import send_command
+
+
+class SimulatorStartError(RuntimeError):
+    code = "simulator_start_failed"
+
+
+class SimulatorProcess:
+    """A running simulator. ``endpoints`` is the JSON object of its first line (``pty``, ``tcp``, ``control``…)."""
+
+    def __init__(self, kind: str, *args: str, start_timeout: float = 15.0, env: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        cmd = [sys.executable, "-m", "drivers.sim.cli", kind, *args]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        self.endpoints: dict[str, Any] = self._read_first_line(start_timeout)
+
+    def _read_first_line(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                self.stop()
+                raise SimulatorStartError(f"kiosk-sim {self.kind} gave no endpoints within {timeout} s")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise SimulatorStartError(f"kiosk-sim {self.kind} exited with {self.proc.wait()}")
+            line += chunk
+        sel.close()
+        return json.loads(line.split(b"\n", 1)[0])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def control(self, cmd: str, **args: Any) -> dict[str, Any]:
+        return send_command(self.endpoints["control"], cmd, **args)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> "SimulatorProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
