@@ -1,0 +1,160 @@
+"""Load and validate a device profile (YAML) into typed settings.
+
+Validation has two layers: the profile schema (``schema.json``), then each device's ``settings`` against the
+``SETTINGS_SCHEMA`` of the driver class the registry picks. Every problem is reported at once, each naming the field
+by its path (``devices.receipt_printer.settings.port: 'x' is not of type 'integer'``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from drivers import registry
+from drivers.sim.wiring import SIMULATED_KINDS, placeholder_settings
+
+
+class ProfileError(ValueError):
+    """The profile is not usable; ``problems`` lists each bad field with its path."""
+
+    code = "profile_invalid"
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    kind: str
+    driver: str
+    settings: Mapping[str, Any]
+    required: bool = False
+    simulate: bool = False
+
+
+@dataclass(frozen=True)
+class KioskInfo:
+    id: str
+    name: Mapping[str, str]
+    location: Mapping[str, str]
+    district: str = ""
+    language: str = "zh_CN"
+    orientation: str = "landscape"
+    size: tuple[int, int] = (1920, 1080)
+    data_dir: str = "var/kiosk"
+    demo_controls: bool = False
+    maintenance_pin_hash: str = ""
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    url: str
+    kiosk_key: str = field(default="", repr=False)
+    timeout_s: float = 5.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    idle_timeout_s: float = 90.0
+    warning_s: float = 20.0
+    rating_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    source: str
+    kiosk: KioskInfo
+    platform: PlatformConfig
+    session: SessionConfig
+    devices: Mapping[str, DeviceConfig]
+    digest: str = ""
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("device_profiles").joinpath("schema.json").read_text("utf-8"))
+
+
+def _path(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in error.absolute_path]
+    return ".".join(parts) or "(top level)"
+
+
+def _schema_problems(schema: Mapping[str, Any], data: Any, prefix: str = "") -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{_path(e, prefix)}: {e.message}" for e in sorted(validator.iter_errors(data), key=lambda e: e.path)]
+
+
+def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, str] | None = None) -> Profile:
+    """Validate an already-parsed profile mapping and return the typed :class:`Profile`."""
+    environ = os.environ if environ is None else environ
+    problems = _schema_problems(_schema(), data)
+    if problems:
+        raise ProfileError(source, problems)
+
+    devices: dict[str, DeviceConfig] = {}
+    for kind, dev in data.get("devices", {}).items():
+        try:
+            cls = registry.resolve(kind, dev["driver"])
+        except (registry.UnknownDriver, ImportError) as exc:
+            problems.append(f"devices.{kind}.driver: {exc}")
+            continue
+        settings = dict(dev.get("settings", {}))
+        simulate = bool(dev.get("simulate", False))
+        if simulate and kind not in SIMULATED_KINDS:
+            problems.append(f"devices.{kind}.simulate: no simulator exists for {kind!r}")
+        # settings the simulator supplies at start-up need not be in the file
+        check = {**settings, **placeholder_settings(kind)} if simulate and kind in SIMULATED_KINDS else settings
+        problems += _schema_problems(cls.SETTINGS_SCHEMA, check, f"devices.{kind}.settings")
+        devices[kind] = DeviceConfig(kind=kind, driver=dev["driver"], settings=settings,
+                                     required=bool(dev.get("required", False)), simulate=simulate)
+    if problems:
+        raise ProfileError(source, problems)
+
+    k = data["kiosk"]
+    p = data["platform"]
+    key = environ.get(p["kiosk_key_env"], "") if p.get("kiosk_key_env") else ""
+    s = data.get("session", {})
+    session = SessionConfig(**{name: float(s[name]) for name in ("idle_timeout_s", "warning_s", "rating_timeout_s")
+                               if name in s})
+    if session.warning_s >= session.idle_timeout_s:
+        raise ProfileError(source, ["session.warning_s: must be shorter than session.idle_timeout_s"])
+    return Profile(
+        source=source,
+        kiosk=KioskInfo(
+            id=k["id"], name=k["name"], location=k["location"], district=k.get("district", ""),
+            language=k.get("language", "zh_CN"), orientation=k.get("orientation", "landscape"),
+            size=tuple(k.get("size", (1920, 1080))), data_dir=k.get("data_dir", "var/kiosk"),
+            demo_controls=bool(k.get("demo_controls", False)),
+            maintenance_pin_hash=k.get("maintenance_pin_hash", ""),
+        ),
+        platform=PlatformConfig(url=p["url"].rstrip("/"), kiosk_key=key or p.get("kiosk_key", ""),
+                                timeout_s=float(p.get("timeout_s", 5.0)), retries=int(p.get("retries", 2))),
+        session=session,
+        devices=devices,
+        digest=hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16],
+    )
+
+
+def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Profile:
+    """Read a YAML profile file and validate it (see :func:`parse_profile`)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ProfileError(source, [f"cannot read the file: {exc.strerror}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(source, [f"not valid YAML: {exc}"]) from exc
+    return parse_profile(data, source, environ)

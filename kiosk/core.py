@@ -1,0 +1,340 @@
+"""The kiosk core: what the shell talks to. It owns the session, the devices, the platform client, the audit journal
+and the workers, and turns citizen taps into use-cases run off the UI thread.
+
+Screens call methods (each takes ``on_result``/``on_error`` callbacks, delivered through the dispatcher) and
+subscribe to events: ``identified``, ``card_error``, ``warning``, ``warning_cleared``, ``ended``, ``state``,
+``availability``, ``rating_requested``. Nothing here imports Kivy.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+from device_profiles.loader import Profile
+from drivers.errors import DeviceError
+from kiosk.audit import AuditJournal
+from kiosk.devices import DeviceManager
+from kiosk.errors import DeviceUnavailable, InvalidSessionState, PlatformUnavailable, error_code
+from kiosk.i18n import Translator
+from kiosk.platform_client import Application, PlatformClient, ServiceDetail, ServiceSummary
+from kiosk.session import RatingTarget, Session, State
+from kiosk.usecases import identify, printing
+from kiosk.workers import Dispatcher, Workers, call_now
+
+log = logging.getLogger(__name__)
+Callback = Callable[[Any], None] | None
+EventListener = Callable[[str, dict[str, Any]], None]
+
+HEALTH_INTERVAL_S = 15.0
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What the kiosk can do now. ``out_of_service`` when a required device or the platform is down."""
+
+    platform: bool = True
+    devices: dict[str, bool] = field(default_factory=dict)
+    device_errors: dict[str, str] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+
+    def feature(self, name: str) -> bool:
+        needs = {"guide": ("platform",), "progress": ("platform",), "my_applications": ("platform", "idcard"),
+                 "print": ("receipt_printer",), "identify": ("idcard",)}[name]
+        return all(self.platform if n == "platform" else self.devices.get(n, False) for n in needs)
+
+    @property
+    def out_of_service(self) -> bool:
+        return not self.platform or not all(self.devices.get(k, False) for k in self.required)
+
+    def working_features(self) -> list[str]:
+        return [f for f in ("guide", "progress", "my_applications", "print", "identify") if self.feature(f)]
+
+
+class KioskCore:
+    def __init__(self, profile: Profile, dispatcher: Dispatcher = call_now, clock: Callable[[], float] = time.monotonic,
+                 platform: PlatformClient | None = None, devices: DeviceManager | None = None) -> None:
+        self.profile = profile
+        self.kiosk_id = profile.kiosk.id
+        self.translator = Translator(profile.kiosk.language)
+        self.workers = Workers(dispatcher=dispatcher)
+        self.dispatch = dispatcher
+        self._clock = clock
+        data_dir = Path(profile.kiosk.data_dir)
+        self.audit = AuditJournal(data_dir / "audit.jsonl", profile.kiosk.id)
+        self.session = Session(profile.session.idle_timeout_s, profile.session.warning_s, clock=clock)
+        self.session.subscribe(self._on_session_event)
+        self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, profile.platform.kiosk_key,
+                                                   profile.platform.timeout_s, profile.platform.retries)
+        self.devices = devices or DeviceManager(profile)
+        self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
+        self._listeners: list[EventListener] = []
+        self._watcher: Any = None
+        self._last_health = -HEALTH_INTERVAL_S
+        self._health_running = threading.Event()
+
+    # events ---------------------------------------------------------------------------------------------------------
+    def subscribe(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, name: str, **payload: Any) -> None:
+        def deliver() -> None:
+            for listener in list(self._listeners):
+                listener(name, payload)
+        self.dispatch(deliver)
+
+    def _on_session_event(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "started":
+            self.audit.record("session_start", payload["session_id"])
+        elif name == "identified":
+            self.audit.record("identified", payload["session_id"], id=payload["id_masked"])
+        elif name == "ended":
+            self.audit.record("session_end", payload["session_id"], reason=payload["reason"])
+        self._emit(name, **payload)
+
+    # lifecycle ------------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open devices (starting simulators where the profile says so), start card polling, check health."""
+        self.devices.start()
+        self.audit.record("kiosk_start", profile=self.profile.digest)
+        reader = self.devices.get("idcard")
+        if reader is not None:
+            from drivers.idcard.base import CardWatcher
+
+            self._watcher = CardWatcher(reader, self._on_card_event)
+            self._watcher.start()
+        self.check_health()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        self.end_session("shutdown")
+        self.workers.shutdown()
+        self.devices.stop()
+        self.platform.close()
+        self.audit.record("kiosk_stop")
+
+    def tick(self) -> None:
+        """Called about twice a second by the shell: session timeouts and periodic health checks."""
+        self.session.tick()
+        if self._clock() - self._last_health >= HEALTH_INTERVAL_S:
+            self.check_health()
+
+    def check_health(self, on_result: Callback = None) -> None:
+        if self._health_running.is_set():
+            return
+        self._health_running.set()
+        self._last_health = self._clock()
+
+        def probe() -> Availability:
+            try:
+                statuses = self.devices.statuses()
+                return Availability(
+                    platform=self.platform.health(),
+                    devices={k: s.usable for k, s in statuses.items()},
+                    device_errors={k: s.error_code or s.device.value for k, s in statuses.items() if not s.usable},
+                    required=self.availability.required)
+            finally:
+                self._health_running.clear()
+
+        def done(avail: Availability) -> None:
+            changed = avail != self.availability
+            self.availability = avail
+            if changed:
+                log.info("availability: platform=%s devices=%s", avail.platform, avail.devices)
+                self.audit.record("availability", platform=avail.platform, devices=avail.devices,
+                                  errors=avail.device_errors)
+                self._emit("availability", availability=avail)
+            if on_result:
+                on_result(avail)
+
+        self.workers.submit(probe, on_result=done)
+
+    # session --------------------------------------------------------------------------------------------------------
+    def touch(self) -> None:
+        self.session.touch()
+
+    def start_anonymous(self) -> None:
+        self.session.start_anonymous()
+
+    def end_session(self, reason: str = "finished") -> None:
+        citizen = self.session.citizen
+        token = citizen.platform_token if citizen else ""
+        self.session.end(reason)
+        if token:
+            self.workers.submit(self.platform.close_citizen_session, token, on_error=lambda exc: None)
+
+    def _on_card_event(self, event: Any) -> None:
+        """From the card watcher's thread: hand over to the dispatcher (UI thread in the shell)."""
+        self.dispatch(lambda: self._handle_card_event(event))
+
+    def _handle_card_event(self, event: Any) -> None:
+        if event.type == "error":
+            self.audit.record("card_error", self.session.data.id if self.session.active else None,
+                              code=error_code(event.error))
+            self._emit("card_error", error=event.error)
+            return
+        if event.type != "read":
+            return
+        if self.session.citizen is not None:
+            return  # one citizen per session; the card of the person being served was simply read again
+        try:
+            citizen = identify.citizen_from_document(event.document, date.today())
+        except DeviceError as exc:
+            self.audit.record("card_refused", code=exc.code)
+            self._emit("card_error", error=exc)
+            return
+        self.session.identify(citizen)
+
+        def opened(token: str) -> None:
+            if self.session.citizen is citizen:
+                citizen.platform_token = token
+
+        def failed(exc: BaseException) -> None:
+            self.audit.record("platform_session_failed", self.session.data.id, code=error_code(exc))
+
+        self.workers.submit(identify.open_platform_session, self.platform, citizen, on_result=opened,
+                            on_error=failed)
+
+    # use-cases ------------------------------------------------------------------------------------------------------
+    def _run(self, action: str, fn: Callable[..., Any], *args: Any, on_result: Callback = None,
+             on_error: Callback = None) -> None:
+        session_id = self.session.data.id
+
+        def failed(exc: BaseException) -> None:
+            self.audit.record("action_failed", session_id, action=action, code=error_code(exc))
+            if isinstance(exc, PlatformUnavailable):
+                self.check_health()
+            if on_error:
+                on_error(exc)
+
+        self.workers.submit(fn, *args, on_result=on_result, on_error=failed)
+
+    def search_services(self, query: str, on_result: Callback = None, on_error: Callback = None,
+                        category: str = "") -> None:
+        self.session.touch()
+        self._run("guide_search", self.platform.search_services, query, category, on_result=on_result,
+                  on_error=on_error)
+
+    def service_detail(self, code: str, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.session.touch()
+        self._run("guide_detail", self.platform.service_detail, code, on_result=on_result, on_error=on_error)
+
+    def query_progress(self, number: str, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.session.begin_service()
+        self._run("query_progress", self.platform.application_progress, number.strip().upper(),
+                  on_result=on_result, on_error=on_error)
+
+    def my_applications(self, on_result: Callback = None, on_error: Callback = None) -> None:
+        citizen = self.session.citizen
+        if citizen is None:
+            if on_error:
+                self.dispatch(lambda: on_error(InvalidSessionState("no identified citizen")))
+            return
+        self.session.begin_service()
+
+        def fetch() -> list[Application]:
+            token = citizen.platform_token or identify.open_platform_session(self.platform, citizen)
+            citizen.platform_token = token
+            return self.platform.my_applications(token)
+
+        self._run("my_applications", fetch, on_result=on_result, on_error=on_error)
+
+    def status_texts(self) -> dict[str, str]:
+        codes = ("received", "accepted", "in_review", "supplement_required", "decided", "rejected", "delivered")
+        return {c: self.translator.t(f"application.status.{c}") for c in codes}
+
+    def guide_url(self, code: str) -> str:
+        return f"{self.profile.platform.url}/guides/{code}"
+
+    def _printed(self, action: str, target: RatingTarget, on_result: Callback) -> Callable[[Any], None]:
+        session_id = self.session.data.id
+
+        def done(result: Any) -> None:
+            self.audit.record("printed", session_id, action=action, job=result.job_id, bytes=result.bytes_sent,
+                              paper=getattr(result.paper, "value", str(result.paper)))
+            if self.session.active:
+                self.session.complete_action(target)
+                self._emit("rating_requested", target=target)
+            if result.paper is not None and getattr(result.paper, "value", "") == "low":
+                self.check_health()
+            if on_result:
+                on_result(result)
+        return done
+
+    def _printer(self) -> Any:
+        printer = self.devices.get("receipt_printer")
+        if printer is None:
+            raise DeviceUnavailable("no receipt printer")
+        return printer
+
+    def print_service_notice(self, detail: ServiceDetail, on_result: Callback = None,
+                             on_error: Callback = None) -> None:
+        self.session.begin_service()
+        target = RatingTarget("service", detail.summary.code, "print_notice")
+        kiosk_name = self.profile.kiosk.name.get("zh_CN", "")
+        self._run("print_notice", printing.print_service_notice, self.devices.get("receipt_printer"), detail,
+                  self.guide_url(detail.summary.code), self.kiosk_id, kiosk_name,
+                  on_result=self._printed("print_notice", target, on_result), on_error=self._print_failed(on_error))
+
+    def print_progress(self, application: Application, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.session.begin_service()
+        target = RatingTarget("application", application.number, "print_progress")
+        kiosk_name = self.profile.kiosk.name.get("zh_CN", "")
+        self._run("print_progress", printing.print_progress, self.devices.get("receipt_printer"), application,
+                  self.status_texts(), self.kiosk_id, kiosk_name,
+                  on_result=self._printed("print_progress", target, on_result), on_error=self._print_failed(on_error))
+
+    def _print_failed(self, on_error: Callback) -> Callable[[BaseException], None]:
+        def failed(exc: BaseException) -> None:
+            self.check_health()
+            if on_error:
+                on_error(exc)
+        return failed
+
+    def complete_action(self, target: RatingTarget) -> None:
+        """A citizen finished an action that printed nothing (e.g. read a progress on screen): ask for a rating."""
+        self.session.complete_action(target)
+        self._emit("rating_requested", target=target)
+
+    def submit_rating(self, stars: int, tags: list[str] | None = None, comment: str | None = None,
+                      on_result: Callback = None, on_error: Callback = None) -> None:
+        target = self.session.data.rating_target
+        if target is None:
+            if on_error:
+                self.dispatch(lambda: on_error(InvalidSessionState("nothing to rate")))
+            return
+        if not 1 <= stars <= 5:
+            raise ValueError("stars must be 1..5")
+        scratch = self.session.data.scratch
+        key = scratch.setdefault(("rating_key", target), str(uuid.uuid4()))  # a retry reuses the key: no duplicates
+        citizen = self.session.citizen
+        token = citizen.platform_token if citizen else None
+        session_id = self.session.data.id
+
+        def saved(result: Any) -> None:
+            self.audit.record("rated", session_id, target_type=target.target_type, stars=stars)
+            if on_result:
+                on_result(result)
+
+        self.session.touch()
+        self._run("rating", self.platform.submit_rating, target.target_type, target.target_id, stars, tags or [],
+                  comment, token, key, on_result=saved, on_error=on_error)
+
+    def rating_finished(self, continue_service: bool) -> None:
+        if self.session.state is State.RATING:
+            if continue_service:
+                self.session.rating_done(continue_service=True)
+            else:
+                self.end_session("finished")
+
+    # demo -----------------------------------------------------------------------------------------------------------
+    def simulate(self, kind: str, cmd: str, **args: Any) -> None:
+        """Send a command to a device simulator (demo controls only)."""
+        self.workers.submit(lambda: self.devices.simulator_control(kind, cmd, **args),
+                            on_error=lambda exc: log.warning("simulator %s %s failed: %s", kind, cmd, exc))

@@ -1,0 +1,27 @@
+"""Identify the citizen from a card read: check the document, open a citizen session on the platform."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from drivers.errors import CardExpired
+from kiosk.platform_client import PlatformClient
+from kiosk.privacy import mask_id_number, mask_name
+from kiosk.session import Citizen
+
+
+def citizen_from_document(document: Any, today: date | None = None) -> Citizen:
+    """Accept a read :class:`IdentityDocument` or raise :class:`CardExpired` (an expired card is refused, not
+    silently accepted)."""
+    today = today or date.today()
+    if document.is_expired(today):
+        raise CardExpired("the identity document has expired", valid_to=str(document.valid_to))
+    return Citizen(document=document, name_masked=mask_name(document.name),
+                   id_masked=mask_id_number(document.id_number))
+
+
+def open_platform_session(platform: PlatformClient, citizen: Citizen) -> str:
+    """Ask the platform for a citizen session token (card identification; face verification comes later)."""
+    doc = citizen.document
+    kind = getattr(doc.kind, "value", str(doc.kind))
+    return platform.open_citizen_session(doc.id_number, doc.name, kind).token

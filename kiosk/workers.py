@@ -1,0 +1,47 @@
+"""Run blocking work (device I/O, platform calls) off the UI thread and hand results back through a dispatcher.
+
+The shell passes a dispatcher that schedules on Kivy's ``Clock`` (so callbacks run on the UI thread); tests and
+tools use the default, which calls back on the worker thread.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Dispatcher = Callable[[Callable[[], None]], None]
+
+
+def call_now(fn: Callable[[], None]) -> None:
+    fn()
+
+
+class Workers:
+    def __init__(self, max_workers: int = 4, dispatcher: Dispatcher = call_now) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kiosk-worker")
+        self.dispatch = dispatcher
+
+    def submit(self, fn: Callable[..., T], *args: Any,
+               on_result: Callable[[T], None] | None = None,
+               on_error: Callable[[BaseException], None] | None = None) -> Future[T]:
+        """Run ``fn(*args)`` on a worker; deliver its result or exception through the dispatcher."""
+
+        def done(future: Future[T]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                if on_error is None:
+                    log.error("worker task %s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
+                else:
+                    self.dispatch(lambda: on_error(exc))
+            elif on_result is not None:
+                result = future.result()
+                self.dispatch(lambda: on_result(result))
+
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(done)
+        return future
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

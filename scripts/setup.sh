@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent setup of a fresh Debian 12 machine (root) for the kiosk: apt packages, then a venv with the project.
+# Safe to run again: it installs only what is missing. Used by `make demo` and `make test` (and so by .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  xvfb xauth x11-utils xdotool imagemagick            # a real X display for the Kivy window, clicks, screenshots
+  fonts-noto-cjk                                      # the CJK font the shell and the receipt emulator render with
+  libegl1 libgl1 libgl1-mesa-dri libgles2 libmtdev1   # Mesa GL for Kivy's SDL2 window
+  mosquitto mosquitto-clients                         # MQTT broker for the fleet agent/controller
+  socat poppler-utils                                 # serial plumbing for technicians; PDF tools
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing apt packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when pyproject.toml changed since the last successful install.
+stamp=.venv/.govkiosk-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages into .venv"
+  # setuptools<82: face_recognition_models needs pkg_resources (shared/setup-notes.md)
+  .venv/bin/pip install -q --disable-pip-version-check "setuptools<82" wheel
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+  touch "$stamp"
+fi

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from device_profiles.loader import ProfileError, load_profile, parse_profile
+
+ROOT = Path(__file__).resolve().parents[2]
+SIMULATED = ROOT / "device_profiles" / "simulated.yaml"
+
+
+def base() -> dict:
+    return yaml.safe_load(SIMULATED.read_text("utf-8"))
+
+
+def test_shipped_profiles_are_valid():
+    for path in (ROOT / "device_profiles").glob("*.yaml"):
+        profile = load_profile(path, environ={})
+        assert profile.kiosk.id
+    profile = load_profile(SIMULATED, environ={})
+    assert set(profile.devices) == {"idcard", "receipt_printer"}
+    assert profile.devices["idcard"].simulate
+    assert profile.session.idle_timeout_s == 90 and profile.session.warning_s == 20
+
+
+def test_bad_field_is_named():
+    data = base()
+    data["devices"]["receipt_printer"]["settings"]["port"] = "ninety-one-hundred"
+    with pytest.raises(ProfileError) as info:
+        parse_profile(data, "p.yaml", environ={})
+    assert any(p.startswith("devices.receipt_printer.settings.port:") for p in info.value.problems)
+
+
+def test_unknown_driver_lists_choices():
+    data = base()
+    data["devices"]["idcard"]["driver"] = "magic"
+    with pytest.raises(ProfileError) as info:
+        parse_profile(data, "p.yaml", environ={})
+    assert "devices.idcard.driver" in str(info.value) and "ga467_serial" in str(info.value)
+
+
+def test_all_problems_reported_at_once():
+    data = base()
+    del data["kiosk"]["name"]
+    data["platform"]["url"] = "ftp://x"
+    data["session"]["idle_timeout_s"] = 1
+    with pytest.raises(ProfileError) as info:
+        parse_profile(data, "p.yaml", environ={})
+    text = " ".join(info.value.problems)
+    assert "kiosk" in text and "platform.url" in text and "session.idle_timeout_s" in text
+
+
+def test_key_from_environment_wins():
+    profile = parse_profile(base(), environ={"KIOSK_PLATFORM_KEY": "from-env"})
+    assert profile.platform.kiosk_key == "from-env"
+    assert "from-env" not in repr(profile.platform)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ProfileError, match="cannot read"):
+        load_profile(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kiosk: [unclosed", "utf-8")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(bad)
