@@ -1,4 +1,4 @@
-"""Start a ``kiosk-sim <kind>`` process, read its endpoints from its first stdout line, stop it by PID.
+"""Start a ``kiosk-sim <kind>`` (or any server of ours), read its endpoints from its first stdout line, stop it by PID.
 
 Used by the kiosk's device manager (profiles with ``simulate: true``), by the demo and by the tests, so all three
 start simulators the same way.
@@ -21,15 +21,18 @@ class SimulatorStartError(RuntimeError):
     code = "simulator_start_failed"
 
 
-class SimulatorProcess:
-    """A running simulator. ``endpoints`` is the JSON object of its first line (``pty``, ``tcp``, ``control``…)."""
+class ManagedProcess:
+    """A child process (own process group) whose first stdout line is a JSON object, kept as ``endpoints``.
 
-    def __init__(self, kind: str, *args: str, start_timeout: float = 15.0, env: dict[str, str] | None = None) -> None:
-        self.kind = kind
-        cmd = [sys.executable, "-m", "drivers.sim.cli", kind, *args]
+    Used for every server the project starts for itself: simulators, the service platform, the kiosk shell.
+    """
+
+    def __init__(self, cmd: list[str], name: str, start_timeout: float = 15.0, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.kind = name
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            env={**os.environ, **(env or {})}, start_new_session=True, cwd=cwd,
         )
         self.endpoints: dict[str, Any] = self._read_first_line(start_timeout)
 
@@ -43,10 +46,10 @@ class SimulatorProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sel.select(remaining):
                 self.stop()
-                raise SimulatorStartError(f"kiosk-sim {self.kind} gave no endpoints within {timeout} s")
+                raise SimulatorStartError(f"{self.kind} gave no endpoints within {timeout} s")
             chunk = os.read(self.proc.stdout.fileno(), 4096)
             if not chunk:
-                raise SimulatorStartError(f"kiosk-sim {self.kind} exited with {self.proc.wait()}")
+                raise SimulatorStartError(f"{self.kind} exited with {self.proc.wait()}")
             line += chunk
         sel.close()
         return json.loads(line.split(b"\n", 1)[0])
@@ -54,9 +57,6 @@ class SimulatorProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
-
-    def control(self, cmd: str, **args: Any) -> dict[str, Any]:
-        return send_command(self.endpoints["control"], cmd, **args)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
@@ -72,8 +72,20 @@ class SimulatorProcess:
         if self.proc.stdout:
             self.proc.stdout.close()
 
-    def __enter__(self) -> "SimulatorProcess":
+    def __enter__(self) -> "ManagedProcess":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SimulatorProcess(ManagedProcess):
+    """A running ``kiosk-sim <kind>``. ``endpoints`` names ``pty``/``tcp``, ``control``…"""
+
+    def __init__(self, kind: str, *args: str, start_timeout: float = 15.0, env: dict[str, str] | None = None) -> None:
+        super().__init__([sys.executable, "-m", "drivers.sim.cli", kind, *args], f"kiosk-sim {kind}",
+                         start_timeout, env)
+        self.kind = kind
+
+    def control(self, cmd: str, **args: Any) -> dict[str, Any]:
+        return send_command(self.endpoints["control"], cmd, **args)

@@ -1,0 +1,262 @@
+"""The fullscreen Kivy shell. It shows state and forwards taps to :class:`kiosk.core.KioskCore`; every flow lives in
+the core. Results of workers come back on the UI thread through ``Clock``.
+
+Import this module only after :func:`configure_kivy` (Kivy reads its window config at import time).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.text import LabelBase
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import DictProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.screenmanager import FadeTransition, ScreenManager
+
+from device_profiles.loader import Profile
+from kiosk.core import Availability, KioskCore
+from kiosk.session import State
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+CJK_REGULAR = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+CJK_BOLD = "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"
+
+
+def register_fonts() -> None:
+    """Make Noto Sans CJK the default font of every widget (Kivy's default, Roboto, has no Chinese)."""
+    if Path(CJK_REGULAR).exists():
+        LabelBase.register(name="Roboto", fn_regular=CJK_REGULAR,
+                           fn_bold=CJK_BOLD if Path(CJK_BOLD).exists() else CJK_REGULAR)
+    else:
+        log.error("CJK font missing (%s): install fonts-noto-cjk", CJK_REGULAR)
+
+
+def _dispatch_on_ui(fn) -> None:
+    Clock.schedule_once(lambda _dt: fn(), 0)
+
+
+class KioskApp(App):
+    lang = StringProperty("zh_CN")
+    clock_text = StringProperty("")
+    clock_big = StringProperty("")
+    citizen_name = StringProperty("")
+    citizen_id = StringProperty("")
+    features = DictProperty({})
+    font_base = NumericProperty(36)
+    sm = ObjectProperty(None)
+
+    def __init__(self, profile: Profile, screenshot_dir: str | None = None, automation: tuple[str, int] | None = None,
+                 core: KioskCore | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.profile = profile
+        self.core = core or KioskCore(profile, dispatcher=_dispatch_on_ui)
+        self.screenshot_dir = Path(screenshot_dir) if screenshot_dir else None
+        self._shots = 0
+        self._automation_addr = automation
+        self.automation = None
+        self._warning = None
+        self.title = profile.kiosk.name.get("zh_CN", "kiosk")
+
+    # helpers used by the .kv files -----------------------------------------------------------------------------------
+    def t(self, key: str, _lang: str | None = None, **placeholders: Any) -> str:
+        """Translate; kv rules pass ``app.lang`` as second argument so text updates when the language changes."""
+        return self.core.translator.t(key, **placeholders)
+
+    def pick(self, texts: dict[str, str], _lang: str | None = None) -> str:
+        return self.core.translator.pick(texts)
+
+    def fs(self, scale: float) -> float:
+        return self.font_base * scale
+
+    # build ------------------------------------------------------------------------------------------------------------
+    def build(self) -> Any:
+        register_fonts()
+        Window.clearcolor = (0.97, 0.98, 1, 1)
+        self.font_base = max(22.0, min(Window.width, Window.height) / 30.0)
+        self.lang = self.core.translator.language
+        self.core.translator.on_change(lambda lang: setattr(self, "lang", lang))
+        from screens import attract, guide, menu, out_of_service, printing, progress, rating  # noqa: F401 (kv rules)
+        from screens.timeout_warning import TimeoutWarning
+
+        for kv in sorted(HERE.glob("*.kv")):
+            Builder.load_file(str(kv))
+        self._warning_cls = TimeoutWarning
+        sm = ScreenManager(transition=FadeTransition(duration=0.15))
+        sm.add_widget(attract.AttractScreen(name="attract"))
+        sm.add_widget(menu.MenuScreen(name="menu"))
+        sm.add_widget(guide.GuideListScreen(name="guide"))
+        sm.add_widget(guide.GuideDetailScreen(name="guide_detail"))
+        sm.add_widget(progress.ProgressScreen(name="progress"))
+        sm.add_widget(printing.PrintConfirmScreen(name="print_confirm"))
+        sm.add_widget(rating.RatingScreen(name="rating"))
+        sm.add_widget(out_of_service.OutOfServiceScreen(name="out_of_service"))
+        sm.bind(current=self._on_screen)
+        self.sm = sm
+        root = BoxLayout(orientation="vertical")
+        root.add_widget(sm)
+        if self.profile.kiosk.demo_controls:
+            root.add_widget(self._demo_bar())
+        Window.bind(on_touch_down=lambda *_: self.core.touch())
+        self.core.subscribe(self._on_core_event)
+        self._tick_clock(0)
+        Clock.schedule_interval(self._tick_clock, 1.0)
+        Clock.schedule_interval(lambda _dt: self.core.tick(), 0.5)
+        return root
+
+    def on_start(self) -> None:
+        self.core.start()
+        if self._automation_addr is not None:
+            from screens.automation import Automation
+
+            self.automation = Automation(self, *self._automation_addr).start()
+        self._on_screen(self.sm, self.sm.current)
+
+    def on_stop(self) -> None:
+        if self.automation is not None:
+            self.automation.stop()
+        self.core.stop()
+
+    def _tick_clock(self, _dt: float) -> None:
+        now = datetime.now()
+        weekday = "一二三四五六日"[now.weekday()]
+        self.clock_text = now.strftime("%Y-%m-%d %H:%M")
+        self.clock_big = now.strftime("%H:%M") + (f"\n{now:%Y年%m月%d日} 星期{weekday}" if self.lang == "zh_CN"
+                                                  else f"\n{now:%A, %d %B %Y}")
+
+    # navigation -------------------------------------------------------------------------------------------------------
+    def go(self, name: str, **kwargs: Any) -> None:
+        self.core.touch()
+        if name != "attract" and not self.core.session.active:
+            self.core.start_anonymous()
+        screen = self.sm.get_screen(name)
+        if name == "guide_detail":
+            screen.load(kwargs["code"])
+        elif name == "progress":
+            screen.open(mine=kwargs.get("mine", False))
+        elif name == "print_confirm":
+            screen.prepare(kwargs["kind"], kwargs["payload"])
+        self.sm.current = name
+
+    def start_without_card(self) -> None:
+        self.core.start_anonymous()
+        self.go("menu")
+
+    def finish(self) -> None:
+        self.core.end_session("finished")
+
+    def toggle_language(self) -> None:
+        self.core.touch()
+        self.core.translator.set_language("en" if self.lang == "zh_CN" else "zh_CN")
+        self._tick_clock(0)
+
+    def _on_screen(self, _sm: Any, name: str) -> None:
+        if self.screenshot_dir is not None:
+            self._shots += 1
+            path = self.screenshot_dir / f"{self._shots:02d}-{name}.png"
+            Clock.schedule_once(lambda _dt: self._save_screenshot(path), 0.6)
+
+    def _save_screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = Window.screenshot(name=str(path))
+        if written and Path(written) != path:
+            Path(written).replace(path)
+
+    # core events ------------------------------------------------------------------------------------------------------
+    def _on_core_event(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "identified":
+            citizen = self.core.session.citizen
+            self.citizen_name = citizen.name_masked if citizen else ""
+            self.citizen_id = citizen.id_masked if citizen else ""
+            if self.sm.current in ("attract", "out_of_service", "menu"):
+                self.go("menu")
+        elif name == "card_error":
+            text = self.core.translator.error_text(payload["error"])
+            if self.sm.current == "attract":
+                self.sm.get_screen("attract").show_card_error(text)
+        elif name == "warning":
+            if self._warning is None:
+                self._warning = self._warning_cls()
+                self._warning.open()
+        elif name == "warning_cleared":
+            self._close_warning()
+        elif name == "ended":
+            self._close_warning()
+            self.citizen_name = self.citizen_id = ""
+            for screen in self.sm.screens:
+                screen.reset()
+            self.core.translator.set_language(self.profile.kiosk.language)
+            self.sm.current = "out_of_service" if self.core.availability.out_of_service else "attract"
+        elif name == "rating_requested":
+            banner = self.sm.get_screen("print_confirm").status if self.sm.current == "print_confirm" else ""
+            self.sm.get_screen("rating").open(banner)
+            self.sm.current = "rating"
+        elif name == "availability":
+            self._apply_availability(payload["availability"])
+
+    def _apply_availability(self, availability: Availability) -> None:
+        self.features = {f: availability.feature(f) for f in ("guide", "progress", "my_applications", "print",
+                                                                 "identify")}
+        oos = self.sm.get_screen("out_of_service")
+        oos.update(availability)
+        if availability.out_of_service and self.core.session.state is State.IDLE:
+            self.sm.current = "out_of_service"
+        elif not availability.out_of_service and self.sm.current == "out_of_service":
+            self.sm.current = "attract"
+
+    def _close_warning(self) -> None:
+        if self._warning is not None:
+            self._warning.dismiss()
+            self._warning = None
+
+    # demo -------------------------------------------------------------------------------------------------------------
+    def _demo_bar(self) -> Any:
+        from screens.widgets import KButton
+
+        bar = BoxLayout(size_hint_y=None, height=70, spacing=8, padding=6)
+        identities = ["zhang", "li", "chen", "yang", "wang_expired"]
+        state = {"i": 0}
+
+        def place(*_: Any) -> None:
+            key = identities[state["i"] % len(identities)]
+            state["i"] += 1
+            self.core.simulate("idcard", "place_card", identity=key)
+
+        for aid, key, action in (
+            ("demo_place", "demo.place", place),
+            ("demo_remove", "demo.remove", lambda *_: self.core.simulate("idcard", "remove_card")),
+            ("demo_paper_out", "demo.paper_out",
+             lambda *_: self.core.simulate("receipt_printer", "set_paper", state="out")),
+            ("demo_paper_ok", "demo.paper_ok",
+             lambda *_: self.core.simulate("receipt_printer", "set_paper", state="ok")),
+        ):
+            btn = KButton(text=self.t(key), aid=aid, height=60, font_size=22)
+            btn.bind(on_release=action)
+            bar.add_widget(btn)
+        return bar
+
+
+def run_app(profile: Profile, screenshot_dir: str | None = None,
+            automation: tuple[str, int] | None = None) -> None:
+    started = time.monotonic()
+    app = KioskApp(profile, screenshot_dir=screenshot_dir, automation=automation)
+
+    def announce(_dt: float) -> None:
+        import json
+        import sys
+
+        line = {"pid": __import__("os").getpid(), "startup_s": round(time.monotonic() - started, 3)}
+        if app.automation is not None:
+            line["automation"] = app.automation.address
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+    Clock.schedule_once(announce, 0.3)  # after the first frames: the window is up
+    app.run()

@@ -1,0 +1,119 @@
+"""An automation endpoint for tests and accessibility tooling: one JSON command per line on a loopback socket.
+
+Only started with ``kiosk run --automation HOST:PORT``. It reads the UI (current screen, visible texts, where a
+widget named by its ``aid`` is on the X screen) and takes screenshots; it never presses anything — tests press real
+buttons through X (xdotool), as a finger would. Every query runs on the UI thread via ``Clock``.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+from drivers.sim.control import ControlServer
+
+
+def _walk(widget: Widget):
+    yield widget
+    for child in widget.children:
+        yield from _walk(child)
+
+
+def _visible(widget: Widget) -> bool:
+    w = widget
+    while w is not None:
+        if getattr(w, "opacity", 1) == 0 or getattr(w, "disabled_hidden", False):
+            return False
+        parent = w.parent
+        if parent is w:
+            break
+        w = parent
+    return widget.width > 0 and widget.height > 0
+
+
+class Automation:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.server = ControlServer({
+            "state": lambda: self._on_ui(self._state),
+            "find": lambda aid: self._on_ui(lambda: self._find(aid)),
+            "texts": lambda: self._on_ui(self._texts),
+            "screenshot": lambda path: self._on_ui(lambda: self._screenshot(path)),
+            "simulators": lambda: self._on_ui(self._simulators),
+        }, host, port)
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    def start(self) -> "Automation":
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @staticmethod
+    def _on_ui(fn: Callable[[], dict[str, Any]], timeout: float = 10.0) -> dict[str, Any]:
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run(_dt: float) -> None:
+            try:
+                box["result"] = fn()
+            except Exception as exc:  # reported to the caller, never raised into the UI loop
+                box["error"] = exc
+            done.set()
+
+        Clock.schedule_once(run, 0)
+        if not done.wait(timeout):
+            raise TimeoutError("the UI thread did not answer")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def _roots(self) -> list[Widget]:
+        return list(Window.children)  # the screen manager plus any open modal (timeout warning)
+
+    def _state(self) -> dict[str, Any]:
+        core = self.app.core
+        return {"screen": self.app.sm.current, "session": core.session.state.value,
+                "warning": core.session.warning_active, "language": core.translator.language,
+                "modal": any(type(w).__name__ == "TimeoutWarning" for w in Window.children),
+                "window": {"left": Window.left, "top": Window.top, "width": Window.width, "height": Window.height}}
+
+    def _find(self, aid: str) -> dict[str, Any]:
+        for root in self._roots():
+            for widget in _walk(root):
+                if getattr(widget, "aid", "") == aid and _visible(widget):
+                    x, y = widget.to_window(widget.center_x, widget.center_y)
+                    return {"found": True, "x": int(Window.left + x), "y": int(Window.top + Window.height - y),
+                            "width": widget.width, "height": widget.height,
+                            "disabled": bool(getattr(widget, "disabled", False)),
+                            "text": getattr(widget, "text", "")}
+        return {"found": False}
+
+    def _texts(self) -> dict[str, Any]:
+        texts: list[str] = []
+        for root in self._roots():
+            for widget in _walk(root):
+                if isinstance(widget, Label) and widget.text and _visible(widget):
+                    texts.append(widget.text)
+        return {"texts": texts}
+
+    def _screenshot(self, path: str) -> dict[str, Any]:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Window.screenshot(name=str(target))  # Kivy writes name with a counter: x.png → x0001.png
+        written = sorted(target.parent.glob(target.stem + "*" + target.suffix), key=lambda p: p.stat().st_mtime)
+        if written and written[-1] != target:
+            written[-1].replace(target)
+        return {"path": str(target)}
+
+    def _simulators(self) -> dict[str, Any]:
+        return {kind: sim.endpoints for kind, sim in self.app.core.devices.simulators.items()}

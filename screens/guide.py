@@ -1,0 +1,113 @@
+"""Service guide: search (name or pinyin initials) and hot keywords → list → detail with the one-time notice of
+every material (一次性告知) and a print button."""
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.app import App
+from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
+
+from screens.widgets import KButton, KLabel, KScreen
+
+HOT_KEYWORDS = ("公积金", "社保", "户口", "居住证", "营业执照", "老年", "不动产", "驾驶证")
+
+
+class GuideListScreen(KScreen):
+    status = StringProperty("")
+    busy = BooleanProperty(False)
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        for word in HOT_KEYWORDS:
+            btn = KButton(text=word, aid=f"hot_{word}", font_size=App.get_running_app().fs(1.0))
+            btn.bind(on_release=lambda b, w=word: self.search(w))
+            self.ids.hot.add_widget(btn)
+
+    def on_pre_enter(self, *args) -> None:
+        if not self.ids.results.children:
+            self.search("")
+
+    def search(self, query: str) -> None:
+        app = App.get_running_app()
+        self.ids.query.text = query
+        self.busy = True
+        self.status = app.t("common.loading")
+        app.core.search_services(query, on_result=self._show, on_error=self._failed)
+
+    def _show(self, services: list[Any]) -> None:
+        app = App.get_running_app()
+        self.busy = False
+        results = self.ids.results
+        results.clear_widgets()
+        self.status = app.t("guide.results", count=len(services)) if services else app.t("guide.no_results")
+        for i, service in enumerate(services):
+            name = service.name if app.lang == "zh_CN" else service.name_en
+            btn = KButton(text=f"{name}\n[size={int(app.fs(0.8))}]{service.department}[/size]", markup=True,
+                          aid=f"service_{i}", height=max(app.fs(3.4), 120))
+            btn.bind(on_release=lambda b, code=service.code: app.go("guide_detail", code=code))
+            results.add_widget(btn)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.busy = False
+        self.status = App.get_running_app().core.translator.error_text(exc)
+
+    def reset(self) -> None:
+        self.ids.results.clear_widgets()
+        self.ids.query.text = ""
+        self.status = ""
+
+
+class GuideDetailScreen(KScreen):
+    detail = ObjectProperty(None, allownone=True)
+    status = StringProperty("")
+
+    def load(self, code: str) -> None:
+        app = App.get_running_app()
+        self.detail = None
+        self.ids.body.clear_widgets()
+        self.status = app.t("common.loading")
+        app.core.service_detail(code, on_result=self._show, on_error=self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status = App.get_running_app().core.translator.error_text(exc)
+
+    def _show(self, detail: Any) -> None:
+        app = App.get_running_app()
+        t = app.t
+        self.detail = detail
+        self.status = ""
+        body = self.ids.body
+        body.clear_widgets()
+        s = detail.summary
+
+        def add(text: str, **kw: Any) -> None:
+            body.add_widget(KLabel(text=text, **kw))
+
+        add(s.name if app.lang == "zh_CN" else s.name_en, font_size=app.fs(1.6), bold=True, aid="service_name")
+        add(f"{t('guide.department')}：{s.department}")
+        if detail.promised_days:
+            limit = t("guide.days", days=detail.promised_days)
+            if detail.legal_days:
+                limit += t("guide.legal_days", days=detail.legal_days)
+            add(f"{t('guide.promised')}：{limit}")
+        fee = t("guide.yuan", amount=f"{detail.fee_fen / 100:.2f}") if detail.fee_fen else t("guide.free")
+        add(f"{t('guide.fee')}：{fee}" + (f"（{detail.fee_note}）" if detail.fee_note else ""))
+        if detail.conditions:
+            add(t("guide.conditions"), bold=True, font_size=app.fs(1.2))
+            for i, cond in enumerate(detail.conditions, 1):
+                add(f"{i}. {cond}")
+        add(t("guide.materials"), bold=True, font_size=app.fs(1.2), aid="materials_title")
+        for i, m in enumerate(detail.materials, 1):
+            line = f"{i}. {m.name}" + ("" if m.required else f"（{t('guide.optional')}）")
+            line += "\n    " + t("guide.material_line", originals=m.originals, copies=m.copies)
+            if m.e_cert_type:
+                line += "；" + t("guide.e_cert", type=m.e_cert_type)
+            add(line, aid=f"material_{i}")
+        if detail.places:
+            add(t("guide.places"), bold=True, font_size=app.fs(1.2))
+            for p in detail.places:
+                add(f"{p.get('name', '')}：{p.get('address', '')}  {p.get('hours', '')}")
+
+    def reset(self) -> None:
+        self.detail = None
+        self.ids.body.clear_widgets()
+        self.status = ""

@@ -1,0 +1,8 @@
+"""Main menu: the citizen's greeting and one tile per service; later capabilities are shown greyed."""
+from __future__ import annotations
+
+from screens.widgets import KScreen
+
+
+class MenuScreen(KScreen):
+    pass

@@ -1,0 +1,104 @@
+"""Progress query: by application number (no card needed, on-screen keypad) or the citizen's own applications after
+the card; one application shown with its timeline, printable."""
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.app import App
+from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
+
+from kiosk.session import RatingTarget
+from screens.widgets import KButton, KLabel, KScreen
+
+KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "SP", "0", "⌫")
+
+
+class ProgressScreen(KScreen):
+    number = StringProperty("")
+    status = StringProperty("")
+    application = ObjectProperty(None, allownone=True)
+    mine = BooleanProperty(False)
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        for key in KEYS:
+            btn = KButton(text=key, aid=f"key_{'back' if key == '⌫' else key}")
+            btn.bind(on_release=lambda b, k=key: self.press(k))
+            self.ids.keypad.add_widget(btn)
+
+    def open(self, mine: bool = False) -> None:
+        self.mine = mine
+        self.application = None
+        self.ids.timeline.clear_widgets()
+        if mine:
+            self.load_mine()
+
+    def press(self, key: str) -> None:
+        App.get_running_app().core.touch()
+        if key == "⌫":
+            self.number = self.number[:-1]
+        elif len(self.number) < 20:
+            self.number += key
+
+    def query(self) -> None:
+        app = App.get_running_app()
+        if not self.number:
+            return
+        self.status = app.t("common.loading")
+        app.core.query_progress(self.number, on_result=self.show, on_error=self._failed)
+
+    def load_mine(self) -> None:
+        app = App.get_running_app()
+        self.status = app.t("common.loading")
+        app.core.my_applications(on_result=self._show_mine, on_error=self._failed)
+
+    def _show_mine(self, applications: list[Any]) -> None:
+        app = App.get_running_app()
+        box = self.ids.timeline
+        box.clear_widgets()
+        self.status = app.t("progress.my_title", count=len(applications)) if applications else app.t("progress.none")
+        for i, a in enumerate(applications):
+            btn = KButton(text=f"{a.service_name}\n{a.number}  ·  {app.t('application.status.' + a.status)}",
+                          aid=f"application_{i}", height=max(app.fs(3.4), 120))
+            btn.bind(on_release=lambda b, a=a: self.show(a))
+            box.add_widget(btn)
+
+    def show(self, application: Any) -> None:
+        app = App.get_running_app()
+        t = app.t
+        self.application = application
+        self.status = ""
+        box = self.ids.timeline
+        box.clear_widgets()
+
+        def add(text: str, **kw: Any) -> None:
+            box.add_widget(KLabel(text=text, **kw))
+
+        add(application.service_name, bold=True, font_size=app.fs(1.4), aid="app_service")
+        add(f"{t('progress.number')}：{application.number}", aid="app_number")
+        add(f"{t('progress.applicant')}：{application.applicant_masked}")
+        add(f"{t('progress.submitted')}：{application.submitted_at[:16].replace('T', ' ')}")
+        add(f"{t('progress.status')}：{t('application.status.' + application.status)}", bold=True, aid="app_status")
+        add(t("progress.timeline"), bold=True, font_size=app.fs(1.2))
+        for step in application.timeline:
+            line = f"●  {step.at[:16].replace('T', ' ')}  {t('application.status.' + step.status)}"
+            if step.department:
+                line += f"\n     {step.department}" + (f"：{step.note}" if step.note else "")
+            add(line)
+
+    def _failed(self, exc: BaseException) -> None:
+        app = App.get_running_app()
+        self.status = app.core.translator.error_text(exc)
+
+    def done(self) -> None:
+        app = App.get_running_app()
+        if self.application is not None:
+            app.core.complete_action(RatingTarget("application", self.application.number, "query_progress"))
+        else:
+            app.go("menu")
+
+    def reset(self) -> None:
+        self.number = ""
+        self.status = ""
+        self.application = None
+        self.mine = False
+        self.ids.timeline.clear_widgets()

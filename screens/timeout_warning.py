@@ -1,0 +1,57 @@
+"""The session-timeout warning (WCAG 2.2.1): a countdown and one big button to extend; any touch extends too."""
+from __future__ import annotations
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.lang import Builder
+from kivy.properties import NumericProperty
+from kivy.uix.modalview import ModalView
+
+Builder.load_string("""
+<TimeoutWarning>:
+    size_hint: 0.7, 0.5
+    auto_dismiss: False
+    background_color: 0, 0, 0, 0.6
+    BoxLayout:
+        orientation: 'vertical'
+        padding: app.fs(1.5)
+        spacing: app.fs(1)
+        canvas.before:
+            Color:
+                rgba: 1, 1, 1, 1
+            RoundedRectangle:
+                pos: self.pos
+                size: self.size
+                radius: [20]
+        KLabel:
+            aid: 'timeout_title'
+            text: app.t('timeout.title', app.lang)
+            font_size: app.fs(2)
+            bold: True
+            halign: 'center'
+        KLabel:
+            aid: 'timeout_body'
+            text: app.t('timeout.body', app.lang, seconds=int(root.seconds_left))
+            font_size: app.fs(1.3)
+            halign: 'center'
+        KButton:
+            aid: 'timeout_extend'
+            primary: True
+            text: app.t('timeout.extend', app.lang)
+            height: max(app.fs(3), 110)
+            on_release: app.core.session.extend()
+""")
+
+
+class TimeoutWarning(ModalView):
+    seconds_left = NumericProperty(0)
+
+    def on_open(self) -> None:
+        self._ev = Clock.schedule_interval(self._update, 0.25)
+        self._update(0)
+
+    def on_dismiss(self) -> None:
+        self._ev.cancel()
+
+    def _update(self, _dt: float) -> None:
+        self.seconds_left = App.get_running_app().core.session.seconds_left()
