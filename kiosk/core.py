@@ -198,8 +198,9 @@ class KioskCore:
         def failed(exc: BaseException) -> None:
             self.audit.record("platform_session_failed", self.session.data.id, code=error_code(exc))
 
-        self.workers.submit(identify.open_platform_session, self.platform, citizen, on_result=opened,
-                            on_error=failed)
+        # kept so that a request needing the token waits for this one instead of opening a second session
+        self.session.data.scratch["token_future"] = self.workers.submit(
+            identify.open_platform_session, self.platform, citizen, on_result=opened, on_error=failed)
 
     # use-cases ------------------------------------------------------------------------------------------------------
     def _run(self, action: str, fn: Callable[..., Any], *args: Any, on_result: Callback = None,
@@ -238,7 +239,14 @@ class KioskCore:
             return
         self.session.begin_service()
 
+        pending = self.session.data.scratch.get("token_future")
+
         def fetch() -> list[Application]:
+            if pending is not None and not citizen.platform_token:
+                try:
+                    citizen.platform_token = pending.result(timeout=self.profile.platform.timeout_s * 3)
+                except Exception:  # that attempt failed: try once more below
+                    pass
             token = citizen.platform_token or identify.open_platform_session(self.platform, citizen)
             citizen.platform_token = token
             return self.platform.my_applications(token)

@@ -29,6 +29,8 @@ class Workers:
         """Run ``fn(*args)`` on a worker; deliver its result or exception through the dispatcher."""
 
         def done(future: Future[T]) -> None:
+            if future.cancelled():  # shutting down: nobody is waiting for the result
+                return
             exc = future.exception()
             if exc is not None:
                 if on_error is None:

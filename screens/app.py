@@ -18,7 +18,7 @@ from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.properties import DictProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
-from kivy.uix.screenmanager import FadeTransition, ScreenManager
+from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from device_profiles.loader import Profile
 from kiosk.core import Availability, KioskCore
@@ -89,7 +89,7 @@ class KioskApp(App):
         for kv in sorted(HERE.glob("*.kv")):
             Builder.load_file(str(kv))
         self._warning_cls = TimeoutWarning
-        sm = ScreenManager(transition=FadeTransition(duration=0.15))
+        sm = ScreenManager(transition=NoTransition())  # instant, unambiguous changes; cheap on software GL
         sm.add_widget(attract.AttractScreen(name="attract"))
         sm.add_widget(menu.MenuScreen(name="menu"))
         sm.add_widget(guide.GuideListScreen(name="guide"))
@@ -112,7 +112,8 @@ class KioskApp(App):
         return root
 
     def on_start(self) -> None:
-        self.core.start()
+        # devices (and their simulators) open on a worker: the attract screen shows without waiting for them
+        self.core.workers.submit(self.core.start, on_error=lambda exc: log.error("kiosk start failed: %r", exc))
         if self._automation_addr is not None:
             from screens.automation import Automation
 
@@ -161,7 +162,7 @@ class KioskApp(App):
         if self.screenshot_dir is not None:
             self._shots += 1
             path = self.screenshot_dir / f"{self._shots:02d}-{name}.png"
-            Clock.schedule_once(lambda _dt: self._save_screenshot(path), 0.6)
+            Clock.schedule_once(lambda _dt: self._save_screenshot(path), 1.0 if self._shots == 1 else 0.5)
 
     def _save_screenshot(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,5 +259,9 @@ def run_app(profile: Profile, screenshot_dir: str | None = None,
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
+    import signal
+
+    # SIGTERM (demo stop, systemd) closes the app properly: devices closed, simulators stopped, session wiped
+    signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: app.stop(), 0))
     Clock.schedule_once(announce, 0.3)  # after the first frames: the window is up
     app.run()

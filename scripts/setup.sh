@@ -9,7 +9,7 @@ APT_PACKAGES=(
   fonts-noto-cjk                                      # the CJK font the shell and the receipt emulator render with
   libegl1 libgl1 libgl1-mesa-dri libgles2 libmtdev1   # Mesa GL for Kivy's SDL2 window
   mosquitto mosquitto-clients                         # MQTT broker for the fleet agent/controller
-  socat poppler-utils                                 # serial plumbing for technicians; PDF tools
+  socat poppler-utils xsel                            # serial plumbing; PDF tools; clipboard probe of Kivy
 )
 
 missing=()

@@ -29,3 +29,82 @@ def output_dir(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+# --- servers started the way the demo starts them ---------------------------------------------------------------------
+import json  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable, Iterator  # noqa: E402
+
+import yaml  # noqa: E402
+
+from drivers.sim.process import ManagedProcess  # noqa: E402
+
+DEMO_KIOSK_KEY = "test-kiosk-key"
+
+
+class PlatformServer:
+    def __init__(self, proc: ManagedProcess, db_path: Path) -> None:
+        self.proc = proc
+        self.url: str = proc.endpoints["url"]
+        self.db_path = db_path
+
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        import sqlite3
+
+        with sqlite3.connect(self.db_path) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture(scope="session")
+def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformServer]:
+    """The reference service platform on a free loopback port with a fresh SQLite file."""
+    db = tmp_path_factory.mktemp("platform") / "platform.db"
+    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
+                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30,
+                          env={"PLATFORM_DEMO_KIOSK_KEY": DEMO_KIOSK_KEY})
+    try:
+        yield PlatformServer(proc, db)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def make_profile(tmp_path: Path, platform_server: PlatformServer) -> Callable[..., Path]:
+    """Write a copy of device_profiles/simulated.yaml pointing at the test platform, with overrides."""
+
+    def make(**overrides: Any) -> Path:
+        data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
+        data["platform"]["url"] = platform_server.url
+        data["platform"]["kiosk_key"] = DEMO_KIOSK_KEY
+        data["platform"].pop("kiosk_key_env", None)
+        data["kiosk"]["data_dir"] = str(tmp_path / "kiosk-data")
+        data["kiosk"]["demo_controls"] = False
+        for dotted, value in overrides.items():
+            node = data
+            *parents, last = dotted.split("__")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
+        path = tmp_path / "profile.yaml"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+        return path
+
+    return make
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes (then fail, saying what)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_for")
+def wait_for_fixture() -> Callable[..., Any]:
+    return wait_for

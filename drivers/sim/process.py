@@ -17,6 +17,17 @@ from typing import Any
 from drivers.sim.control import send_command
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies (even by kill -9), so a crashed
+    kiosk leaves no orphaned simulators holding ports."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
+
+
 class SimulatorStartError(RuntimeError):
     code = "simulator_start_failed"
 
@@ -33,6 +44,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, start_new_session=True, cwd=cwd,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self.endpoints: dict[str, Any] = self._read_first_line(start_timeout)
 

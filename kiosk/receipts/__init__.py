@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from drivers.receipt_printer.document import Barcode, Block, Feed, QRCode, Receipt, Rule, Text
 
 _env = Environment(loader=PackageLoader("kiosk.receipts", "templates"), undefined=StrictUndefined,
-                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, autoescape=False)
+                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 _env.filters["yuan"] = lambda fen: f"{int(fen) / 100:.2f}"
 
 

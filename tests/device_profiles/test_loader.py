@@ -27,10 +27,19 @@ def test_shipped_profiles_are_valid():
 
 def test_bad_field_is_named():
     data = base()
+    data["devices"]["receipt_printer"]["simulate"] = False
     data["devices"]["receipt_printer"]["settings"]["port"] = "ninety-one-hundred"
+    data["devices"]["idcard"]["settings"]["baud"] = "fast"
     with pytest.raises(ProfileError) as info:
         parse_profile(data, "p.yaml", environ={})
     assert any(p.startswith("devices.receipt_printer.settings.port:") for p in info.value.problems)
+    assert any(p.startswith("devices.idcard.settings.baud:") for p in info.value.problems)
+
+
+def test_simulated_device_needs_no_port():
+    data = base()
+    assert "port" not in data["devices"]["idcard"]["settings"]
+    assert parse_profile(data, environ={}).devices["idcard"].simulate
 
 
 def test_unknown_driver_lists_choices():

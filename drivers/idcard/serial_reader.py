@@ -1,0 +1,322 @@
+"""The real GA 467 ID card reader driver over pyserial (a serial device path or any pyserial URL).
+
+Wire format and timeouts: shared/protocols.md §1 (see ``protocol.py``). Profile example::
+
+    idcard:
+      driver: ga467_serial
+      settings: {port: /dev/serial/by-id/usb-…-if00-port0, baud: 115200, baud_fallbacks: [57600, 9600]}
+
+Failure model:
+
+* the port cannot be opened, or it fails mid-use (USB pulled, simulator gone, socket closed) → :class:`NoDevice`;
+  the port is dropped and the next call tries to open it again by itself, so the driver recovers when the reader
+  comes back (no restart, no re-``open()`` needed).
+* no reply header within ``timeout_s`` (or the reply not complete within ``timeout_s``, ``read_timeout_s`` for the
+  card read) → :class:`DeviceTimeout`.
+* garbage before a reply is skipped; a reply with a bad checksum or length → :class:`ProtocolError` (reason in
+  ``exc.reason``), never retried silently.
+* a card read that stops mid-reply or fails: the driver asks the reader whether the card is still there; when it is
+  not → :class:`CardRemoved`. Nothing of a half-read card is ever returned.
+
+One transaction at a time (``self._lock``); ``read_card`` holds the lock across select + read.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Callable, TypeVar
+
+import serial
+
+from drivers.base import DeviceState, DeviceStatus, MediaState
+from drivers.errors import (
+    CardReadFailed, CardRemoved, DeviceError, DeviceTimeout, NoCard, NoDevice, ProtocolError,
+)
+from drivers.idcard import protocol as p
+from drivers.idcard.base import IdCardReader
+from drivers.idcard.identity import IdentityDocument, decode_text_block
+
+log = logging.getLogger(__name__)
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "GA 467 serial ID card reader",
+    "type": "object",
+    "properties": {
+        "port": {
+            "type": "string", "minLength": 1,
+            "description": "serial device path (/dev/ttyUSB0, /dev/serial/by-id/…) or a pyserial URL "
+                           "(socket://127.0.0.1:5000, rfc2217://…)",
+        },
+        "baud": {"type": "integer", "enum": list(p.BAUD_RATES), "default": p.DEFAULT_BAUD},
+        "timeout_s": {
+            "type": "number", "exclusiveMinimum": 0, "maximum": 30, "default": p.HEADER_TIMEOUT_S,
+            "description": "how long to wait for a reply header (and for a short reply to complete)",
+        },
+        "read_timeout_s": {
+            "type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": p.LONG_READ_TIMEOUT_S,
+            "description": "total time allowed for the card read reply (text + photo)",
+        },
+        "baud_fallbacks": {
+            "type": "array", "items": {"type": "integer", "enum": list(p.BAUD_RATES)}, "uniqueItems": True,
+            "default": [],
+            "description": "speeds to try, in order, when the reader does not answer at `baud` on open/reopen",
+        },
+    },
+    "required": ["port"],
+    "additionalProperties": False,
+}
+
+try:  # pyserial's posix backend lets termios.error (not an OSError) escape from tcflush & co. on a dead pty
+    import termios
+    _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+except ImportError:  # Windows
+    _PORT_ERRORS = (serial.SerialException, OSError)
+
+#: how long one pyserial read blocks at most while we wait for a reply (deadlines are checked between reads)
+_POLL_S = 0.05
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _counted(method: F) -> F:
+    """Run ``method`` under the lock and count the DeviceErrors it raises."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Ga467SerialReader", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            except DeviceError as exc:
+                self._count_error(exc)
+                raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Ga467SerialReader(IdCardReader):
+    SETTINGS_SCHEMA = SETTINGS_SCHEMA
+
+    def __init__(self, **settings: Any) -> None:
+        import jsonschema
+
+        try:
+            jsonschema.validate(settings, SETTINGS_SCHEMA)
+        except jsonschema.ValidationError as exc:
+            raise ValueError(f"ga467_serial settings: {exc.message}") from None
+        super().__init__(**settings)
+        self.port: str = settings["port"]
+        self.baud: int = settings.get("baud", p.DEFAULT_BAUD)
+        self.timeout_s: float = float(settings.get("timeout_s", p.HEADER_TIMEOUT_S))
+        self.read_timeout_s: float = float(settings.get("read_timeout_s", p.LONG_READ_TIMEOUT_S))
+        self.baud_fallbacks: list[int] = list(settings.get("baud_fallbacks", []))
+        self.active_baud = self.baud
+        self.counters: dict[str, int] = {"cards_read": 0, "errors": 0, "reconnects": 0}
+        self._ser: serial.SerialBase | None = None
+        self._card_halted = False   # a card was read and has not been seen by find since (see status())
+        self._sam_id: str | None = None
+
+    # port handling --------------------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        self._connect()
+
+    def _close(self) -> None:
+        self._drop_port()
+
+    def _connect(self) -> serial.SerialBase:
+        try:
+            if "://" in self.port:
+                ser = serial.serial_for_url(self.port, baudrate=self.active_baud, timeout=_POLL_S,
+                                            write_timeout=self.timeout_s)
+            else:
+                ser = serial.Serial(self.port, baudrate=self.active_baud, timeout=_POLL_S,
+                                    write_timeout=self.timeout_s, exclusive=True)
+        except (*_PORT_ERRORS, ValueError) as exc:
+            raise NoDevice(f"cannot open ID card reader port {self.port}: {exc}", port=self.port) from exc
+        self._ser = ser
+        self._card_halted = False
+        try:
+            ser.reset_input_buffer()
+        except _PORT_ERRORS as exc:
+            self._drop_port()
+            raise NoDevice(f"ID card reader port {self.port} failed: {exc}", port=self.port) from exc
+        if self.baud_fallbacks:
+            self._detect_baud()  # raises only NoDevice (the port failed again)
+        return ser
+
+    def _detect_baud(self) -> None:
+        """Find the speed the reader answers at: ``baud`` first, then each of ``baud_fallbacks``."""
+        assert self._ser is not None
+        for baud in [self.baud, *(b for b in self.baud_fallbacks if b != self.baud)]:
+            self._ser.baudrate = baud
+            try:
+                self._transact(p.SAM_STATUS)
+            except (DeviceTimeout, ProtocolError):
+                continue
+            if baud != self.active_baud:
+                log.info("ID card reader on %s answers at %d baud", self.port, baud)
+            self.active_baud = baud
+            return
+        self._ser.baudrate = self.active_baud = self.baud
+        log.warning("ID card reader on %s answered at none of the configured speeds", self.port)
+
+    def _drop_port(self) -> None:
+        ser, self._ser = self._ser, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:  # the port may already be gone
+                pass
+
+    def _ensure_port(self) -> serial.SerialBase:
+        if self._ser is not None:
+            return self._ser
+        if not self._opened:
+            raise NoDevice("ID card reader driver is not open")
+        ser = self._connect()
+        self.counters["reconnects"] += 1
+        log.info("ID card reader port %s reopened", self.port)
+        return ser
+
+    # transactions ---------------------------------------------------------------------------------------------------
+    def _transact(self, command: p.Command, data: bytes = b"", total_timeout: float | None = None) -> p.Response:
+        """Send one request and return its reply. NoDevice / DeviceTimeout / ProtocolError on failure."""
+        with self._lock:
+            ser = self._ensure_port()
+            try:
+                ser.reset_input_buffer()
+                ser.write(p.build_request(command, data=data))
+                frame = self._read_frame(ser, total_timeout or self.timeout_s)
+            except serial.SerialTimeoutException as exc:
+                raise DeviceTimeout(f"ID card reader did not accept a request within {self.timeout_s} s") from exc
+            except _PORT_ERRORS as exc:
+                self._drop_port()
+                log.warning("ID card reader port %s failed: %s", self.port, type(exc).__name__)
+                raise NoDevice(f"ID card reader port {self.port} failed: {exc}", port=self.port) from exc
+            return frame.response()
+
+    def _read_frame(self, ser: serial.SerialBase, total_timeout: float) -> p.Frame:
+        decoder = p.FrameDecoder()
+        start = time.monotonic()
+        header_deadline = start + self.timeout_s
+        deadline = start + max(total_timeout, self.timeout_s)
+        while True:
+            now = time.monotonic()
+            if now >= (deadline if decoder.in_frame else min(header_deadline, deadline)):
+                if decoder.in_frame:
+                    raise DeviceTimeout(f"ID card reader reply incomplete after {now - start:.1f} s",
+                                        partial=True)
+                raise DeviceTimeout(f"ID card reader did not answer within {self.timeout_s} s")
+            chunk = ser.read(max(1, ser.in_waiting))
+            if chunk:
+                for frame in decoder.feed(chunk):
+                    return frame
+
+    def _count_error(self, exc: DeviceError) -> None:
+        key = f"errors.{exc.code}"
+        self.counters[key] = self.counters.get(key, 0) + 1
+        if not isinstance(exc, NoCard):
+            self.counters["errors"] += 1
+
+    # IdCardReader -------------------------------------------------------------------------------------------------
+    @_counted
+    def find_card(self) -> bool:
+        reply = self._transact(p.FIND_CARD)
+        if reply.sw3 == p.Sw3.CARD_FOUND:
+            self._card_halted = False
+            return True
+        if reply.sw3 == p.Sw3.NO_CARD:
+            return False
+        raise p.error_for_sw3(reply.sw3, "find card")
+
+    @_counted
+    def read_card(self) -> IdentityDocument:
+        document = self._read_card()
+        self.counters["cards_read"] += 1
+        return document
+
+    def _select(self) -> None:
+        reply = self._transact(p.SELECT_CARD)
+        if reply.sw3 == p.Sw3.OK:
+            return
+        if reply.sw3 not in (p.Sw3.NO_CARD, p.Sw3.SELECT_FAILED):
+            raise p.error_for_sw3(reply.sw3, "select card")
+        # not found yet (read_card called without find_card first): find, then select once more
+        if not self.find_card():
+            raise NoCard("no ID card in the reader's field")
+        reply = self._transact(p.SELECT_CARD)
+        if reply.sw3 != p.Sw3.OK:
+            raise p.error_for_sw3(reply.sw3, "select card")
+
+    def _read_card(self) -> IdentityDocument:
+        self._select()
+        try:
+            reply = self._transact(p.READ_TEXT_PHOTO, total_timeout=self.read_timeout_s)
+        except DeviceTimeout as exc:
+            raise self._after_failed_read(exc, "the reply stopped") from exc
+        if reply.sw3 != p.Sw3.OK:
+            error = p.error_for_sw3(reply.sw3, "read card")
+            if reply.sw3 in (p.Sw3.NO_CARD, p.Sw3.READ_FAILED):
+                raise self._after_failed_read(error, p.describe_sw3(reply.sw3))
+            raise error
+        self._card_halted = True  # the reader will not see this card again until it leaves the field
+        text, photo, _ = p.split_card_data(reply.data)
+        return decode_text_block(text, photo)
+
+    def _after_failed_read(self, error: DeviceError, what: str) -> DeviceError:
+        """A read failed: ask the reader whether the card is still in the field."""
+        try:
+            reply = self._transact(p.FIND_CARD)
+        except DeviceError:
+            return error  # the reader itself is not answering: report the original failure
+        if reply.sw3 == p.Sw3.NO_CARD:
+            return CardRemoved(f"the card left the field during the read ({what})")
+        if isinstance(error, DeviceTimeout):
+            return CardReadFailed(f"card read incomplete ({what})")
+        return error
+
+    @_counted
+    def sam_id(self) -> str:
+        reply = self._transact(p.SAM_ID)
+        if reply.sw3 != p.Sw3.OK:
+            raise p.error_for_sw3(reply.sw3, "SAM ID")
+        self._sam_id = p.format_sam_id(reply.data)
+        return self._sam_id
+
+    def status(self) -> DeviceStatus:
+        with self._lock:
+            def snapshot(device: DeviceState, media: MediaState = MediaState.UNKNOWN,
+                         error: DeviceError | None = None, detail: str = "") -> DeviceStatus:
+                extra = {"port": self.port, "baud": self.active_baud}
+                if self._sam_id:
+                    extra["sam_id"] = self._sam_id
+                return DeviceStatus(kind=self.KIND, device=device, media=media,
+                                    error_code=error.code if error else None,
+                                    detail=detail or (str(error) if error else ""),
+                                    counters=dict(self.counters), extra=extra)
+
+            if not self._opened:
+                return snapshot(DeviceState.NO_DEVICE, detail="driver not open")
+            try:
+                try:
+                    reply = self._transact(p.SAM_STATUS)
+                except ProtocolError:
+                    reply = self._transact(p.SAM_STATUS)  # one garbled reply is line noise; two is a fault
+                if reply.sw3 != p.Sw3.OK:
+                    return snapshot(DeviceState.HARDWARE_ERROR, error=p.error_for_sw3(reply.sw3, "SAM status"))
+                reply = self._transact(p.FIND_CARD)
+            except NoDevice as exc:
+                return snapshot(DeviceState.NO_DEVICE, error=exc)
+            except DeviceTimeout as exc:
+                return snapshot(DeviceState.OFFLINE, error=exc)
+            except DeviceError as exc:
+                return snapshot(DeviceState.HARDWARE_ERROR, error=exc)
+            if reply.sw3 == p.Sw3.CARD_FOUND:
+                self._card_halted = False
+                return snapshot(DeviceState.ONLINE, MediaState.PRESENT)
+            if reply.sw3 == p.Sw3.NO_CARD:
+                # right after a read the card may still lie on the reader, invisible to "find": unknown
+                return snapshot(DeviceState.ONLINE,
+                                MediaState.UNKNOWN if self._card_halted else MediaState.NOT_PRESENT)
+            return snapshot(DeviceState.ONLINE, error=p.error_for_sw3(reply.sw3, "find card"))

@@ -1,0 +1,123 @@
+"""The journey that must work (issue 2), on the real window: card → name → my applications → print → receipt in the
+emulator (Chinese text decoded, QR with the application number) → rating saved on the platform → idle timeout wipes
+the session. And without a card: guide search → detail → print the one-time notice."""
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from drivers.sim.control import send_command
+
+pytestmark = pytest.mark.e2e
+
+IDLE_S, WARNING_S = 16, 6
+
+
+def decode_qr(png_path: str) -> str:
+    image = cv2.imread(png_path)
+    assert image is not None, png_path
+    data, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    return data
+
+
+def last_receipt(sims, wait_for) -> dict:
+    control = sims["receipt_printer"]["control"]
+    return wait_for(lambda: (send_command(control, "receipts")["receipts"] or [None])[-1], what="a printed receipt")
+
+
+def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for):
+    ui = start_kiosk(session__idle_timeout_s=IDLE_S, session__warning_s=WARNING_S)
+    ui.wait_screen("attract", wait_for, timeout=30)
+    sims = ui.simulators(wait_for)
+    ui.wait_text("请将身份证放在感应区", wait_for)
+    ui.screenshot("01-attract")
+
+    send_command(sims["idcard"]["control"], "place_card", identity="zhang")
+    ui.wait_screen("menu", wait_for)
+    ui.wait_text("您好，张*华", wait_for)
+    assert not any("张明华" in t or "340302195803172018" in t for t in ui.texts()), "only masked data on screen"
+    ui.screenshot("02-menu-identified")
+
+    ui.tap("tile_my_applications", wait_for)
+    ui.wait_screen("progress", wait_for)
+    ui.wait_text("我的办件", wait_for)
+    expected = {n for (n,) in platform_server.query(
+        "SELECT number FROM applications WHERE applicant_id_number = '340302195803172018'")}
+    shown = ui.texts()
+    assert all(any(n in t for t in shown) for n in expected), (expected, shown)
+    ui.screenshot("03-my-applications")
+
+    ui.tap("application_0", wait_for)
+    number = ui.wait_text("办件编号：", wait_for).split("：", 1)[1]
+    assert number in expected
+    ui.screenshot("04-progress-detail")
+
+    ui.tap("print_progress", wait_for)
+    ui.wait_screen("print_confirm", wait_for)
+    ui.screenshot("05-print-confirm")
+    ui.tap("print_confirm", wait_for)
+    ui.wait_screen("rating", wait_for)
+    ui.wait_text("打印完成，请取走凭条", wait_for)
+
+    receipt = last_receipt(sims, wait_for)
+    assert "办件进度回执" in receipt["text"] and number in receipt["text"]
+    assert "?" not in receipt["text"], "every Chinese character and full-width mark printed"
+    assert receipt["qr"] == [number]
+    assert decode_qr(receipt["png"]) == number
+
+    ui.tap("star_5", wait_for)
+    ui.tap("tag_0", wait_for)
+    ui.screenshot("06-rating")
+    ui.tap("rating_submit", wait_for)
+    ui.wait_text("感谢您的评价", wait_for)
+    assert platform_server.query("SELECT stars, target_type FROM ratings WHERE target_id = ?", number) == \
+        [(5, "application")]
+
+    # the citizen walks away: warning with a countdown, then back to attract with nothing of them left
+    wait_for(lambda: ui.state()["modal"], timeout=IDLE_S + 5, what="the timeout warning")
+    ui.wait_text("您还在吗", wait_for)
+    ui.screenshot("07-timeout-warning")
+    ui.wait_screen("attract", wait_for, timeout=WARNING_S + 5)
+    state = ui.state()
+    assert state["session"] == "idle" and not state["modal"]
+    assert not any("张*华" in t or number in t for t in ui.texts())
+
+
+def test_guide_without_card_prints_notice(start_kiosk, wait_for):
+    ui = start_kiosk()
+    ui.wait_screen("attract", wait_for, timeout=30)
+    sims = ui.simulators(wait_for)
+    ui.tap("start_without_card", wait_for)
+    ui.wait_screen("menu", wait_for)
+    ui.tap("tile_guide", wait_for)
+    ui.wait_screen("guide", wait_for)
+    ui.tap("hot_公积金", wait_for)
+    ui.wait_text("共", wait_for)
+    ui.screenshot("08-guide-search")
+    ui.tap("service_0", wait_for)
+    ui.wait_screen("guide_detail", wait_for)
+    ui.wait_text("所需材料（一次性告知）", wait_for)
+    name = ui.find("service_name")["text"]
+    assert "公积金" in name
+    ui.screenshot("09-guide-detail")
+    ui.tap("print_notice", wait_for)
+    ui.wait_screen("print_confirm", wait_for)
+    ui.tap("print_confirm", wait_for)
+    ui.wait_screen("rating", wait_for)
+    receipt = last_receipt(sims, wait_for)
+    assert "一次性告知单" in receipt["text"] and name in receipt["text"]
+    assert "所需材料" in receipt["text"] and "?" not in receipt["text"]
+
+
+def test_english_and_portrait(start_kiosk, wait_for):
+    ui = start_kiosk(kiosk__orientation="portrait")
+    ui.wait_screen("attract", wait_for, timeout=30)
+    window = ui.state()["window"]
+    assert window["height"] > window["width"]
+    ui.screenshot("10-attract-portrait")
+    ui.tap("lang", wait_for)
+    ui.wait_text("Place your ID card on the reader", wait_for)
+    ui.tap("start_without_card", wait_for)
+    ui.wait_screen("menu", wait_for)
+    ui.wait_text("Service guide", wait_for)
+    ui.screenshot("11-menu-portrait-en")

@@ -1,0 +1,148 @@
+"""The citizen journey through the kiosk core, without Kivy: real simulators (started by the device manager from the
+profile, as on a kiosk), the real driver code, the real platform server."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from typing import Any
+
+import pytest
+
+from device_profiles.loader import load_profile
+from drivers.errors import PaperOut
+from kiosk.core import KioskCore
+from kiosk.session import State
+
+ZHANG_ID = "340302195803172018"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@pytest.fixture
+def core(make_profile):
+    clock = Clock()
+    kiosk = KioskCore(load_profile(make_profile(), environ={}), clock=clock)
+    events: "queue.Queue[tuple[str, dict[str, Any]]]" = queue.Queue()
+    kiosk.subscribe(lambda name, payload: events.put((name, payload)))
+    kiosk.start()
+    kiosk.clock, kiosk.events = clock, events
+    try:
+        yield kiosk
+    finally:
+        kiosk.stop()
+
+
+def next_event(core: KioskCore, name: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Wait for the named event (others are skipped)."""
+    while True:
+        try:
+            got, payload = core.events.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no {name!r} event within {timeout} s")
+        if got == name:
+            return payload
+
+
+def call(method, *args: Any, timeout: float = 15.0, **kwargs: Any) -> Any:
+    """Run a core method that answers through callbacks; return its result or raise its error."""
+    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
+    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)), **kwargs)
+    ok, value = box.get(timeout=timeout)
+    if not ok:
+        raise value
+    return value
+
+
+def test_card_to_progress_print_rating_and_timeout(core, platform_server, wait_for):
+    reader_sim = core.devices.simulators["idcard"]
+    printer_sim = core.devices.simulators["receipt_printer"]
+    reader_sim.control("place_card", identity="zhang")
+    identified = next_event(core, "identified")
+    assert identified["id_masked"] == "3403**********2018"
+    citizen = core.session.citizen
+    assert citizen.name_masked == "张*华"
+
+    apps = call(core.my_applications)
+    assert apps, "the seeded applications of this citizen"
+    owners = platform_server.query(
+        "SELECT number FROM applications WHERE applicant_id_number = ?", ZHANG_ID)
+    assert sorted(a.number for a in apps) == sorted(n for (n,) in owners)
+
+    chosen = apps[0]
+    result = call(core.print_progress, chosen)
+    assert result.bytes_sent > 0
+    next_event(core, "rating_requested")
+    receipts = wait_for(lambda: printer_sim.control("receipts")["receipts"], what="a receipt in the emulator")
+    text = receipts[-1]["text"]
+    assert chosen.number in text and "办件进度回执" in text
+    assert chosen.number in receipts[-1]["qr"]
+    assert ZHANG_ID not in text and "张明华" not in text, "receipts carry masked personal data only"
+
+    call(core.submit_rating, 5, ["办事快捷"])
+    rows = platform_server.query("SELECT stars, target_id, kiosk_id FROM ratings WHERE target_id = ?", chosen.number)
+    assert rows == [(5, chosen.number, core.kiosk_id)]
+
+    # the citizen walks away: a warning first, then the session ends and is wiped
+    core.rating_finished(continue_service=True)
+    core.clock.advance(core.profile.session.idle_timeout_s - core.profile.session.warning_s + 1)
+    core.tick()
+    assert next_event(core, "warning")["seconds_left"] <= core.profile.session.warning_s
+    core.clock.advance(core.profile.session.warning_s)
+    core.tick()
+    assert next_event(core, "ended")["reason"] == "timeout"
+    assert core.session.state is State.IDLE and core.session.citizen is None
+    assert citizen.document is None and citizen.platform_token == ""
+
+    audit = (core.audit.path).read_text("utf-8")
+    assert ZHANG_ID not in audit and "张明华" not in audit
+    events = [json.loads(line)["event"] for line in audit.splitlines()]
+    for expected in ("session_start", "identified", "printed", "rated", "session_end"):
+        assert expected in events
+    assert core.audit.verify()
+
+
+def test_guide_search_detail_and_notice_without_card(core, wait_for):
+    results = call(core.search_services, "gjj")
+    assert results and all("公积金" in s.name or "公积金" in s.department for s in results)
+    detail = call(core.service_detail, results[0].code)
+    assert detail.materials
+    call(core.print_service_notice, detail)
+    receipts = wait_for(lambda: core.devices.simulators["receipt_printer"].control("receipts")["receipts"])
+    text = receipts[-1]["text"]
+    assert "一次性告知单" in text and detail.summary.name in text
+    for material in detail.materials:
+        assert material.name in text
+    assert core.session.state is State.RATING
+
+
+def test_paper_out_refused_up_front(core, wait_for):
+    core.devices.simulators["receipt_printer"].control("set_paper", state="out")
+    results = call(core.search_services, "户口")
+    detail = call(core.service_detail, results[0].code)
+    with pytest.raises(PaperOut):
+        call(core.print_service_notice, detail)
+    assert core.devices.simulators["receipt_printer"].control("receipts")["receipts"] == []
+    # the failure triggers a health check: printing is then shown as unavailable (and the kiosk out of service,
+    # since the profile marks the printer as required)
+    wait_for(lambda: not core.availability.feature("print"), what="printing shown as unavailable")
+    assert core.availability.out_of_service
+
+
+def test_expired_card_refused(core):
+    core.devices.simulators["idcard"].control("place_card", identity="wang_expired")
+    error = next_event(core, "card_error")["error"]
+    assert error.code == "card_expired"
+    assert core.session.citizen is None
