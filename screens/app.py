@@ -46,7 +46,8 @@ def _dispatch_on_ui(fn) -> None:
 class KioskApp(App):
     lang = StringProperty("zh_CN")
     clock_text = StringProperty("")
-    clock_big = StringProperty("")
+    clock_time = StringProperty("")
+    clock_date = StringProperty("")
     citizen_name = StringProperty("")
     citizen_id = StringProperty("")
     features = DictProperty({})
@@ -129,8 +130,8 @@ class KioskApp(App):
         now = datetime.now()
         weekday = "一二三四五六日"[now.weekday()]
         self.clock_text = now.strftime("%Y-%m-%d %H:%M")
-        self.clock_big = now.strftime("%H:%M") + (f"\n{now:%Y年%m月%d日} 星期{weekday}" if self.lang == "zh_CN"
-                                                  else f"\n{now:%A, %d %B %Y}")
+        self.clock_time = now.strftime("%H:%M")
+        self.clock_date = f"{now:%Y年%m月%d日} 星期{weekday}" if self.lang == "zh_CN" else f"{now:%A, %d %B %Y}"
 
     # navigation -------------------------------------------------------------------------------------------------------
     def go(self, name: str, **kwargs: Any) -> None:

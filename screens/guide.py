@@ -90,7 +90,8 @@ class GuideDetailScreen(KScreen):
                 limit += t("guide.legal_days", days=detail.legal_days)
             add(f"{t('guide.promised')}：{limit}")
         fee = t("guide.yuan", amount=f"{detail.fee_fen / 100:.2f}") if detail.fee_fen else t("guide.free")
-        add(f"{t('guide.fee')}：{fee}" + (f"（{detail.fee_note}）" if detail.fee_note else ""))
+        note = detail.fee_note if detail.fee_note and detail.fee_note not in fee else ""
+        add(f"{t('guide.fee')}：{fee}" + (f"（{note}）" if note else ""))
         if detail.conditions:
             add(t("guide.conditions"), bold=True, font_size=app.fs(1.2))
             for i, cond in enumerate(detail.conditions, 1):

@@ -10,7 +10,7 @@ from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kiosk.session import RatingTarget
 from screens.widgets import KButton, KLabel, KScreen
 
-KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "SP", "0", "⌫")
+KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "SP", "0", "DEL")
 
 
 class ProgressScreen(KScreen):
@@ -21,7 +21,7 @@ class ProgressScreen(KScreen):
 
     def on_kv_post(self, base_widget: Any) -> None:
         for key in KEYS:
-            btn = KButton(text=key, aid=f"key_{'back' if key == '⌫' else key}")
+            btn = KButton(text=App.get_running_app().t("progress.backspace") if key == "DEL" else key, aid=f"key_{key}")
             btn.bind(on_release=lambda b, k=key: self.press(k))
             self.ids.keypad.add_widget(btn)
 
@@ -34,7 +34,7 @@ class ProgressScreen(KScreen):
 
     def press(self, key: str) -> None:
         App.get_running_app().core.touch()
-        if key == "⌫":
+        if key == "DEL":
             self.number = self.number[:-1]
         elif len(self.number) < 20:
             self.number += key

@@ -64,5 +64,12 @@ class RatingScreen(KScreen):
         self.busy = False
         self.status = App.get_running_app().core.translator.error_text(exc)
 
+    def leave(self, continue_service: bool) -> None:
+        """Skip or, after submitting, continue with another service or finish (ends the session)."""
+        app = App.get_running_app()
+        app.core.rating_finished(continue_service=continue_service)
+        if continue_service:
+            app.go("menu")
+
     def reset(self) -> None:
         self.open("")

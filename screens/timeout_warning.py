@@ -46,9 +46,9 @@ Builder.load_string("""
 class TimeoutWarning(ModalView):
     seconds_left = NumericProperty(0)
 
-    def on_open(self) -> None:
-        self._ev = Clock.schedule_interval(self._update, 0.25)
+    def on_pre_open(self) -> None:
         self._update(0)
+        self._ev = Clock.schedule_interval(self._update, 0.25)
 
     def on_dismiss(self) -> None:
         self._ev.cancel()

@@ -95,13 +95,13 @@ Builder.load_string("""
         text_size: self.size
         halign: 'left'
         valign: 'middle'
+        shorten: True
+        shorten_from: 'right'
     Label:
         text: app.clock_text
         font_size: app.fs(1.0)
-        size_hint_x: 0.35
-        text_size: self.size
-        halign: 'right'
-        valign: 'middle'
+        size_hint_x: None
+        width: self.texture_size[0]
 """)
 
 

@@ -76,10 +76,12 @@ def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for
     # the citizen walks away: warning with a countdown, then back to attract with nothing of them left
     wait_for(lambda: ui.state()["modal"], timeout=IDLE_S + 5, what="the timeout warning")
     ui.wait_text("您还在吗", wait_for)
+    body = ui.wait_text("秒后将自动退出", wait_for)
+    assert 1 <= int(body.split("，")[1].split(" ")[0]) <= WARNING_S, body
     ui.screenshot("07-timeout-warning")
     ui.wait_screen("attract", wait_for, timeout=WARNING_S + 5)
-    state = ui.state()
-    assert state["session"] == "idle" and not state["modal"]
+    wait_for(lambda: not ui.state()["modal"], what="the warning closed")
+    assert ui.state()["session"] == "idle"
     assert not any("张*华" in t or number in t for t in ui.texts())
 
 

@@ -1,0 +1,52 @@
+"""The committed service_platform/openapi.json must equal the app's spec (regenerate with
+``service-platform openapi > service_platform/openapi.json``)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+import service_platform
+from service_platform.app import create_app
+
+COMMITTED = Path(service_platform.__file__).resolve().parent / "openapi.json"
+HINT = "openapi.json is stale: run `service-platform openapi > service_platform/openapi.json`"
+
+
+def test_committed_spec_matches_the_app() -> None:
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    spec = json.loads(json.dumps(create_app("sqlite://", init_db=False).openapi()))
+    assert committed == spec, HINT
+
+
+def test_cli_prints_the_committed_spec() -> None:
+    out = subprocess.run([sys.executable, "-m", "service_platform.cli", "openapi"], capture_output=True,
+                         check=True, timeout=60).stdout
+    assert out.decode("utf-8") == COMMITTED.read_text(encoding="utf-8"), HINT
+
+
+def test_server_serves_spec_and_docs(public: httpx.Client) -> None:
+    assert public.get("/openapi.json").json() == json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert public.get("/docs").status_code == 200
+
+
+def test_spec_documents_the_contract() -> None:
+    spec = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    paths = spec["paths"]
+    for path in ("/healthz", "/api/v1/categories", "/api/v1/services", "/api/v1/services/{code}",
+                 "/api/v1/applications/{number}", "/api/v1/citizen-sessions", "/api/v1/citizen-sessions/current",
+                 "/api/v1/me/applications", "/api/v1/ratings", "/api/v1/rating-tags"):
+        assert path in paths, path
+    assert "security" not in paths["/api/v1/services"]["get"]
+    assert paths["/api/v1/citizen-sessions"]["post"]["security"] == [{"KioskId": [], "KioskKey": []}]
+    assert paths["/api/v1/me/applications"]["get"]["security"] == [
+        {"KioskId": [], "KioskKey": [], "CitizenToken": []}]
+    rating_post = paths["/api/v1/ratings"]["post"]
+    assert {"name": "Idempotency-Key", "in": "header", "required": True}.items() <= rating_post["parameters"][0].items()
+    for code in ("401", "409", "422"):
+        assert rating_post["responses"][code]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"}
+    assert "HTTPValidationError" not in json.dumps(spec)
