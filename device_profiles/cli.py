@@ -21,9 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         profile = load_profile(args.path)
     except ProfileError as exc:
-        print(f"{exc.source}: invalid profile", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+        print(exc.describe(), file=sys.stderr)
         return 1
     if args.action == "validate":
         print(f"{args.path}: valid ({len(profile.devices)} devices: {', '.join(profile.devices)})")

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
 import yaml
 
 from drivers import registry
+from drivers.base import settings_problems
 from drivers.sim.wiring import SIMULATED_KINDS, placeholder_settings
 
 
@@ -30,6 +30,10 @@ class ProfileError(ValueError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+    def describe(self) -> str:
+        """For technicians: the file, then one line per bad field."""
+        return "\n".join([f"{self.source}: invalid profile"] + [f"  - {p}" for p in self.problems])
 
 
 @dataclass(frozen=True)
@@ -84,26 +88,19 @@ def _schema() -> dict[str, Any]:
     return json.loads(resources.files("device_profiles").joinpath("schema.json").read_text("utf-8"))
 
 
-def _path(error: jsonschema.ValidationError, prefix: str = "") -> str:
-    parts = [prefix] if prefix else []
-    parts += [str(p) for p in error.absolute_path]
-    return ".".join(parts) or "(top level)"
-
-
-def _schema_problems(schema: Mapping[str, Any], data: Any, prefix: str = "") -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema)
-    return [f"{_path(e, prefix)}: {e.message}" for e in sorted(validator.iter_errors(data), key=lambda e: e.path)]
+_schema_problems = settings_problems
 
 
 def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, str] | None = None) -> Profile:
     """Validate an already-parsed profile mapping and return the typed :class:`Profile`."""
     environ = os.environ if environ is None else environ
     problems = _schema_problems(_schema(), data)
-    if problems:
-        raise ProfileError(source, problems)
-
     devices: dict[str, DeviceConfig] = {}
-    for kind, dev in data.get("devices", {}).items():
+    raw_devices = data.get("devices") if isinstance(data, dict) else None
+    for kind, dev in (raw_devices if isinstance(raw_devices, dict) else {}).items():
+        if not isinstance(dev, dict) or not isinstance(dev.get("driver"), str) or \
+                not isinstance(dev.get("settings", {}), dict):
+            continue  # already reported by the schema
         try:
             cls = registry.resolve(kind, dev["driver"])
         except (registry.UnknownDriver, ImportError) as exc:

@@ -73,6 +73,35 @@ class DeviceStatus:
         }
 
 
+class InvalidSettings(ValueError):
+    """A driver's settings do not match its ``SETTINGS_SCHEMA``; ``problems`` name each field by its path."""
+
+    code = "invalid_settings"
+
+    def __init__(self, driver: str, problems: list[str]) -> None:
+        self.driver = driver
+        self.problems = problems
+        super().__init__(f"{driver} settings: " + "; ".join(problems))
+
+
+def settings_problems(schema: Mapping[str, Any], settings: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every way ``settings`` breaks ``schema``, each as ``path.to.field: message``."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(settings), key=lambda e: list(e.absolute_path)):
+        path = ".".join([prefix] * bool(prefix) + [str(p) for p in error.absolute_path]) or prefix or "(settings)"
+        problems.append(f"{path}: {error.message}")
+    return problems
+
+
+def validate_settings(cls: type["Device"], settings: Mapping[str, Any]) -> None:
+    problems = settings_problems(cls.SETTINGS_SCHEMA, settings)
+    if problems:
+        raise InvalidSettings(cls.__name__, problems)
+
+
 class Device(abc.ABC):
     """Base of every driver. Subclasses implement ``_open``/``_close``/``status``.
 
@@ -85,6 +114,7 @@ class Device(abc.ABC):
     SETTINGS_SCHEMA: Mapping[str, Any] = {"type": "object"}
 
     def __init__(self, **settings: Any) -> None:
+        validate_settings(type(self), settings)
         self.settings = settings
         self._lock = threading.RLock()
         self._opened = False

@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
-        print(f"kiosk: invalid profile {exc.source}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+        print(exc.describe(), file=sys.stderr)
         return 1
 
     xvfb = None

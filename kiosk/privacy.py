@@ -1,6 +1,7 @@
 """Masking of personal data. Anything that leaves a session (audit journal, logs, telemetry) goes through here.
 
-ID numbers appear as ``3403**********2018`` (first four, last four), names as ``张*华``. :func:`scrub` finds ID-like
+ID numbers appear as ``3403**********2018`` (first four, last four); names are masked by their source (the
+identity document, the platform) as ``张*华``. :func:`scrub` finds ID-like
 numbers in free text, and :class:`ScrubbingFilter` applies it to every log record as a last line of defence.
 """
 from __future__ import annotations
@@ -8,27 +9,15 @@ from __future__ import annotations
 import logging
 import re
 
+from drivers.idcard.identity import mask_middle
+
 # 17 digits + check digit (resident/HMT ids), and 15-digit old-style numbers; bounded so longer digit runs don't match
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3})([0-9Xx])(?![0-9A-Za-z])")
 
 
 def mask_id_number(id_number: str) -> str:
-    """``340302195803172018`` → ``3403**********2018`` (same length)."""
-    if len(id_number) <= 8:
-        return "*" * len(id_number)
-    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
-
-
-def mask_name(name: str) -> str:
-    """``张明华`` → ``张*华``; ``李四`` → ``李*``; Latin names keep their first letter of each word."""
-    name = name.strip()
-    if not name:
-        return ""
-    if name.isascii():
-        return " ".join(w[0] + "*" * (len(w) - 1) for w in name.split())
-    if len(name) <= 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
+    """``340302195803172018`` → ``3403**********2018`` (same length, as the identity document masks itself)."""
+    return mask_middle(id_number, 4)
 
 
 def scrub(text: str) -> str:

@@ -99,13 +99,7 @@ class Ga467SerialReader(IdCardReader):
     SETTINGS_SCHEMA = SETTINGS_SCHEMA
 
     def __init__(self, **settings: Any) -> None:
-        import jsonschema
-
-        try:
-            jsonschema.validate(settings, SETTINGS_SCHEMA)
-        except jsonschema.ValidationError as exc:
-            raise ValueError(f"ga467_serial settings: {exc.message}") from None
-        super().__init__(**settings)
+        super().__init__(**settings)  # validates against SETTINGS_SCHEMA (InvalidSettings, a ValueError)
         self.port: str = settings["port"]
         self.baud: int = settings.get("baud", p.DEFAULT_BAUD)
         self.timeout_s: float = float(settings.get("timeout_s", p.HEADER_TIMEOUT_S))

@@ -251,13 +251,7 @@ class EscposReceiptPrinter(ReceiptPrinter):
     SETTINGS_SCHEMA = SETTINGS_SCHEMA
 
     def __init__(self, **settings: Any) -> None:
-        import jsonschema
-
-        try:
-            jsonschema.validate(settings, SETTINGS_SCHEMA)
-        except jsonschema.ValidationError as exc:
-            raise ValueError(f"receipt printer settings: {exc.message}") from exc
-        super().__init__(**settings)
+        super().__init__(**settings)  # validates against SETTINGS_SCHEMA (InvalidSettings, a ValueError)
         cfg = {**DEFAULTS, **settings}
         self.connection: str = cfg["connection"]
         self.cfg = cfg

@@ -6,7 +6,6 @@ from typing import Any
 
 from drivers.errors import CardExpired
 from kiosk.platform_client import PlatformClient
-from kiosk.privacy import mask_id_number, mask_name
 from kiosk.session import Citizen
 
 
@@ -16,8 +15,7 @@ def citizen_from_document(document: Any, today: date | None = None) -> Citizen:
     today = today or date.today()
     if document.is_expired(today):
         raise CardExpired("the identity document has expired", valid_to=str(document.valid_to))
-    return Citizen(document=document, name_masked=mask_name(document.name),
-                   id_masked=mask_id_number(document.id_number))
+    return Citizen(document=document, name_masked=document.masked_name(), id_masked=document.masked_id())
 
 
 def open_platform_session(platform: PlatformClient, citizen: Citizen) -> str:
