@@ -65,13 +65,14 @@ def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for
     assert receipt["qr"] == [number]
     assert decode_qr(receipt["png"]) == number
 
+    before = platform_server.query("SELECT max(id) FROM ratings")[0][0] or 0
     ui.tap("star_5", wait_for)
     ui.tap("tag_0", wait_for)
     ui.screenshot("06-rating")
     ui.tap("rating_submit", wait_for)
     ui.wait_text("感谢您的评价", wait_for)
-    assert platform_server.query("SELECT stars, target_type FROM ratings WHERE target_id = ?", number) == \
-        [(5, "application")]
+    assert platform_server.query("SELECT stars, target_type, target_id FROM ratings WHERE id > ?", before) == \
+        [(5, "application", number)]
 
     # the citizen walks away: warning with a countdown, then back to attract with nothing of them left
     wait_for(lambda: ui.state()["modal"], timeout=IDLE_S + 5, what="the timeout warning")

@@ -91,9 +91,10 @@ def test_card_to_progress_print_rating_and_timeout(core, platform_server, wait_f
     assert chosen.number in receipts[-1]["qr"]
     assert ZHANG_ID not in text and "张明华" not in text, "receipts carry masked personal data only"
 
-    call(core.submit_rating, 5, ["办事快捷"])
-    rows = platform_server.query("SELECT stars, target_id, kiosk_id FROM ratings WHERE target_id = ?", chosen.number)
-    assert rows == [(5, chosen.number, core.kiosk_id)]
+    before = platform_server.query("SELECT max(id) FROM ratings")[0][0] or 0
+    saved = call(core.submit_rating, 5, ["办事快捷"])
+    rows = platform_server.query("SELECT id, stars, target_id, kiosk_id FROM ratings WHERE id > ?", before)
+    assert rows == [(saved["id"], 5, chosen.number, core.kiosk_id)]
 
     # the citizen walks away: a warning first, then the session ends and is wiped
     core.rating_finished(continue_service=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -55,6 +56,17 @@ def test_repeated_key_returns_the_first_result_and_stores_one_row(kiosk: httpx.C
     assert second.headers.get("Idempotent-Replayed") == "true"
     rows = db_rows(platform, "SELECT id, stars FROM ratings WHERE idempotency_key = ?", headers["Idempotency-Key"])
     assert rows == [(first.json()["id"], 4)]
+
+
+def test_concurrent_repeats_store_one_row(kiosk: httpx.Client, platform: Any) -> None:
+    headers = key()
+    body = rating(stars=4, tags=["clear_guidance"])
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: kiosk.post(RATINGS, json=body, headers=headers), range(6)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    rows = db_rows(platform, "SELECT COUNT(*) FROM ratings WHERE idempotency_key = ?", headers["Idempotency-Key"])
+    assert rows == [(1,)]
 
 
 def test_repeated_key_with_another_body_is_409(kiosk: httpx.Client, platform: Any) -> None:

@@ -1,0 +1,90 @@
+"""One error shape everywhere: ``{"error": {"code": "stable_code", "message": "...", "details": ...}}``."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("service_platform")
+
+
+class ApiError(Exception):
+    """Raise from anywhere in a request to answer with the platform's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, *, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+               422: "validation_failed", 429: "too_many_requests"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                   for e in exc.errors()]
+        if any(d["type"] == "missing" and d["loc"][:1] == ["header"]
+               and str(d["loc"][-1]).lower() == "idempotency-key" for d in details):
+            return JSONResponse(error_body("idempotency_key_required", "the Idempotency-Key header is required"),
+                                status_code=422)
+        first = details[0] if details else None
+        where = ".".join(str(p) for p in first["loc"]) if first else ""
+        message = f"{where}: {first['msg']}" if first else "request validation failed"
+        return JSONResponse(error_body("validation_failed", message, jsonable_encoder(details)), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return JSONResponse(error_body(code, message), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+_DESCRIPTIONS = {401: "Missing/wrong kiosk credentials (unauthorized) or citizen session problem "
+                      "(session_required, session_invalid, session_expired)",
+                 403: "Forbidden (kiosk_disabled, verification_failed)",
+                 404: "Not found (not_found)",
+                 409: "Conflict (idempotency_conflict, conflict)",
+                 422: "Validation failed (validation_failed or a more specific code)",
+                 503: "Dependency unavailable"}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entry documenting the error shape for the given status codes."""
+    from service_platform.schemas import ErrorResponse
+
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(s, "Error")} for s in statuses}

@@ -1,0 +1,77 @@
+"""Public catalogue reads: life-event categories, service list/search, service guide (办事指南)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from service_platform.deps import get_db
+from service_platform.errors import error_responses, not_found
+from service_platform.models import Category, Service, service_categories
+from service_platform.schemas import (
+    CategoryList, CategoryOut, FaqOut, MaterialOut, PlaceOut, ServiceDetail, ServiceList, ServiceSummary)
+from service_platform.search import SearchDoc, rank
+
+router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+
+
+def service_summary(svc: Service) -> ServiceSummary:
+    return ServiceSummary(
+        code=svc.code, name=svc.name, name_en=svc.name_en, department=svc.department,
+        category=svc.primary_category, categories=[c.code for c in svc.categories],
+        online_depth=svc.online_depth, fee_fen=svc.fee_fen, promised_days=svc.promised_days)
+
+
+def search_doc(svc: Service) -> SearchDoc:
+    return SearchDoc(name=svc.name, name_en=svc.name_en, department=svc.department,
+                     keywords=tuple(svc.keywords or ()), initials_key=svc.search_initials,
+                     pinyin_key=svc.search_pinyin)
+
+
+@router.get("/categories", response_model=CategoryList, summary="Life-event categories")
+def list_categories(db: Session = Depends(get_db)) -> CategoryList:
+    counts = dict(db.execute(select(service_categories.c.category_code, func.count())
+                             .group_by(service_categories.c.category_code)).all())
+    cats = db.scalars(select(Category).order_by(Category.position, Category.code)).all()
+    return CategoryList(items=[CategoryOut(code=c.code, name_zh=c.name_zh, name_en=c.name_en,
+                                           service_count=counts.get(c.code, 0)) for c in cats])
+
+
+@router.get("/services", response_model=ServiceList, responses=error_responses(422),
+            summary="List or search services")
+def list_services(
+    db: Session = Depends(get_db),
+    q: str | None = Query(default=None, max_length=50,
+                          description="Chinese text, pinyin initials (gjj) or full pinyin (gongjijin); "
+                                      "several words must all match"),
+    category: str | None = Query(default=None, max_length=40, description="Life-event category code"),
+    limit: int = Query(default=20, ge=1, le=100),
+    offset: int = Query(default=0, ge=0),
+) -> ServiceList:
+    """Without ``q``: catalogue order. With ``q``: best match first (exact name > name prefix > pinyin initials /
+    full pinyin > keywords, English name, department). An unknown category simply matches nothing."""
+    stmt = select(Service).options(selectinload(Service.categories)).order_by(Service.position, Service.id)
+    if category:
+        stmt = stmt.where(Service.categories.any(Category.code == category))
+    services = list(db.scalars(stmt).all())
+    if q and q.strip():
+        services = [svc for _score, svc in rank(q, [(search_doc(s), s) for s in services])]  # type: ignore[misc]
+    page = services[offset:offset + limit]
+    return ServiceList(items=[service_summary(s) for s in page], total=len(services))
+
+
+@router.get("/services/{code}", response_model=ServiceDetail, responses=error_responses(404),
+            summary="Service guide (办事指南)")
+def get_service(code: str, db: Session = Depends(get_db)) -> ServiceDetail:
+    svc = db.scalar(select(Service).where(Service.code == code).options(
+        selectinload(Service.categories), selectinload(Service.materials), selectinload(Service.place_links)))
+    if svc is None:
+        raise not_found(f"service {code!r}")
+    return ServiceDetail(
+        **service_summary(svc).model_dump(),
+        conditions=list(svc.conditions or []),
+        materials=[MaterialOut.model_validate(m) for m in svc.materials],
+        legal_days=svc.legal_days, fee_note=svc.fee_note, basis=svc.basis,
+        places=[PlaceOut.model_validate(link.place) for link in svc.place_links],
+        faqs=[FaqOut(**f) for f in (svc.faqs or [])],
+    )

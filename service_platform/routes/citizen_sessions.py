@@ -1,0 +1,78 @@
+"""Citizen sessions opened by a kiosk after reading an ID card (and optionally matching the face), and the
+citizen's own data (/me/*)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from service_platform.auth import (
+    citizen_bearer, find_session, hash_token, new_token, require_citizen, require_kiosk)
+from service_platform.deps import get_db, get_now
+from service_platform.errors import ApiError, error_responses
+from service_platform.identity import id_number_problem, mask_name, normalize_id_number
+from service_platform.models import Application, CitizenSession, Kiosk
+from service_platform.routes.applications import local, progress_of
+from service_platform.schemas import ApplicationList, CitizenOut, CitizenSessionCreate, CitizenSessionOut
+
+router = APIRouter(prefix="/api/v1", tags=["citizen sessions"])
+
+
+@router.post("/citizen-sessions", response_model=CitizenSessionOut, status_code=201,
+             responses=error_responses(401, 403, 422), summary="Open a citizen session at this kiosk")
+def create_session(body: CitizenSessionCreate, request: Request, kiosk: Kiosk = Depends(require_kiosk),
+                   db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> CitizenSessionOut:
+    """The kiosk has read the citizen's card (and, with ``card+face``, compared the face). Resident ID and HMT
+    residence permit numbers must carry a valid GB 11643 check digit (422 ``invalid_id_number``); ``card+face``
+    with ``face_match`` not true is refused (403 ``verification_failed``). The token expires after the platform's
+    session lifetime (15 min by default) and works only from this kiosk."""
+    id_number = normalize_id_number(body.id_number)
+    problem = id_number_problem(id_number, body.document_kind)
+    if problem:
+        raise ApiError(422, "invalid_id_number", f"id_number: {problem}")
+    name = body.name.strip()
+    if not name:
+        raise ApiError(422, "validation_failed", "name: must not be blank")
+    if body.verification.method == "card+face" and body.verification.face_match is not True:
+        raise ApiError(403, "verification_failed", "face comparison did not confirm the card holder")
+    token = new_token()
+    ttl: dt.timedelta = request.app.state.session_ttl
+    session = CitizenSession(
+        token_hash=hash_token(token), kiosk_id=kiosk.id, id_number=id_number, name=name,
+        document_kind=body.document_kind, verification_method=body.verification.method,
+        face_match=body.verification.face_match, created_at=now, expires_at=now + ttl)
+    db.add(session)
+    db.commit()
+    return CitizenSessionOut(token=token, expires_at=local(session.expires_at),
+                             citizen=CitizenOut(name_masked=mask_name(name)))
+
+
+@router.delete("/citizen-sessions/current", status_code=204, response_class=Response,
+               responses=error_responses(401), summary="End the current citizen session",
+               openapi_extra={"x-citizen-session": "required"})
+def end_session(kiosk: Kiosk = Depends(require_kiosk), db: Session = Depends(get_db),
+                creds: HTTPAuthorizationCredentials | None = Depends(citizen_bearer),
+                now: dt.datetime = Depends(get_now)) -> Response:
+    """Idempotent: ending an already ended or expired session is also 204."""
+    if creds is None:
+        raise ApiError(401, "session_required", "Authorization: Bearer <citizen session token> is required")
+    session = find_session(db, kiosk, creds.credentials)
+    if session.ended_at is None:
+        session.ended_at = now
+        db.commit()
+    return Response(status_code=204)
+
+
+@router.get("/me/applications", response_model=ApplicationList, responses=error_responses(401),
+            summary="The identified citizen's applications",
+            openapi_extra={"x-citizen-session": "required"})
+def my_applications(citizen: CitizenSession = Depends(require_citizen),
+                    db: Session = Depends(get_db)) -> ApplicationList:
+    """Only this citizen's applications, newest first; the applicant name stays masked in the payload."""
+    apps = db.scalars(select(Application).where(Application.applicant_id_number == citizen.id_number)
+                      .options(selectinload(Application.events))
+                      .order_by(Application.submitted_at.desc(), Application.id.desc())).all()
+    return ApplicationList(items=[progress_of(a) for a in apps])

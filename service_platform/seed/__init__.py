@@ -1,0 +1,1 @@
+"""Demo data (YAML) and its loader."""
