@@ -25,6 +25,7 @@ import os
 import select
 import socket
 import socketserver
+import shutil
 import tempfile
 import threading
 import tty
@@ -565,7 +566,8 @@ class _PtyServer:
 
 
 def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
-    out_dir = getattr(args, "out", None) or tempfile.mkdtemp(prefix="kiosk-receipt-printer-")
+    own_out_dir = not getattr(args, "out", None)  # a folder of our own is removed at exit: printed data
+    out_dir = getattr(args, "out", None) or tempfile.mkdtemp(prefix="kiosk-receipt-printer-")  # never outlives us
     printer = EmulatedPrinter(os.path.abspath(out_dir))
     endpoints: dict[str, str] = {}
     tcp: _TcpServer | None = None
@@ -597,3 +599,5 @@ def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
         if pty is not None:
             pty.stop()
         control.stop()
+        if own_out_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)

@@ -3,6 +3,8 @@ emulator (Chinese text decoded, QR with the application number) → rating saved
 the session. And without a card: guide search → detail → print the one-time notice."""
 from __future__ import annotations
 
+import shutil
+
 import cv2
 import pytest
 
@@ -64,6 +66,7 @@ def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for
     assert "?" not in receipt["text"], "every Chinese character and full-width mark printed"
     assert receipt["qr"] == [number]
     assert decode_qr(receipt["png"]) == number
+    shutil.copy(receipt["png"], ui.shots / "receipt-progress.png")
 
     before = platform_server.query("SELECT max(id) FROM ratings")[0][0] or 0
     ui.tap("star_5", wait_for)
