@@ -77,6 +77,7 @@ class KioskCore:
         self._watcher: Any = None
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
+        self._started = threading.Event()  # devices opened: health checks before that would report them missing
 
     # events ---------------------------------------------------------------------------------------------------------
     def subscribe(self, listener: EventListener) -> None:
@@ -108,6 +109,7 @@ class KioskCore:
 
             self._watcher = CardWatcher(reader, self._on_card_event)
             self._watcher.start()
+        self._started.set()
         self.check_health()
 
     def stop(self) -> None:
@@ -122,7 +124,7 @@ class KioskCore:
     def tick(self) -> None:
         """Called about twice a second by the shell: session timeouts and periodic health checks."""
         self.session.tick()
-        if self._clock() - self._last_health >= HEALTH_INTERVAL_S:
+        if self._started.is_set() and self._clock() - self._last_health >= HEALTH_INTERVAL_S:
             self.check_health()
 
     def check_health(self, on_result: Callback = None) -> None:

@@ -147,3 +147,20 @@ def test_expired_card_refused(core):
     error = next_event(core, "card_error")["error"]
     assert error.code == "card_expired"
     assert core.session.citizen is None
+
+
+def test_platform_down_is_out_of_service_saying_what_still_works(make_profile, wait_for):
+    profile = load_profile(make_profile(platform__url="http://127.0.0.1:9", platform__retries=0,
+                                        platform__timeout_s=1), environ={})
+    kiosk = KioskCore(profile)
+    try:
+        kiosk.start()
+        wait_for(lambda: not kiosk.availability.platform, what="the platform seen as down")
+        avail = kiosk.availability
+        assert avail.out_of_service
+        assert set(avail.working_features()) == {"print", "identify"}
+        with pytest.raises(Exception) as info:
+            call(kiosk.search_services, "社保")
+        assert info.value.code == "platform_unavailable"
+    finally:
+        kiosk.stop()
