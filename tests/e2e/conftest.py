@@ -56,7 +56,7 @@ class KioskUI:
         """Press the widget named ``aid`` with a real X click once it is visible and enabled."""
         where = wait(lambda: (lambda f: f if f["found"] and not f["disabled"] else None)(self.find(aid)),
                      what=f"{aid} visible and enabled")
-        subprocess.run(["xdotool", "mousemove", "--sync", str(where["x"]), str(where["y"]), "click", "1"],
+        subprocess.run(["xdotool", "mousemove", str(where["x"]), str(where["y"]), "click", "1"],
                        env={**os.environ, "DISPLAY": self.display}, check=True, timeout=10)
 
     def wait_screen(self, name: str, wait: Callable[..., Any], timeout: float = 15) -> None:

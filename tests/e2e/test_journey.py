@@ -127,3 +127,30 @@ def test_english_and_portrait(start_kiosk, wait_for):
     ui.wait_screen("menu", wait_for)
     ui.wait_text("Service guide", wait_for)
     ui.screenshot("11-menu-portrait-en")
+
+
+def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for):
+    (number, name), = platform_server.query(
+        "SELECT number, applicant_name FROM applications WHERE number = 'SP20261030000202'")
+    ui = start_kiosk()
+    ui.wait_screen("attract", wait_for, timeout=30)
+    ui.tap("start_without_card", wait_for)
+    ui.tap("tile_progress", wait_for)
+    ui.wait_screen("progress", wait_for)
+    # a wrong number first: a clear message, nothing else shown
+    for key in ("SP", "1", "2", "3"):
+        ui.tap(f"key_{key}", wait_for)
+    ui.tap("query", wait_for)
+    ui.wait_text("未找到", wait_for)
+    ui.tap("clear", wait_for)
+    ui.tap("key_SP", wait_for)
+    for digit in number[2:]:
+        ui.tap(f"key_{digit}", wait_for)
+    assert ui.find("number")["text"] == number
+    ui.tap("query", wait_for)
+    ui.wait_text(f"办件编号：{number}", wait_for)
+    ui.wait_text("高龄津贴", wait_for)
+    texts = ui.texts()
+    assert not any(name in t for t in texts), "without a card, the applicant's name is shown masked only"
+    assert any(name[0] + "*" in t for t in texts)
+    ui.screenshot("12-progress-by-number")
