@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from kivy.clock import Clock
 from kivy.core.window import Window
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
@@ -43,6 +44,7 @@ class Automation:
             "state": lambda: self._on_ui(self._state),
             "find": lambda aid: self._on_ui(lambda: self._find(aid)),
             "texts": lambda: self._on_ui(self._texts),
+            "buttons": lambda: self._on_ui(self._buttons),
             "screenshot": lambda path: self._on_ui(lambda: self._screenshot(path)),
             "simulators": lambda: self._on_ui(self._simulators),
         }, host, port)
@@ -105,6 +107,16 @@ class Automation:
                 if isinstance(widget, Label) and widget.text and _visible(widget):
                     texts.append(widget.text)
         return {"texts": texts}
+
+    def _buttons(self) -> dict[str, Any]:
+        """Every visible touch target on screen with its size (to check the ≥ 60 px rule)."""
+        found = []
+        for root in self._roots():
+            for widget in _walk(root):
+                if isinstance(widget, ButtonBehavior) and _visible(widget):
+                    found.append({"aid": getattr(widget, "aid", ""), "text": getattr(widget, "text", ""),
+                                  "width": widget.width, "height": widget.height})
+        return {"buttons": found}
 
     def _screenshot(self, path: str) -> dict[str, Any]:
         target = Path(path)

@@ -115,18 +115,31 @@ def test_guide_without_card_prints_notice(start_kiosk, wait_for):
     assert "所需材料" in receipt["text"] and "?" not in receipt["text"]
 
 
+def assert_touch_targets(ui) -> None:
+    """Every button on screen is at least 60 px in both directions (elderly users, gloves, tremor)."""
+    buttons = ui.ask("buttons")["buttons"]
+    assert buttons
+    small = [b for b in buttons if min(b["width"], b["height"]) < 60]
+    assert not small, small
+
+
 def test_english_and_portrait(start_kiosk, wait_for):
     ui = start_kiosk(kiosk__orientation="portrait")
     ui.wait_screen("attract", wait_for, timeout=30)
     window = ui.state()["window"]
     assert window["height"] > window["width"]
+    assert_touch_targets(ui)
     ui.screenshot("10-attract-portrait")
     ui.tap("lang", wait_for)
     ui.wait_text("Place your ID card on the reader", wait_for)
     ui.tap("start_without_card", wait_for)
     ui.wait_screen("menu", wait_for)
     ui.wait_text("Service guide", wait_for)
+    assert_touch_targets(ui)
     ui.screenshot("11-menu-portrait-en")
+    ui.tap("tile_progress", wait_for)
+    ui.wait_screen("progress", wait_for)
+    assert_touch_targets(ui)
 
 
 def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for):
@@ -153,4 +166,5 @@ def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for)
     texts = ui.texts()
     assert not any(name in t for t in texts), "without a card, the applicant's name is shown masked only"
     assert any(name[0] + "*" in t for t in texts)
+    assert_touch_targets(ui)
     ui.screenshot("12-progress-by-number")
