@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -67,6 +68,8 @@ class KioskCore:
         self._clock = clock
         data_dir = Path(profile.kiosk.data_dir)
         self.audit = AuditJournal(data_dir / "audit.jsonl", profile.kiosk.id)
+        # one writer thread: entries keep their order and the fsync never runs on the UI thread
+        self._audit_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-audit")
         self.session = Session(profile.session.idle_timeout_s, profile.session.warning_s, clock=clock)
         self.session.subscribe(self._on_session_event)
         self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, profile.platform.kiosk_key,
@@ -78,6 +81,14 @@ class KioskCore:
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
         self._started = threading.Event()  # devices opened: health checks before that would report them missing
+
+    # audit ----------------------------------------------------------------------------------------------------------
+    def _audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
+        self._audit_writer.submit(self.audit.record, event, session_id, **fields)
+
+    def flush_audit(self, timeout: float = 10.0) -> None:
+        """Wait until every audit entry asked for so far is on disk."""
+        self._audit_writer.submit(lambda: None).result(timeout)
 
     # events ---------------------------------------------------------------------------------------------------------
     def subscribe(self, listener: EventListener) -> None:
@@ -91,18 +102,18 @@ class KioskCore:
 
     def _on_session_event(self, name: str, payload: dict[str, Any]) -> None:
         if name == "started":
-            self.audit.record("session_start", payload["session_id"])
+            self._audit("session_start", payload["session_id"])
         elif name == "identified":
-            self.audit.record("identified", payload["session_id"], id=payload["id_masked"])
+            self._audit("identified", payload["session_id"], id=payload["id_masked"])
         elif name == "ended":
-            self.audit.record("session_end", payload["session_id"], reason=payload["reason"])
+            self._audit("session_end", payload["session_id"], reason=payload["reason"])
         self._emit(name, **payload)
 
     # lifecycle ------------------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Open devices (starting simulators where the profile says so), start card polling, check health."""
         self.devices.start()
-        self.audit.record("kiosk_start", profile=self.profile.digest)
+        self._audit("kiosk_start", profile=self.profile.digest)
         reader = self.devices.get("idcard")
         if reader is not None:
             from drivers.idcard.base import CardWatcher
@@ -119,7 +130,8 @@ class KioskCore:
         self.workers.shutdown()
         self.devices.stop()
         self.platform.close()
-        self.audit.record("kiosk_stop")
+        self._audit("kiosk_stop")
+        self._audit_writer.shutdown(wait=True)
 
     def tick(self) -> None:
         """Called about twice a second by the shell: session timeouts and periodic health checks."""
@@ -149,7 +161,7 @@ class KioskCore:
             self.availability = avail
             if changed:
                 log.info("availability: platform=%s devices=%s", avail.platform, avail.devices)
-                self.audit.record("availability", platform=avail.platform, devices=avail.devices,
+                self._audit("availability", platform=avail.platform, devices=avail.devices,
                                   errors=avail.device_errors)
                 self._emit("availability", availability=avail)
             if on_result:
@@ -177,7 +189,7 @@ class KioskCore:
 
     def _handle_card_event(self, event: Any) -> None:
         if event.type == "error":
-            self.audit.record("card_error", self.session.data.id if self.session.active else None,
+            self._audit("card_error", self.session.data.id if self.session.active else None,
                               code=error_code(event.error))
             self._emit("card_error", error=event.error)
             return
@@ -188,7 +200,7 @@ class KioskCore:
         try:
             citizen = identify.citizen_from_document(event.document, date.today())
         except DeviceError as exc:
-            self.audit.record("card_refused", code=exc.code)
+            self._audit("card_refused", code=exc.code)
             self._emit("card_error", error=exc)
             return
         self.session.identify(citizen)
@@ -198,7 +210,7 @@ class KioskCore:
                 citizen.platform_token = token
 
         def failed(exc: BaseException) -> None:
-            self.audit.record("platform_session_failed", self.session.data.id, code=error_code(exc))
+            self._audit("platform_session_failed", self.session.data.id, code=error_code(exc))
 
         # kept so that a request needing the token waits for this one instead of opening a second session
         self.session.data.scratch["token_future"] = self.workers.submit(
@@ -210,7 +222,7 @@ class KioskCore:
         session_id = self.session.data.id
 
         def failed(exc: BaseException) -> None:
-            self.audit.record("action_failed", session_id, action=action, code=error_code(exc))
+            self._audit("action_failed", session_id, action=action, code=error_code(exc))
             if isinstance(exc, PlatformUnavailable):
                 self.check_health()
             if on_error:
@@ -266,7 +278,7 @@ class KioskCore:
         session_id = self.session.data.id
 
         def done(result: Any) -> None:
-            self.audit.record("printed", session_id, action=action, job=result.job_id, bytes=result.bytes_sent,
+            self._audit("printed", session_id, action=action, job=result.job_id, bytes=result.bytes_sent,
                               paper=getattr(result.paper, "value", str(result.paper)))
             if self.session.active:
                 self.session.complete_action(target)
@@ -328,7 +340,7 @@ class KioskCore:
         session_id = self.session.data.id
 
         def saved(result: Any) -> None:
-            self.audit.record("rated", session_id, target_type=target.target_type, stars=stars)
+            self._audit("rated", session_id, target_type=target.target_type, stars=stars)
             if on_result:
                 on_result(result)
 

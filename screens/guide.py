@@ -9,7 +9,10 @@ from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 
 from screens.widgets import KButton, KLabel, KScreen
 
-HOT_KEYWORDS = ("公积金", "社保", "户口", "居住证", "营业执照", "老年", "不动产", "驾驶证")
+# (what is searched, its label key): the platform's catalogue is Chinese, the label follows the language
+HOT_KEYWORDS = (("公积金", "housing_fund"), ("社保", "social_insurance"), ("户口", "household"),
+                ("居住证", "residence_permit"), ("营业执照", "business_licence"), ("老年", "elderly"),
+                ("不动产", "real_estate"), ("驾驶证", "driving_licence"))
 
 
 class GuideListScreen(KScreen):
@@ -17,10 +20,20 @@ class GuideListScreen(KScreen):
     busy = BooleanProperty(False)
 
     def on_kv_post(self, base_widget: Any) -> None:
-        for word in HOT_KEYWORDS:
-            btn = KButton(text=word, aid=f"hot_{word}", font_size=App.get_running_app().fs(1.0))
+        app = App.get_running_app()
+        self._hot_buttons: list[tuple[KButton, str]] = []
+        for word, key in HOT_KEYWORDS:
+            btn = KButton(aid=f"hot_{word}", font_size=app.fs(1.0))
             btn.bind(on_release=lambda b, w=word: self.search(w))
             self.ids.hot.add_widget(btn)
+            self._hot_buttons.append((btn, key))
+        app.bind(lang=lambda *_: self._label_hot())
+        self._label_hot()
+
+    def _label_hot(self) -> None:
+        app = App.get_running_app()
+        for btn, key in self._hot_buttons:
+            btn.text = app.t(f"guide.hot_words.{key}")
 
     def on_pre_enter(self, *args) -> None:
         if not self.ids.results.children:

@@ -140,6 +140,11 @@ def test_english_and_portrait(start_kiosk, wait_for):
     ui.tap("tile_progress", wait_for)
     ui.wait_screen("progress", wait_for)
     assert_touch_targets(ui)
+    ui.tap("back", wait_for)
+    ui.tap("tile_guide", wait_for)
+    ui.wait_text("Housing fund", wait_for)
+    ui.tap("hot_公积金", wait_for)
+    ui.wait_text("services", wait_for)  # "N services": the Chinese catalogue searched from the English label
 
 
 def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for):

@@ -107,6 +107,7 @@ def test_card_to_progress_print_rating_and_timeout(core, platform_server, wait_f
     assert core.session.state is State.IDLE and core.session.citizen is None
     assert citizen.document is None and citizen.platform_token == ""
 
+    core.flush_audit()
     audit = (core.audit.path).read_text("utf-8")
     assert ZHANG_ID not in audit and "张明华" not in audit
     events = [json.loads(line)["event"] for line in audit.splitlines()]
