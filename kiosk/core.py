@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable
@@ -43,15 +43,20 @@ class Availability:
     devices: dict[str, bool] = field(default_factory=dict)
     device_errors: dict[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ()
+    #: set by an operator (fleet command) or a technician: the kiosk serves nobody, whatever works
+    maintenance: str | None = None
 
     def feature(self, name: str) -> bool:
+        if self.maintenance:
+            return False
         needs = {"guide": ("platform",), "progress": ("platform",), "my_applications": ("platform", "idcard"),
                  "print": ("receipt_printer",), "identify": ("idcard",)}[name]
         return all(self.platform if n == "platform" else self.devices.get(n, False) for n in needs)
 
     @property
     def out_of_service(self) -> bool:
-        return not self.platform or not all(self.devices.get(k, False) for k in self.required)
+        return bool(self.maintenance) or not self.platform or \
+            not all(self.devices.get(k, False) for k in self.required)
 
     def working_features(self) -> list[str]:
         return [f for f in ("guide", "progress", "my_applications", "print", "identify") if self.feature(f)]
@@ -80,6 +85,8 @@ class KioskCore:
         self._watcher: Any = None
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
+        self._maintenance: str | None = None
+        self.announcement: dict[str, str] | None = None
         self._started = threading.Event()  # devices opened: health checks before that would report them missing
 
     # audit ----------------------------------------------------------------------------------------------------------
@@ -152,22 +159,39 @@ class KioskCore:
                     platform=self.platform.health(),
                     devices={k: s.usable for k, s in statuses.items()},
                     device_errors={k: s.error_code or s.device.value for k, s in statuses.items() if not s.usable},
-                    required=self.availability.required)
+                    required=self.availability.required, maintenance=self._maintenance)
             finally:
                 self._health_running.clear()
 
         def done(avail: Availability) -> None:
-            changed = avail != self.availability
-            self.availability = avail
-            if changed:
-                log.info("availability: platform=%s devices=%s", avail.platform, avail.devices)
-                self._audit("availability", platform=avail.platform, devices=avail.devices,
-                                  errors=avail.device_errors)
-                self._emit("availability", availability=avail)
+            self._apply_availability(replace(avail, maintenance=self._maintenance))
             if on_result:
                 on_result(avail)
 
         self.workers.submit(probe, on_result=done)
+
+    # operators ------------------------------------------------------------------------------------------------------
+    def set_maintenance(self, reason: str | None) -> None:
+        """Take the kiosk out of service (``reason``, e.g. from a fleet command) or back (None). A citizen being
+        served finishes first: the out-of-service screen shows when the session ends."""
+        self._maintenance = reason
+        self._audit("maintenance", reason=reason or "")
+        self._apply_availability(replace(self.availability, maintenance=reason))
+
+    def announce(self, texts: dict[str, str] | None) -> None:
+        """Show (or clear, with None) an announcement on the attract screen: ``{"zh_CN": ..., "en": ...}``."""
+        self.announcement = texts
+        self._emit("announcement", texts=texts)
+
+    def _apply_availability(self, avail: Availability) -> None:
+        changed = avail != self.availability
+        self.availability = avail
+        if changed:
+            log.info("availability: platform=%s devices=%s maintenance=%s", avail.platform, avail.devices,
+                     bool(avail.maintenance))
+            self._audit("availability", platform=avail.platform, devices=avail.devices,
+                        errors=avail.device_errors)
+            self._emit("availability", availability=avail)
 
     # session --------------------------------------------------------------------------------------------------------
     def touch(self) -> None:

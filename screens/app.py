@@ -84,6 +84,7 @@ class KioskApp(App):
         self.font_base = max(22.0, min(Window.width, Window.height) / 30.0)
         self.lang = self.core.translator.language
         self.core.translator.on_change(lambda lang: setattr(self, "lang", lang))
+        self.bind(lang=lambda *_: self._show_announcement() if self.sm else None)
         from screens import attract, guide, menu, out_of_service, printing, progress, rating  # noqa: F401 (kv rules)
         from screens.timeout_warning import TimeoutWarning
 
@@ -202,6 +203,8 @@ class KioskApp(App):
             self.sm.current = "rating"
         elif name == "availability":
             self._apply_availability(payload["availability"])
+        elif name == "announcement":
+            self._show_announcement()
 
     def _apply_availability(self, availability: Availability) -> None:
         self.features = {f: availability.feature(f) for f in ("guide", "progress", "my_applications", "print",
@@ -212,6 +215,10 @@ class KioskApp(App):
             self.sm.current = "out_of_service"
         elif not availability.out_of_service and self.sm.current == "out_of_service":
             self.sm.current = "attract"
+
+    def _show_announcement(self) -> None:
+        texts = self.core.announcement
+        self.sm.get_screen("attract").announcement = self.pick(texts) if texts else ""
 
     def _close_warning(self) -> None:
         if self._warning is not None:

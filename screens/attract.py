@@ -9,6 +9,7 @@ from screens.widgets import KScreen
 
 class AttractScreen(KScreen):
     message = StringProperty("")
+    announcement = StringProperty("")
     pulse = NumericProperty(1.0)
 
     def on_enter(self, *args) -> None:

@@ -14,6 +14,8 @@ class OutOfServiceScreen(KScreen):
     def update(self, availability) -> None:
         app = App.get_running_app()
         reasons = []
+        if availability.maintenance:
+            reasons.append(app.t("out_of_service.reason_maintenance"))
         if not availability.platform:
             reasons.append(app.t("out_of_service.reason_platform"))
         for kind in availability.required:

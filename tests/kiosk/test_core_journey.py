@@ -165,3 +165,18 @@ def test_platform_down_is_out_of_service_saying_what_still_works(make_profile, w
         assert info.value.code == "platform_unavailable"
     finally:
         kiosk.stop()
+
+
+def test_operator_maintenance_waits_for_the_citizen(core, wait_for):
+    wait_for(lambda: core.availability.feature("guide"), what="the kiosk in service")
+    core.devices.simulators["idcard"].control("place_card", identity="li")
+    next_event(core, "identified")
+    core.set_maintenance("fleet: replace printer paper")
+    assert core.availability.out_of_service and not core.availability.feature("guide")
+    assert core.session.citizen is not None, "the citizen being served is not thrown out"
+    core.check_health()
+    wait_for(lambda: core.availability.maintenance, what="maintenance kept across health checks")
+    core.set_maintenance(None)
+    wait_for(lambda: not core.availability.out_of_service, what="back in service")
+    core.flush_audit()
+    assert [e for e in core.audit.entries() if e["event"] == "maintenance"][0]["reason"].startswith("fleet")
