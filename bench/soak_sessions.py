@@ -1,0 +1,89 @@
+"""Soak: N whole citizen sessions through the kiosk core (card → my applications → print → rate → end), with the
+real simulators and platform, printing resident memory as it goes (target: flat; shared/README.md) and the time per
+session. Run: ``.venv/bin/python bench/soak_sessions.py [--sessions 1000]``.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import queue
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from device_profiles.loader import load_profile  # noqa: E402
+from drivers.sim.process import ManagedProcess  # noqa: E402
+from kiosk.core import KioskCore  # noqa: E402
+
+IDENTITIES = ["zhang", "li", "chen", "yang", "zhao", "huang_hk"]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def call(method: Any, *args: Any) -> Any:
+    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
+    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)))
+    ok, value = box.get(timeout=30)
+    if not ok:
+        raise value
+    return value
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=300)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    platform = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
+                               f"sqlite:///{work / 'p.db'}", "--port", "0", "--no-access-log"], "platform",
+                              start_timeout=30)
+    data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
+    data["platform"]["url"] = platform.endpoints["url"]
+    data["kiosk"]["data_dir"] = str(work / "kiosk")
+    (work / "profile.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    core = KioskCore(load_profile(work / "profile.yaml", environ={}))
+    identified: "queue.Queue[str]" = queue.Queue()
+    core.subscribe(lambda name, payload: identified.put(name) if name in ("identified", "card_error") else None)
+    core.start()
+    reader = core.devices.simulators["idcard"]
+    printer = core.devices.simulators["receipt_printer"]
+    baseline = None
+    started = time.monotonic()
+    try:
+        for i in range(args.sessions):
+            reader.control("place_card", identity=IDENTITIES[i % len(IDENTITIES)])
+            assert identified.get(timeout=15) == "identified"
+            apps = call(core.my_applications)
+            call(core.print_progress, apps[0])
+            call(core.submit_rating, 4, [])
+            core.end_session("finished")
+            reader.control("remove_card")
+            if i % 50 == 49:
+                printer.control("clear")
+            if i % 100 == 99 or i == args.sessions - 1:
+                gc.collect()
+                mem = rss_mb()
+                baseline = baseline or mem
+                per = (time.monotonic() - started) / (i + 1)
+                print(f"sessions {i + 1:5d}: RSS {mem:6.1f} MB (Δ {mem - baseline:+.1f} MB since 100), "
+                      f"{per * 1000:.0f} ms per session", flush=True)
+    finally:
+        core.stop()
+        platform.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
