@@ -72,6 +72,8 @@ class SessionConfig:
     idle_timeout_s: float = 90.0
     warning_s: float = 20.0
     rating_timeout_s: float = 30.0
+    #: what happens when the card that identified the citizen leaves a reader that can see it leave (PC/SC)
+    on_card_removed: str = "continue"
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
     key = environ.get(p["kiosk_key_env"], "") if p.get("kiosk_key_env") else ""
     s = data.get("session", {})
     session = SessionConfig(**{name: float(s[name]) for name in ("idle_timeout_s", "warning_s", "rating_timeout_s")
-                               if name in s})
+                               if name in s}, on_card_removed=s.get("on_card_removed", "continue"))
     if session.warning_s >= session.idle_timeout_s:
         raise ProfileError(source, ["session.warning_s: must be shorter than session.idle_timeout_s"])
     return Profile(

@@ -15,6 +15,9 @@ BUILTIN_DRIVERS: dict[str, dict[str, str]] = {
     "idcard": {
         "ga467_serial": "drivers.idcard.serial_reader:Ga467SerialReader",
     },
+    "smartcard": {
+        "pcsc": "drivers.smartcard.pcsc_reader:PcscSmartCardReader",
+    },
     "receipt_printer": {
         "escpos": "drivers.receipt_printer.escpos_printer:EscposReceiptPrinter",
     },

@@ -82,7 +82,7 @@ class KioskCore:
         self.devices = devices or DeviceManager(profile)
         self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
         self._listeners: list[EventListener] = []
-        self._watcher: Any = None
+        self._watchers: list[Any] = []  # one per card device (ID reader, PC/SC); same CardEvent from each
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
         self._maintenance: str | None = None
@@ -125,14 +125,18 @@ class KioskCore:
         if reader is not None:
             from drivers.idcard.base import CardWatcher
 
-            self._watcher = CardWatcher(reader, self._on_card_event)
-            self._watcher.start()
+            self._watchers.append(CardWatcher(reader, self._on_card_event).start())
+        smartcard = self.devices.get("smartcard")
+        if smartcard is not None:
+            from drivers.smartcard.watcher import PcscCardWatcher
+
+            self._watchers.append(PcscCardWatcher(smartcard, self._on_card_event).start())
         self._started.set()
         self.check_health()
 
     def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
+        for watcher in self._watchers:
+            watcher.stop()
         self.end_session("shutdown")
         self.workers.shutdown()
         self.devices.stop()
@@ -217,12 +221,19 @@ class KioskCore:
                               code=error_code(event.error))
             self._emit("card_error", error=event.error)
             return
-        if event.type != "read":
+        if event.type == "removed" and event.source == "smartcard":
+            # a PC/SC reader sees a card leave (a GA 467 reader cannot, after a read): the profile decides
+            citizen = self.session.citizen
+            if citizen is not None and citizen.source == "smartcard" and \
+                    self.profile.session.on_card_removed == "end":
+                self.end_session("card_removed")
             return
+        if event.type != "read":
+            return  # inserted; bank_card (no identity: used for payment later, never for identification)
         if self.session.citizen is not None:
             return  # one citizen per session; the card of the person being served was simply read again
         try:
-            citizen = identify.citizen_from_document(event.document, date.today())
+            citizen = identify.citizen_from_document(event.document, date.today(), source=event.source)
         except DeviceError as exc:
             self._audit("card_refused", code=exc.code)
             self._emit("card_error", error=exc)

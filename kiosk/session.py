@@ -36,6 +36,7 @@ class Citizen:
     platform_token: str = field(default="", repr=False)
     name_masked: str = ""
     id_masked: str = ""
+    source: str = "idcard"  # which card device identified them: "idcard" or "smartcard"
 
     def __repr__(self) -> str:
         return f"Citizen({self.id_masked})"

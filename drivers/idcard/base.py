@@ -7,11 +7,14 @@ import abc
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from drivers.base import Device, DeviceStatus
 from drivers.errors import CardRemoved, DeviceError
 from drivers.idcard.identity import IdentityDocument
+
+if TYPE_CHECKING:  # no runtime dependency of the ID reader on the smart card package
+    from drivers.smartcard.bankcard import BankCard
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +47,26 @@ class IdCardReader(Device):
     def status(self) -> DeviceStatus: ...
 
 
-EventType = Literal["inserted", "read", "removed", "error"]
+EventType = Literal["inserted", "read", "bank_card", "removed", "error"]
 
 
 @dataclass(frozen=True)
 class CardEvent:
-    """What :class:`CardWatcher` reports. ``document`` is set for "read", ``error`` for "error".
+    """What :class:`CardWatcher` (ID reader) and ``drivers.smartcard.watcher.PcscCardWatcher`` (social-security and
+    bank cards) report. ``document`` is set for "read" (always an :class:`IdentityDocument`, whichever card),
+    ``error`` for "error", ``bank_card`` for "bank_card" (a smart-card reader found a bank card: a masked PAN, no
+    identity — only the smart card watcher emits it). ``source`` is the device kind that saw the card ("idcard" or
+    "smartcard"), so a session can tell which card was removed.
 
-    Its repr is safe for logs (the document's repr shows only the kind and the masked number).
+    Its repr is safe for logs (the document's repr shows only the kind and the masked number; a bank card holds only
+    the masked PAN).
     """
 
     type: EventType
     document: IdentityDocument | None = None
     error: DeviceError | None = None
+    source: str = "idcard"
+    bank_card: "BankCard | None" = None
 
 
 class CardWatcher:

@@ -124,8 +124,11 @@ class IdentityDocument:
     """One document as read from the card. ``valid_to`` None means 长期 (no end date).
 
     ``extra`` holds kind-specific fields: ``pass_number``/``issue_count`` (HMT permit), ``english_name``/
-    ``nationality``/``card_version``/``issuer_code`` (foreign permanent resident card). ``photo_wlt`` is the raw
-    1024-byte WLT photo (decodable only by a licensed library).
+    ``nationality``/``card_version``/``issuer_code`` (foreign permanent resident card), ``extra_address`` (the
+    latest 追加住址 entry, when the card carries one), and for a social-security card read through PC/SC
+    ``card_number``/``issuer``/``region``/``medium``. ``photo_wlt`` is the raw 1024-byte WLT photo (decodable only by
+    a licensed library, see ``wlt.py``); ``fingerprint`` the raw fingerprint templates when the reader was asked for
+    them (biometric data: never logged, dropped with the session).
     """
 
     kind: DocumentKind
@@ -140,6 +143,7 @@ class IdentityDocument:
     valid_to: date | None
     photo_wlt: bytes = field(default=b"", repr=False)
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    fingerprint: bytes = field(default=b"", repr=False)
 
     def masked_id(self) -> str:
         """``3403**********2018``: first 4 and last 4 characters, stars in between, same length."""
@@ -273,6 +277,39 @@ def _decode_foreign(block: bytes, photo_wlt: bytes) -> IdentityDocument:
         extra={"english_name": f["english_name"], "nationality": f["nationality"],
                "card_version": f["card_version"], "issuer_code": f["issuer_code"]},
     )
+
+
+#: the extra-address reply holds up to 4 entries of 70 bytes (35 UCS-2 characters) each, oldest first
+EXTRA_ADDRESS_ENTRY = 70
+EXTRA_ADDRESS_MAX = 280
+
+
+def decode_extra_address(data: bytes) -> str | None:
+    """The latest entry of a "read extra address" reply (UCS-2LE, 70-byte entries, space padded), or None when it
+    holds none. Raises :class:`InvalidCardData` when it is not UCS-2 text. Layout: shared/protocols.md §1 says "up to
+    280 bytes"; the 70-byte entry size follows the address field of the text block (unverified)."""
+    if len(data) > EXTRA_ADDRESS_MAX or len(data) % 2:
+        raise InvalidCardData(f"extra address of {len(data)} bytes is not UCS-2 text of at most 280 bytes")
+    entries = []
+    for offset in range(0, len(data), EXTRA_ADDRESS_ENTRY):
+        entry = _field(data, offset, EXTRA_ADDRESS_ENTRY)
+        if entry:
+            if not entry.isprintable():
+                raise InvalidCardData("extra address entry is not printable text")
+            entries.append(entry)
+    return entries[-1] if entries else None
+
+
+def encode_extra_address(*entries: str) -> bytes:
+    """The reply data for ``entries`` (oldest first; for the simulator)."""
+    if len(entries) > EXTRA_ADDRESS_MAX // EXTRA_ADDRESS_ENTRY:
+        raise ValueError("at most 4 extra address entries")
+    out = bytearray()
+    for entry in entries:
+        block = bytearray(EXTRA_ADDRESS_ENTRY)
+        _put(block, 0, EXTRA_ADDRESS_ENTRY, entry, "extra address")
+        out += block
+    return bytes(out)
 
 
 def _ymd(value: date) -> str:

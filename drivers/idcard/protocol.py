@@ -283,6 +283,18 @@ class FrameDecoder:
     def reset(self) -> None:
         self._buf.clear()
 
+    def skip_stalled(self) -> Iterator[Frame]:
+        """Give up the frame that started but never completed and look for frames after its preamble.
+
+        For when the line has gone quiet (inter-byte gap) in the middle of a frame: a corrupted LEN can claim more
+        bytes than will ever come, and would otherwise hide the good frame that follows it. Only the stalled
+        frame's preamble is dropped; frames found in the buffered bytes are yielded (a bad one raises FrameError as
+        in :meth:`feed`)."""
+        if self.in_frame:
+            del self._buf[: len(PREAMBLE)]
+            self.discarded += len(PREAMBLE)
+        return self._drain()
+
     def _drain(self) -> Iterator[Frame]:
         while True:
             frame = self._next()

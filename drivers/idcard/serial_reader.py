@@ -12,7 +12,12 @@ Failure model:
   the port is dropped and the next call tries to open it again by itself, so the driver recovers when the reader
   comes back (no restart, no re-``open()`` needed).
 * no reply header within ``timeout_s`` (or the reply not complete within ``timeout_s``, ``read_timeout_s`` for the
-  card read) → :class:`DeviceTimeout`.
+  card read) → :class:`DeviceTimeout`. Once a reply has started, a gap of ``inter_byte_timeout_s`` without a byte
+  ends it at once (a reader streams its reply back to back): a card pulled mid-read is reported as
+  :class:`CardRemoved` within that gap and one "find" round trip, not after ``read_timeout_s``.
+* baud negotiation: on every (re)open the reader is probed with "SAM status" at ``baud``, then at each of
+  ``baud_fallbacks`` (default: the other standard speeds of shared/protocols.md §1), ``probe_timeout_s`` each; with
+  ``switch_baud`` a reader found at another speed is told to move to ``baud`` ("set baud", 60 i) and checked there.
 * garbage before a reply is skipped; a reply with a bad checksum or length → :class:`ProtocolError` (reason in
   ``exc.reason``), never retried silently.
 * a card read that stops mid-reply or fails: the driver asks the reader whether the card is still there; when it is
@@ -22,6 +27,7 @@ One transaction at a time (``self._lock``); ``read_card`` holds the lock across 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -35,9 +41,16 @@ from drivers.errors import (
 )
 from drivers.idcard import protocol as p
 from drivers.idcard.base import IdCardReader
-from drivers.idcard.identity import IdentityDocument, decode_text_block
+from drivers.idcard.identity import IdentityDocument, decode_extra_address, decode_text_block
+from drivers.idcard.wlt import WLT_DECODER_SCHEMA, WltDecoder, load_wlt_decoder
 
 log = logging.getLogger(__name__)
+
+#: per speed while negotiating: "SAM status" is 10 bytes out and 11 back (≈ 23 ms at 9600 baud) plus the SAM's time
+PROBE_TIMEOUT_S = 0.3
+#: a reply that has started and pauses this long has stopped; readers stream replies back to back (a USB serial
+#: adapter delivers every few ms), so 0.3 s is far above any real pause and far below the 5 s long-read limit
+INTER_BYTE_TIMEOUT_S = 0.3
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -60,9 +73,31 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         },
         "baud_fallbacks": {
             "type": "array", "items": {"type": "integer", "enum": list(p.BAUD_RATES)}, "uniqueItems": True,
-            "default": [],
-            "description": "speeds to try, in order, when the reader does not answer at `baud` on open/reopen",
+            "description": "speeds to try, in order, when the reader does not answer at `baud` on open/reopen "
+                           "(default: the other standard speeds; [] turns negotiation off)",
         },
+        "probe_timeout_s": {
+            "type": "number", "exclusiveMinimum": 0, "maximum": 5, "default": PROBE_TIMEOUT_S,
+            "description": "how long to wait for the reader at each speed while negotiating",
+        },
+        "switch_baud": {
+            "type": "boolean", "default": False,
+            "description": "when the reader answers at another speed than `baud`, command it to `baud` (set baud)",
+        },
+        "inter_byte_timeout_s": {
+            "type": "number", "exclusiveMinimum": 0, "maximum": 5, "default": INTER_BYTE_TIMEOUT_S,
+            "description": "a started reply that pauses this long has stopped (card pulled): report at once",
+        },
+        "read_extra_address": {
+            "type": "boolean", "default": True,
+            "description": "also read the extra address (追加住址) after text and photo",
+        },
+        "read_fingerprint": {
+            "type": "boolean", "default": False,
+            "description": "read text + photo + fingerprint (the fingerprint templates go to the document)",
+        },
+        "wlt_decoder": {**WLT_DECODER_SCHEMA,
+                        "description": "vendor library that turns the WLT photo into an image (optional)"},
     },
     "required": ["port"],
     "additionalProperties": False,
@@ -104,8 +139,18 @@ class Ga467SerialReader(IdCardReader):
         self.baud: int = settings.get("baud", p.DEFAULT_BAUD)
         self.timeout_s: float = float(settings.get("timeout_s", p.HEADER_TIMEOUT_S))
         self.read_timeout_s: float = float(settings.get("read_timeout_s", p.LONG_READ_TIMEOUT_S))
-        self.baud_fallbacks: list[int] = list(settings.get("baud_fallbacks", []))
+        fallbacks = settings.get("baud_fallbacks")
+        self.baud_fallbacks: list[int] = (
+            [b for b in p.BAUD_RATES if b != self.baud] if fallbacks is None else list(fallbacks))
+        self.probe_timeout_s: float = float(settings.get("probe_timeout_s", PROBE_TIMEOUT_S))
+        self.switch_baud: bool = bool(settings.get("switch_baud", False))
+        self.inter_byte_timeout_s: float = float(settings.get("inter_byte_timeout_s", INTER_BYTE_TIMEOUT_S))
+        self.read_extra_address: bool = bool(settings.get("read_extra_address", True))
+        self.read_fingerprint: bool = bool(settings.get("read_fingerprint", False))
+        #: the WLT photo decoder the profile configured (None: the photo must come from the platform)
+        self.wlt_decoder: WltDecoder | None = load_wlt_decoder(settings.get("wlt_decoder"))
         self.active_baud = self.baud
+        self._fingerprint_supported = True
         self.counters: dict[str, int] = {"cards_read": 0, "errors": 0, "reconnects": 0}
         self._ser: serial.SerialBase | None = None
         self._card_halted = False   # a card was read and has not been seen by find since (see status())
@@ -139,21 +184,60 @@ class Ga467SerialReader(IdCardReader):
             self._detect_baud()  # raises only NoDevice (the port failed again)
         return ser
 
+    def _probe(self, baud: int) -> bool:
+        """Whether the reader answers "SAM status" at ``baud`` (the line is left at that speed)."""
+        assert self._ser is not None
+        self._ser.baudrate = baud
+        try:
+            self._transact(p.SAM_STATUS, header_timeout=self.probe_timeout_s)
+        except (DeviceTimeout, ProtocolError):
+            return False
+        return True
+
     def _detect_baud(self) -> None:
-        """Find the speed the reader answers at: ``baud`` first, then each of ``baud_fallbacks``."""
+        """Find the speed the reader answers at: ``baud`` first, then each of ``baud_fallbacks``; with
+        ``switch_baud``, move a reader found elsewhere to ``baud``."""
         assert self._ser is not None
         for baud in [self.baud, *(b for b in self.baud_fallbacks if b != self.baud)]:
-            self._ser.baudrate = baud
-            try:
-                self._transact(p.SAM_STATUS)
-            except (DeviceTimeout, ProtocolError):
+            if not self._probe(baud):
                 continue
             if baud != self.active_baud:
                 log.info("ID card reader on %s answers at %d baud", self.port, baud)
             self.active_baud = baud
+            if baud != self.baud and self.switch_baud:
+                self._switch_to(self.baud)
             return
         self._ser.baudrate = self.active_baud = self.baud
         log.warning("ID card reader on %s answered at none of the configured speeds", self.port)
+
+    def _switch_to(self, baud: int) -> None:
+        """Tell the reader to use ``baud`` ("set baud"), follow it, and check it answers there; if it does not, find
+        it again (the index → speed mapping of "set baud" is unverified, shared/protocols.md §1)."""
+        assert self._ser is not None
+        reply = self._transact(p.set_baud(baud), header_timeout=self.probe_timeout_s)
+        if reply.sw3 != p.Sw3.OK:
+            raise p.error_for_sw3(reply.sw3, "set baud")
+        if self._probe(baud):
+            self.active_baud = baud
+            log.info("ID card reader on %s switched to %d baud", self.port, baud)
+            return
+        for other in p.BAUD_RATES:
+            if other != baud and self._probe(other):
+                self.active_baud = other
+                log.warning("ID card reader on %s did not come up at %d baud; it answers at %d", self.port, baud,
+                            other)
+                return
+        self._ser.baudrate = self.active_baud = self.baud
+        raise DeviceTimeout(f"ID card reader on {self.port} stopped answering after set baud")
+
+    @_counted
+    def set_baud(self, baud: int) -> None:
+        """Move the reader (and the line) to ``baud``, one of the standard speeds; :attr:`active_baud` tells where
+        it answers afterwards. Raises DeviceTimeout when it answers at no speed any more."""
+        p.set_baud(baud)  # ValueError for a speed the reader cannot take
+        self._ensure_port()
+        if baud != self.active_baud:
+            self._switch_to(baud)
 
     def _drop_port(self) -> None:
         ser, self._ser = self._ser, None
@@ -174,14 +258,15 @@ class Ga467SerialReader(IdCardReader):
         return ser
 
     # transactions ---------------------------------------------------------------------------------------------------
-    def _transact(self, command: p.Command, data: bytes = b"", total_timeout: float | None = None) -> p.Response:
+    def _transact(self, command: p.Command, data: bytes = b"", total_timeout: float | None = None,
+                  header_timeout: float | None = None) -> p.Response:
         """Send one request and return its reply. NoDevice / DeviceTimeout / ProtocolError on failure."""
         with self._lock:
             ser = self._ensure_port()
             try:
                 ser.reset_input_buffer()
                 ser.write(p.build_request(command, data=data))
-                frame = self._read_frame(ser, total_timeout or self.timeout_s)
+                frame = self._read_frame(ser, total_timeout or self.timeout_s, header_timeout or self.timeout_s)
             except serial.SerialTimeoutException as exc:
                 raise DeviceTimeout(f"ID card reader did not accept a request within {self.timeout_s} s") from exc
             except _PORT_ERRORS as exc:
@@ -190,20 +275,39 @@ class Ga467SerialReader(IdCardReader):
                 raise NoDevice(f"ID card reader port {self.port} failed: {exc}", port=self.port) from exc
             return frame.response()
 
-    def _read_frame(self, ser: serial.SerialBase, total_timeout: float) -> p.Frame:
+    def _read_frame(self, ser: serial.SerialBase, total_timeout: float, header_timeout: float) -> p.Frame:
         decoder = p.FrameDecoder()
-        start = time.monotonic()
-        header_deadline = start + self.timeout_s
-        deadline = start + max(total_timeout, self.timeout_s)
+        start = last_byte = time.monotonic()
+        header_deadline = start + header_timeout
+        deadline = start + max(total_timeout, header_timeout)
         while True:
             now = time.monotonic()
-            if now >= (deadline if decoder.in_frame else min(header_deadline, deadline)):
-                if decoder.in_frame:
+            if decoder.in_frame:
+                stalled = now - last_byte >= self.inter_byte_timeout_s
+                if stalled or now >= deadline:
+                    # a corrupted length may be hiding a complete reply behind it: look past it once
+                    while decoder.in_frame:
+                        for frame in decoder.skip_stalled():
+                            return frame
+                if now >= deadline:
                     raise DeviceTimeout(f"ID card reader reply incomplete after {now - start:.1f} s",
                                         partial=True)
-                raise DeviceTimeout(f"ID card reader did not answer within {self.timeout_s} s")
+                if stalled:
+                    raise DeviceTimeout(f"ID card reader reply stopped after {decoder.pending} bytes",
+                                        partial=True, gap=True)
+            elif now >= min(header_deadline, deadline):
+                raise DeviceTimeout(f"ID card reader did not answer within {header_timeout} s")
             chunk = ser.read(max(1, ser.in_waiting))
             if chunk:
+                arrived = time.monotonic()
+                if decoder.in_frame and arrived - last_byte >= self.inter_byte_timeout_s:
+                    # the pause happened while pyserial waited: the reply had stopped (what comes now is late)
+                    while decoder.in_frame:
+                        for frame in decoder.skip_stalled():
+                            return frame
+                    raise DeviceTimeout(f"ID card reader reply paused for {arrived - last_byte:.2f} s",
+                                        partial=True, gap=True)
+                last_byte = arrived
                 for frame in decoder.feed(chunk):
                     return frame
 
@@ -245,18 +349,45 @@ class Ga467SerialReader(IdCardReader):
 
     def _read_card(self) -> IdentityDocument:
         self._select()
-        try:
-            reply = self._transact(p.READ_TEXT_PHOTO, total_timeout=self.read_timeout_s)
-        except DeviceTimeout as exc:
-            raise self._after_failed_read(exc, "the reply stopped") from exc
+        with_fp = self.read_fingerprint and self._fingerprint_supported
+        reply = self._read_command(p.READ_TEXT_PHOTO_FP if with_fp else p.READ_TEXT_PHOTO)
+        if with_fp and reply.sw3 == p.Sw3.BAD_COMMAND:
+            # a reader without fingerprint support: read text and photo, and stop asking
+            log.info("ID card reader on %s cannot read fingerprints; reading text and photo", self.port)
+            self._fingerprint_supported = with_fp = False
+            reply = self._read_command(p.READ_TEXT_PHOTO)
         if reply.sw3 != p.Sw3.OK:
             error = p.error_for_sw3(reply.sw3, "read card")
             if reply.sw3 in (p.Sw3.NO_CARD, p.Sw3.READ_FAILED):
                 raise self._after_failed_read(error, p.describe_sw3(reply.sw3))
             raise error
         self._card_halted = True  # the reader will not see this card again until it leaves the field
-        text, photo, _ = p.split_card_data(reply.data)
-        return decode_text_block(text, photo)
+        text, photo, fingerprint = p.split_card_data(reply.data, with_fingerprint=with_fp)
+        document = decode_text_block(text, photo)
+        extra_address = self._read_extra_address() if self.read_extra_address else None
+        if fingerprint or extra_address:
+            extra = {**document.extra, **({"extra_address": extra_address} if extra_address else {})}
+            document = dataclasses.replace(document, fingerprint=bytes(fingerprint), extra=extra)
+        return document
+
+    def _read_command(self, command: p.Command) -> p.Response:
+        try:
+            return self._transact(command, total_timeout=self.read_timeout_s)
+        except DeviceTimeout as exc:
+            raise self._after_failed_read(exc, "the reply stopped") from exc
+
+    def _read_extra_address(self) -> str | None:
+        """The card's latest extra address (追加住址), or None when it has none (SW3 91)."""
+        try:
+            reply = self._transact(p.READ_EXTRA_ADDRESS)
+        except DeviceTimeout as exc:
+            # the card is halted after the main read, so "find" cannot tell whether it is still there
+            raise CardReadFailed("the extra address reply stopped") from exc
+        if reply.sw3 == p.Sw3.FIELD_NOT_ON_CARD:
+            return None
+        if reply.sw3 != p.Sw3.OK:
+            raise p.error_for_sw3(reply.sw3, "read extra address")
+        return decode_extra_address(reply.data)
 
     def _after_failed_read(self, error: DeviceError, what: str) -> DeviceError:
         """A read failed: ask the reader whether the card is still in the field."""

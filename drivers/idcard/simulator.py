@@ -14,9 +14,11 @@ Control commands (``kiosk-sim ctl ADDRESS CMD key=value``, see ``drivers/sim/con
                                                 is never sent)
     inject_fault kind=bad_checksum             (next reply)
     inject_fault kind=silence                  (answer nothing until clear_faults)
-    inject_fault kind=garbage n=16             (n random bytes before the next reply)
+    inject_fault kind=garbage n=16             (n random bytes before the next reply; hex=AAAAAA966905 for exactly
+                                                those bytes, e.g. a frame start with a corrupt length)
     inject_fault kind=slow [baud=9600]         (stream replies at the byte rate of the emulated baud)
-    inject_fault kind=sw3 code=0x41 [command=read]   (answer the next [such] request with that status only)
+    inject_fault kind=sw3 code=0x41 [command=read]   (answer the next [such] request with that status only;
+                                                      command=read_fp code=0x21: a reader without fingerprints)
 
 Card model, as real readers (shared/protocols.md §1): absent → present --find(9F)--> found --select--> selected
 --read--> halted. A halted card is invisible to "find" (80) until it is removed and placed again.
@@ -25,7 +27,9 @@ On a pty the simulator also checks the speed the client set on the line (termios
 emulated one it answers nothing (a real reader cannot decode the bytes), so baud fallback can be tested.
 
 Identities: ``sim_identities.yaml`` (all made up). Photos are 1024 bytes of deterministic pseudo-WLT (a header and
-SHA-256-derived bytes): real WLT cannot be produced.
+SHA-256-derived bytes): real WLT cannot be produced. Identities marked ``fingerprint: true`` answer "read text +
+photo + fingerprint" with two 512-byte pseudo templates (others with an empty fingerprint block); those with
+``extra_address`` entries answer "read extra address" with them (others with SW3 91, field not on card).
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ import yaml
 
 from drivers.idcard import protocol as p
 from drivers.idcard.identity import (
-    DocumentKind, IdentityDocument, encode_text_block, validate_id_number,
+    DocumentKind, IdentityDocument, encode_extra_address, encode_text_block, validate_id_number,
 )
 from drivers.sim.control import ControlServer
 
@@ -67,6 +71,30 @@ def synthetic_photo(seed: str) -> bytes:
         block = hashlib.sha256(block).digest()
         out += block
     return bytes(out[: p.PHOTO_LEN])
+
+
+FINGERPRINT_HEADER = b"SIM-FP\x00\x00"
+FINGERPRINT_LEN = 1024   # two templates of 512 bytes (shared/protocols.md §1 sizes, see protocol.MAX_LEN)
+
+
+def synthetic_fingerprint(seed: str) -> bytes:
+    """Two deterministic 512-byte pseudo fingerprint templates for ``seed``."""
+    out = bytearray()
+    block = ("fp:" + seed).encode()
+    while len(out) < FINGERPRINT_LEN:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(FINGERPRINT_HEADER + out[len(FINGERPRINT_HEADER): FINGERPRINT_LEN])
+
+
+def load_card_extras(path: Path = IDENTITIES_FILE) -> tuple[dict[str, list[str]], dict[str, bytes]]:
+    """(extra addresses, fingerprints) of the identities that have them."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    addresses = {key: [str(a) for a in item["extra_address"]] for key, item in raw.items()
+                 if item.get("extra_address")}
+    fingerprints = {key: synthetic_fingerprint(f"{key}:{item['id_number']}") for key, item in raw.items()
+                    if item.get("fingerprint")}
+    return addresses, fingerprints
 
 
 def _date(value: Any) -> date:
@@ -88,6 +116,8 @@ def load_identities(path: Path = IDENTITIES_FILE) -> dict[str, IdentityDocument]
             photo_wlt=synthetic_photo(f"{key}:{item['id_number']}"),
             extra={k: str(v) for k, v in (item.get("extra") or {}).items()},
         )
+        if item.get("extra_address"):   # what a reader that reads the extra address reports: the latest entry
+            doc.extra["extra_address"] = str(item["extra_address"][-1])
         if kind is not DocumentKind.FOREIGN_PERMANENT_RESIDENT and not validate_id_number(doc.id_number):
             raise ValueError(f"identity {key!r}: ID number fails the GB 11643 check")
         encode_text_block(doc)  # every field fits
@@ -126,8 +156,11 @@ class SimulatedReader:
     """The reader's behaviour, without any transport. Thread-safe (control commands arrive on other threads)."""
 
     def __init__(self, identities: dict[str, IdentityDocument], baud: int = p.DEFAULT_BAUD,
-                 sam_id: str = DEFAULT_SAM_ID) -> None:
+                 sam_id: str = DEFAULT_SAM_ID, extra_addresses: dict[str, list[str]] | None = None,
+                 fingerprints: dict[str, bytes] | None = None) -> None:
         self.identities = identities
+        self.extra_addresses = extra_addresses or {}
+        self.fingerprints = fingerprints or {}
         self.baud = baud
         self.sam_id = sam_id
         self._lock = threading.Lock()
@@ -166,7 +199,9 @@ class SimulatedReader:
     def inject_fault(self, kind: str, **params: Any) -> dict[str, Any]:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; choose one of {list(FAULT_KINDS)}")
-        if kind in ("pull_after_bytes", "garbage"):
+        if kind == "garbage" and "hex" in params:      # exactly these bytes (e.g. a corrupt frame start)
+            params = {"hex": bytes.fromhex(str(params["hex"])).hex()}
+        elif kind in ("pull_after_bytes", "garbage"):
             n = int(params.get("n", 16 if kind == "garbage" else 0))
             if n < 0:
                 raise ValueError("n must be >= 0")
@@ -237,8 +272,11 @@ class SimulatedReader:
             if "garbage" in self.faults:
                 fault = self.faults.pop("garbage")
                 self.counters["faults_fired"] += 1
-                rng = random.Random(fault["seed"]) if "seed" in fault else self._rng
-                out.garbage = bytes(rng.randrange(256) for _ in range(fault["n"]))
+                if "hex" in fault:
+                    out.garbage = bytes.fromhex(fault["hex"])
+                else:
+                    rng = random.Random(fault["seed"]) if "seed" in fault else self._rng
+                    out.garbage = bytes(rng.randrange(256) for _ in range(fault["n"]))
             if "slow" in self.faults:
                 out.byte_rate = self.faults["slow"]["baud"] / 10.0   # 8N1: 10 bits a byte
             if command in _READ_COMMANDS and "pull_after_bytes" in self.faults and reply[len(p.PREAMBLE) + 4] == p.Sw3.OK:
@@ -278,11 +316,14 @@ class SimulatedReader:
             self.state = CardState.HALTED
             doc = self.identities[self.card_key]
             text = encode_text_block(doc)
-            fingerprint = b"" if command == p.READ_TEXT_PHOTO_FP else None
+            fingerprint = self.fingerprints.get(self.card_key, b"") if command == p.READ_TEXT_PHOTO_FP else None
             return p.build_response(Sw3.OK, p.pack_card_data(text, doc.photo_wlt, fingerprint))
         if command == p.READ_EXTRA_ADDRESS:
-            if self.state in (CardState.SELECTED, CardState.HALTED):
-                return p.build_response(Sw3.FIELD_NOT_ON_CARD)  # no synthetic card carries an extra address
+            if self.state in (CardState.SELECTED, CardState.HALTED) and self.card_key is not None:
+                entries = self.extra_addresses.get(self.card_key)
+                if not entries:
+                    return p.build_response(Sw3.FIELD_NOT_ON_CARD)
+                return p.build_response(Sw3.OK, encode_extra_address(*entries))
             return p.build_response(Sw3.READ_FAILED)
         if command.cmd == p.SET_BAUD_CMD:
             if command.para >= len(p.BAUD_RATES):
@@ -460,7 +501,8 @@ def serve(link: _Link, reader: SimulatedReader, stop: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
-    reader = SimulatedReader(load_identities(), baud=args.baud)
+    addresses, fingerprints = load_card_extras()
+    reader = SimulatedReader(load_identities(), baud=args.baud, extra_addresses=addresses, fingerprints=fingerprints)
     control = ControlServer(reader.handlers(), *args.control).start()
     link: _Link
     try:

@@ -17,6 +17,7 @@ from typing import Callable
 SIMULATORS: dict[str, str] = {
     "idcard": "drivers.idcard.simulator:run",
     "receipt-printer": "drivers.receipt_printer.emulator:run",
+    "smartcard": "drivers.smartcard.simulator:run",  # a virtual card behind pcscd's vpcd reader
 }
 
 

@@ -15,6 +15,8 @@ SIMULATED_KINDS: dict[str, tuple[str, tuple[str, ...], Callable[[Mapping[str, An
         lambda ep: {"connection": "network", "host": ep["tcp"].rpartition(":")[0],
                     "port": int(ep["tcp"].rpartition(":")[2])},
     ),
+    # needs pcscd running with the vpcd reader (scripts/pcscd.sh); the card process connects to vpcd
+    "smartcard": ("smartcard", (), lambda ep: {"reader": ep["reader"]}),
 }
 
 
@@ -29,4 +31,5 @@ def settings_from_endpoints(kind: str, endpoints: Mapping[str, Any]) -> dict[str
 
 def placeholder_settings(kind: str) -> dict[str, Any]:
     """The settings a simulator will supply, with stand-in values, for validating a profile before start-up."""
-    return settings_from_endpoints(kind, {"pty": "/dev/null", "tcp": "127.0.0.1:9100", "control": "127.0.0.1:1"})
+    return settings_from_endpoints(kind, {"pty": "/dev/null", "tcp": "127.0.0.1:9100", "control": "127.0.0.1:1",
+                                          "reader": "Virtual PCD 00 00"})

@@ -9,13 +9,14 @@ from kiosk.platform_client import PlatformClient
 from kiosk.session import Citizen
 
 
-def citizen_from_document(document: Any, today: date | None = None) -> Citizen:
+def citizen_from_document(document: Any, today: date | None = None, source: str = "idcard") -> Citizen:
     """Accept a read :class:`IdentityDocument` or raise :class:`CardExpired` (an expired card is refused, not
     silently accepted)."""
     today = today or date.today()
     if document.is_expired(today):
         raise CardExpired("the identity document has expired", valid_to=str(document.valid_to))
-    return Citizen(document=document, name_masked=document.masked_name(), id_masked=document.masked_id())
+    return Citizen(document=document, name_masked=document.masked_name(), id_masked=document.masked_id(),
+                   source=source)
 
 
 def open_platform_session(platform: PlatformClient, citizen: Citizen) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from drivers.errors import ALL_DEVICE_ERRORS
+from drivers.smartcard.errors import SMARTCARD_ERRORS
 from kiosk import errors as kiosk_errors
 from kiosk.i18n import LANGUAGES, Translator, table
 
@@ -25,7 +26,7 @@ def test_placeholders_match():
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_error_has_text(language):
-    classes = list(ALL_DEVICE_ERRORS) + [c for c in vars(kiosk_errors).values()
+    classes = list(ALL_DEVICE_ERRORS) + list(SMARTCARD_ERRORS) + [c for c in vars(kiosk_errors).values()
                                          if isinstance(c, type) and issubclass(c, kiosk_errors.KioskError)]
     t = table(language)
     for cls in classes:

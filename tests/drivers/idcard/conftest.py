@@ -1,10 +1,16 @@
 """Fixtures for the ID card reader tests: a real ``kiosk-sim idcard`` process and the real driver on its pty."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 import pytest
+
+# hypothesis (the fuzz tests) keeps a cache folder; keep it under the ignored var/ instead of the repository root
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      str(Path(__file__).resolve().parents[3] / "var" / "hypothesis"))
 
 from drivers.idcard.identity import IdentityDocument
 from drivers.idcard.serial_reader import Ga467SerialReader

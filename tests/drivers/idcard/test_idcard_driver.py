@@ -26,7 +26,9 @@ def test_registry_resolves_the_driver() -> None:
 
 def test_settings_schema_and_validation() -> None:
     assert SETTINGS_SCHEMA["additionalProperties"] is False
-    assert set(SETTINGS_SCHEMA["properties"]) == {"port", "baud", "timeout_s", "read_timeout_s", "baud_fallbacks"}
+    assert set(SETTINGS_SCHEMA["properties"]) == {
+        "port", "baud", "timeout_s", "read_timeout_s", "baud_fallbacks", "probe_timeout_s", "switch_baud",
+        "inter_byte_timeout_s", "read_extra_address", "read_fingerprint", "wlt_decoder"}
     with pytest.raises(ValueError):
         Ga467SerialReader(port="/dev/ttyS0", colour="blue")
     with pytest.raises(ValueError):
@@ -35,6 +37,14 @@ def test_settings_schema_and_validation() -> None:
         Ga467SerialReader()
     reader = Ga467SerialReader(port="/dev/ttyS0")
     assert (reader.baud, reader.timeout_s, reader.read_timeout_s) == (115200, 2.0, 5.0)
+    # negotiation by default: the profile's speed, then the other standard speeds (shared/protocols.md §1)
+    assert reader.baud_fallbacks == [57600, 38400, 19200, 9600]
+    assert Ga467SerialReader(port="/dev/ttyS0", baud=9600).baud_fallbacks == [115200, 57600, 38400, 19200]
+    assert Ga467SerialReader(port="/dev/ttyS0", baud_fallbacks=[]).baud_fallbacks == []
+    assert (reader.inter_byte_timeout_s, reader.read_extra_address, reader.read_fingerprint) == (0.3, True, False)
+    assert reader.wlt_decoder is None
+    with pytest.raises(ValueError):
+        Ga467SerialReader(port="/dev/ttyS0", wlt_decoder={"function": "unpack"})   # library missing
 
 
 def test_missing_port_is_no_device(tmp_path) -> None:
@@ -205,7 +215,7 @@ def test_sam_failure_shows_in_status(sim: SimulatorProcess, reader: Ga467SerialR
 
 def test_baud_fallback_finds_the_readers_speed(sim: SimulatorProcess,
                                                make_reader: Callable[..., Ga467SerialReader]) -> None:
-    wrong = make_reader(sim.endpoints["pty"], baud=9600, timeout_s=0.2)
+    wrong = make_reader(sim.endpoints["pty"], baud=9600, timeout_s=0.2, baud_fallbacks=[])
     assert wrong.status().device is DeviceState.OFFLINE   # the simulator ignores a line at the wrong speed
     wrong.close()
     reader = make_reader(sim.endpoints["pty"], baud=9600, baud_fallbacks=[57600, 115200], timeout_s=0.2)

@@ -1,10 +1,12 @@
 """The simulator's own contract: endpoint line, raw frame answers, control command validation."""
 from __future__ import annotations
 
+import pytest
 import serial
 
 from drivers.idcard import protocol as p
-from drivers.idcard.simulator import PHOTO_HEADER, synthetic_photo
+from drivers.idcard.identity import decode_extra_address, encode_extra_address
+from drivers.idcard.simulator import PHOTO_HEADER, synthetic_fingerprint, synthetic_photo
 from drivers.sim.process import SimulatorProcess
 
 
@@ -39,16 +41,28 @@ def test_raw_frames_are_answered_like_a_reader(sim: SimulatorProcess) -> None:
     assert _exchange(port, bytes(bad)).sw3 == p.Sw3.CHECKSUM_ERROR
 
 
-def test_fingerprint_read_and_extra_address(sim: SimulatorProcess) -> None:
+@pytest.mark.parametrize("key, fingerprint, address", [
+    ("chen", b"", None),
+    ("zhang", synthetic_fingerprint("zhang:340302195803172018"), None),
+    ("zhao", b"", ["安徽省蚌埠市龙子湖区治淮路8号", "安徽省蚌埠市蚌山区涂山路266号"]),
+])
+def test_fingerprint_read_and_extra_address(sim: SimulatorProcess, key: str, fingerprint: bytes,
+                                            address: list[str] | None) -> None:
     port = sim.endpoints["pty"]
-    sim.control("place_card", identity="zhang")
+    sim.control("place_card", identity=key)
     assert _exchange(port, p.build_request(p.FIND_CARD)).sw3 == p.Sw3.CARD_FOUND
     select = _exchange(port, p.build_request(p.SELECT_CARD))
     assert select.sw3 == p.Sw3.OK and len(select.data) == 8
     reply = _exchange(port, p.build_request(p.READ_TEXT_PHOTO_FP))
-    text, photo, fingerprint = p.split_card_data(reply.data, with_fingerprint=True)
-    assert (len(text), len(photo), fingerprint) == (256, 1024, b"")
-    assert _exchange(port, p.build_request(p.READ_EXTRA_ADDRESS)).sw3 == p.Sw3.FIELD_NOT_ON_CARD
+    assert reply.data[:6] == bytes([0x01, 0x00, 0x04, 0x00, len(fingerprint) >> 8, len(fingerprint) & 0xFF])
+    text, photo, fp = p.split_card_data(reply.data, with_fingerprint=True)
+    assert (len(text), len(photo), fp) == (256, 1024, fingerprint)
+    extra = _exchange(port, p.build_request(p.READ_EXTRA_ADDRESS))
+    if address is None:
+        assert extra.sw3 == p.Sw3.FIELD_NOT_ON_CARD
+    else:
+        assert extra.sw3 == p.Sw3.OK and len(extra.data) == 140 and extra.data == encode_extra_address(*address)
+        assert decode_extra_address(extra.data) == address[-1]
 
 
 def test_control_commands_validate_their_arguments(sim: SimulatorProcess) -> None:

@@ -1,0 +1,260 @@
+"""Fixtures for the smart card tests: the real ``pcscd`` with vsmartcard's ``vpcd`` reader, our virtual card process
+(``kiosk-sim smartcard``) connected to it, and the real PC/SC driver.
+
+pcscd's socket (/run/pcscd/pcscd.comm) is fixed, so there is one pcscd per machine: when one already runs with the
+vpcd reader it is used as it is; otherwise the session starts ``pcscd -f -c <dir with a copy of the vpcd reader
+config>`` itself and stops it by PID at the end. (No ``-a``/``-d``: those would log APDUs, i.e. card data.)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+# hypothesis keeps a cache folder; keep it under the ignored var/ instead of the repository root
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      str(Path(__file__).resolve().parents[3] / "var" / "hypothesis"))
+
+from drivers.base import MediaState  # noqa: E402
+from drivers.idcard.identity import IdentityDocument  # noqa: E402
+from drivers.idcard.simulator import load_identities  # noqa: E402
+from drivers.sim.process import ManagedProcess, SimulatorProcess  # noqa: E402
+from drivers.smartcard.pcsc_reader import PcscSmartCardReader  # noqa: E402
+
+VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+VPCD_READER = "Virtual PCD 00 00"
+VPCD_READER_2 = "Virtual PCD 00 01"
+#: what /etc/reader.conf.d/vpcd holds on Debian 12 (used when the file itself is missing)
+VPCD_CONF_TEXT = ('FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x8C7B\n'
+                  f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x8C7B\n")
+
+
+def _unavailable(reason: str) -> None:
+    """Without pcscd/vpcd the PC/SC tests cannot run: a skip for developers, a failure in CI."""
+    message = f"{reason} (apt-get install pcscd vsmartcard-vpcd libpcsclite-dev swig; pip install pyscard)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def listed_readers() -> list[str] | None:
+    """The readers pcscd lists, or None when no pcscd answers."""
+    from smartcard import scard as sc
+
+    hr, context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+    if hr != sc.SCARD_S_SUCCESS:
+        return None
+    try:
+        hr, readers = sc.SCardListReaders(context, [])
+        return list(readers) if hr == sc.SCARD_S_SUCCESS else []
+    finally:
+        sc.SCardReleaseContext(context)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Pcscd:
+    """The pcscd the tests use; ``started`` when this session started it (then ``restart()`` is allowed)."""
+
+    def __init__(self, conf_dir: Path | None, log_path: Path | None) -> None:
+        self.conf_dir = conf_dir
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.proc is not None
+
+    def start(self, timeout: float = 15.0) -> None:
+        assert self.conf_dir is not None and self.log_path is not None
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["pcscd", "-f", "-c", str(self.conf_dir)], stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while VPCD_READER not in (listed_readers() or []):
+            if self.proc.poll() is not None:
+                code, self.proc = self.proc.returncode, None
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"pcscd exited with {code}: {tail}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"pcscd did not list {VPCD_READER!r} within {timeout} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 5
+        while listed_readers() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        _unavailable("pyscard is not installed")
+    readers = listed_readers()
+    if readers is not None:
+        if VPCD_READER not in readers:
+            _unavailable(f"a pcscd already runs without the vpcd reader (lists {readers})")
+        yield Pcscd(None, None)
+        return
+    if shutil.which("pcscd") is None or not VPCD_DRIVER.exists():
+        _unavailable("pcscd or the vpcd reader driver is not installed")
+    conf = tmp_path_factory.mktemp("pcscd") / "reader.conf.d"
+    conf.mkdir()
+    (conf / "vpcd").write_text(VPCD_CONF.read_text() if VPCD_CONF.exists() else VPCD_CONF_TEXT)
+    daemon = Pcscd(conf, conf.parent / "pcscd.log")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        from drivers.smartcard.watcher import stop_monitor_thread
+
+        stop_monitor_thread()   # pyscard's monitor would print a traceback when pcscd goes
+        daemon.stop()
+
+
+def start_card_process(*args: str) -> ManagedProcess:
+    """``kiosk-sim smartcard`` once it is registered in drivers/sim/cli.py, else the module itself."""
+    from drivers.sim.cli import SIMULATORS
+
+    if "smartcard" in SIMULATORS:
+        return SimulatorProcess("smartcard", *args)
+    return ManagedProcess([sys.executable, "-m", "drivers.smartcard.simulator", *args], "kiosk-sim smartcard")
+
+
+class CardSlot:
+    """The virtual card process, as tests use it."""
+
+    def __init__(self, proc: ManagedProcess) -> None:
+        self.proc = proc
+        self.endpoints: dict[str, Any] = proc.endpoints
+
+    @property
+    def reader_name(self) -> str:
+        return self.endpoints["reader"]
+
+    def control(self, cmd: str, **args: Any) -> dict[str, Any]:
+        from drivers.sim.control import send_command
+
+        reply = send_command(self.endpoints["control"], cmd, **args)
+        return reply
+
+    def must(self, cmd: str, **args: Any) -> dict[str, Any]:
+        reply = self.control(cmd, **args)
+        assert reply["ok"], reply
+        return reply
+
+
+@pytest.fixture(scope="session")
+def _card_process(pcscd: Pcscd) -> Iterator[CardSlot]:
+    proc = start_card_process()
+    try:
+        yield CardSlot(proc)
+    finally:
+        proc.stop()
+
+
+def wait_media(reader: PcscSmartCardReader, media: MediaState, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while reader.status().media is not media:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"reader media did not become {media.value} within {timeout} s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_reader() -> Iterator[Callable[..., PcscSmartCardReader]]:
+    readers: list[PcscSmartCardReader] = []
+
+    def make(open_: bool = True, **settings: Any) -> PcscSmartCardReader:
+        reader = PcscSmartCardReader(**settings)
+        readers.append(reader)
+        return reader.open() if open_ else reader  # type: ignore[return-value]
+
+    yield make
+    for reader in readers:
+        reader.close()
+
+
+@pytest.fixture
+def card(_card_process: CardSlot, make_reader: Callable[..., PcscSmartCardReader]) -> CardSlot:
+    """The virtual card process with the slot empty, no fault armed, and pcscd agreeing the slot is empty."""
+    _card_process.must("clear_faults")
+    _card_process.must("remove_card")
+    wait_media(make_reader(reader=_card_process.reader_name), MediaState.NOT_PRESENT)
+    return _card_process
+
+
+@pytest.fixture
+def reader(card: CardSlot, make_reader: Callable[..., PcscSmartCardReader]) -> PcscSmartCardReader:
+    return make_reader(reader=card.reader_name)
+
+
+@pytest.fixture
+def insert(card: CardSlot, reader: PcscSmartCardReader) -> Callable[..., dict[str, Any]]:
+    """``insert(card="bank", bank=...)``: put a card in and wait until pcscd sees it."""
+
+    def put(**args: Any) -> dict[str, Any]:
+        if reader.status().media is not MediaState.NOT_PRESENT:   # a card is in: take it out first, as a person would
+            card.must("remove_card")
+            wait_media(reader, MediaState.NOT_PRESENT)
+        reply = card.must("insert_card", **args)
+        deadline = time.monotonic() + 5
+        while not card.must("status")["connected"]:     # the card is in vpcd's slot (after the swap gap) …
+            assert time.monotonic() < deadline, "the virtual card did not connect to vpcd"
+            time.sleep(0.02)
+        wait_media(reader, MediaState.PRESENT)          # … and pcscd has seen it
+        return reply
+
+    return put
+
+
+@pytest.fixture(scope="session")
+def identities() -> dict[str, IdentityDocument]:
+    return load_identities()
+
+
+@pytest.fixture
+def start_card() -> Iterator[Callable[..., ManagedProcess]]:
+    """``start_card(*args)``: another virtual card process (stopped after the test)."""
+    procs: list[ManagedProcess] = []
+
+    def start(*args: str) -> ManagedProcess:
+        proc = start_card_process(*args)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
