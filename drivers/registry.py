@@ -21,6 +21,7 @@ BUILTIN_DRIVERS: dict[str, dict[str, str]] = {
     "receipt_printer": {
         "escpos": "drivers.receipt_printer.escpos_printer:EscposReceiptPrinter",
     },
+    "licence_printer": {"cups": "drivers.licence_printer.cups_printer:CupsLicencePrinter"},
 }
 
 

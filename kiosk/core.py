@@ -21,11 +21,13 @@ from device_profiles.loader import Profile
 from drivers.errors import DeviceError
 from kiosk.audit import AuditJournal
 from kiosk.devices import DeviceManager
-from kiosk.errors import DeviceUnavailable, InvalidSessionState, PlatformUnavailable, error_code
+from kiosk.errors import InvalidSessionState, PlatformUnavailable, error_code
 from kiosk.i18n import Translator
-from kiosk.platform_client import Application, PlatformClient, ServiceDetail, ServiceSummary
+from kiosk.platform_client import Application, PlatformClient, ServiceDetail
 from kiosk.session import RatingTarget, Session, State
-from kiosk.usecases import identify, printing
+from kiosk.print_journal import PrintJournal
+from kiosk.usecases import identify
+from kiosk.usecases.printing import PrintService
 from kiosk.workers import Dispatcher, Workers, call_now
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,10 @@ class KioskCore:
         self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, profile.platform.kiosk_key,
                                                    profile.platform.timeout_s, profile.platform.retries)
         self.devices = devices or DeviceManager(profile)
+        self.print_journal = PrintJournal(data_dir / "print-journal.sqlite3")
+        self.print_service = PrintService(self.print_journal, devices=self.devices.get, kiosk_id=self.kiosk_id,
+                                          kiosk_name=profile.kiosk.name.get("zh_CN", ""),
+                                          listener=self._on_print_event)
         self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
         self._listeners: list[EventListener] = []
         self._watchers: list[Any] = []  # one per card device (ID reader, PC/SC); same CardEvent from each
@@ -91,7 +97,10 @@ class KioskCore:
 
     # audit ----------------------------------------------------------------------------------------------------------
     def _audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
-        self._audit_writer.submit(self.audit.record, event, session_id, **fields)
+        try:
+            self._audit_writer.submit(self.audit.record, event, session_id, **fields)
+        except RuntimeError:  # writer stopped (shutting down): write here rather than lose the entry
+            self.audit.record(event, session_id, **fields)
 
     def flush_audit(self, timeout: float = 10.0) -> None:
         """Wait until every audit entry asked for so far is on disk."""
@@ -133,12 +142,14 @@ class KioskCore:
             self._watchers.append(PcscCardWatcher(smartcard, self._on_card_event).start())
         self._started.set()
         self.check_health()
+        self.workers.submit(self._recover_prints)
 
     def stop(self) -> None:
         for watcher in self._watchers:
             watcher.stop()
         self.end_session("shutdown")
         self.workers.shutdown()
+        self.print_journal.close()
         self.devices.stop()
         self.platform.close()
         self._audit("kiosk_stop")
@@ -173,6 +184,23 @@ class KioskCore:
                 on_result(avail)
 
         self.workers.submit(probe, on_result=done)
+
+    # printing -------------------------------------------------------------------------------------------------------
+    def _recover_prints(self) -> None:
+        """After a crash or power loss: settle what the print journal left open and tell staff what did not print."""
+        self.print_journal.purge(30 * 86400)
+        unfinished = self.print_service.recover()
+        if unfinished:
+            self._audit("print_unfinished", jobs=[e.job_id for e in unfinished])
+            self._emit("print_unfinished", jobs=unfinished)
+
+    def _on_print_event(self, name: str, payload: dict[str, Any]) -> None:
+        """From the print service (a worker thread): paper near-end/out and low supplies go to screens and audit."""
+        if name in ("paper", "supply_low"):
+            self._audit(name, **{k: getattr(v, "value", v) for k, v in payload.items()})
+            self._emit(name, **payload)
+            if name == "paper":
+                self.check_health()
 
     # operators ------------------------------------------------------------------------------------------------------
     def set_maintenance(self, reason: str | None) -> None:
@@ -324,27 +352,17 @@ class KioskCore:
                 on_result(result)
         return done
 
-    def _printer(self) -> Any:
-        printer = self.devices.get("receipt_printer")
-        if printer is None:
-            raise DeviceUnavailable("no receipt printer")
-        return printer
-
     def print_service_notice(self, detail: ServiceDetail, on_result: Callback = None,
                              on_error: Callback = None) -> None:
         self.session.begin_service()
         target = RatingTarget("service", detail.summary.code, "print_notice")
-        kiosk_name = self.profile.kiosk.name.get("zh_CN", "")
-        self._run("print_notice", printing.print_service_notice, self.devices.get("receipt_printer"), detail,
-                  self.guide_url(detail.summary.code), self.kiosk_id, kiosk_name,
+        self._run("print_notice", self.print_service.print_service_notice, detail, self.guide_url(detail.summary.code),
                   on_result=self._printed("print_notice", target, on_result), on_error=self._print_failed(on_error))
 
     def print_progress(self, application: Application, on_result: Callback = None, on_error: Callback = None) -> None:
         self.session.begin_service()
         target = RatingTarget("application", application.number, "print_progress")
-        kiosk_name = self.profile.kiosk.name.get("zh_CN", "")
-        self._run("print_progress", printing.print_progress, self.devices.get("receipt_printer"), application,
-                  self.status_texts(), self.kiosk_id, kiosk_name,
+        self._run("print_progress", self.print_service.print_progress, application, self.status_texts(),
                   on_result=self._printed("print_progress", target, on_result), on_error=self._print_failed(on_error))
 
     def _print_failed(self, on_error: Callback) -> Callable[[BaseException], None]:

@@ -41,7 +41,13 @@ class Workers:
                 result = future.result()
                 self.dispatch(lambda: on_result(result))
 
-        future = self._pool.submit(fn, *args)
+        try:
+            future = self._pool.submit(fn, *args)
+        except RuntimeError:  # shut down: a late event (a device callback during stop) has nobody to serve
+            log.debug("worker task %s dropped: shutting down", getattr(fn, "__name__", fn))
+            cancelled: Future[T] = Future()
+            cancelled.cancel()
+            return cancelled
         future.add_done_callback(done)
         return future
 

@@ -12,6 +12,8 @@ APT_PACKAGES=(
   socat poppler-utils xsel                            # serial plumbing; PDF tools; clipboard probe of Kivy
   pcscd vsmartcard-vpcd pcsc-tools                    # PC/SC daemon and the virtual reader our card process uses
   libpcsclite-dev swig gcc                            # to build pyscard
+  cups cups-client printer-driver-cups-pdf ghostscript  # licence printing: a private cupsd with a PDF queue
+  libcups2-dev                                        # to build pycups
 )
 
 missing=()

@@ -12,11 +12,14 @@ Contract of :meth:`ReceiptPrinter.print_receipt`:
    offline or away mid-job — the same errors are raised, carrying ``bytes_sent`` (and ``job_id``) both as an
    attribute and in ``placeholders``, so the print journal records the job as failed and may reprint.
 4. Paper near-end is not an error: the job succeeds and :attr:`PrintResult.paper` is :attr:`PaperState.LOW`.
+5. ``before_send()`` (optional) is called after the status check passed and before the first byte of the job, so
+   the print journal records the job as sent first; if it raises, nothing is sent and the error propagates.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Callable
 
 from drivers.base import Device, DeviceState, DeviceStatus, PaperState
 from drivers.errors import (CoverOpen, DeviceError, DeviceTimeout, HardwareError, NoDevice, PaperOut,
@@ -74,8 +77,9 @@ class ReceiptPrinter(Device):
     KIND = "receipt_printer"
 
     @abc.abstractmethod
-    def print_receipt(self, receipt: Receipt) -> PrintResult:
-        """Print one receipt and cut it; raise a :class:`~drivers.errors.DeviceError` unless it printed."""
+    def print_receipt(self, receipt: Receipt, *, before_send: Callable[[], None] | None = None) -> PrintResult:
+        """Print one receipt and cut it; raise a :class:`~drivers.errors.DeviceError` unless it printed.
+        ``before_send`` runs once the printer is known ready, just before the first byte."""
 
     @abc.abstractmethod
     def status(self) -> DeviceStatus:

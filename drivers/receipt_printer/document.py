@@ -5,8 +5,9 @@ documents without parsing bytes.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal, Mapping, Union
 
 Align = Literal["left", "center", "right"]
 
@@ -46,6 +47,10 @@ class Feed:
 
 Block = Union[Text, Rule, QRCode, Barcode, Feed]
 
+#: block type name in :meth:`Receipt.to_dict` → class
+BLOCK_TYPES: dict[str, type] = {"text": Text, "rule": Rule, "qr": QRCode, "barcode": Barcode, "feed": Feed}
+_TYPE_NAMES = {cls: name for name, cls in BLOCK_TYPES.items()}
+
 
 @dataclass
 class Receipt:
@@ -66,3 +71,19 @@ class Receipt:
             elif isinstance(block, Barcode):
                 lines.append(f"[BARCODE:{block.data}]")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the print journal keeps it to reprint the receipt exactly)."""
+        return {"job_id": self.job_id, "title": self.title,
+                "blocks": [{"type": _TYPE_NAMES[type(b)], **dataclasses.asdict(b)} for b in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Receipt":
+        blocks: list[Block] = []
+        for item in data.get("blocks", []):
+            fields = dict(item)
+            kind = BLOCK_TYPES.get(fields.pop("type", ""))
+            if kind is None:
+                raise ValueError(f"unknown receipt block type in {item!r}")
+            blocks.append(kind(**fields))
+        return cls(blocks=blocks, job_id=data.get("job_id", ""), title=data.get("title", ""))

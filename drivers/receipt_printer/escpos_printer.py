@@ -11,7 +11,8 @@ How a job goes (see :mod:`drivers.receipt_printer.base` for the contract):
    before a byte is sent.
 2. Status before the first byte: DLE EOT 1 (online), 2 (offline cause: cover, paper end, error), 4 (roll paper
    sensor), and 3 (error cause) when 2 reports an error. Replies are one byte of the form 0xx1xx10.
-3. The job is sent through the connection (``_raw``), counted in ``bytes_sent``.
+3. ``before_send()`` (the print journal's "sent" record) runs, then the job is sent through the connection
+   (``_raw``), counted in ``bytes_sent``.
 4. Confirmation: ``GS r 1``, a status the printer answers only after it has processed everything sent before it
    (DLE EOT is real-time and would answer at once, while the receipt is still printing). Its reply has bit 4 = 0,
    DLE EOT replies bit 4 = 1, so both can be outstanding at the same time. While waiting, DLE EOT 1/2/4 is polled
@@ -40,7 +41,7 @@ import tempfile
 import time
 import unicodedata
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from drivers.base import DeviceState, DeviceStatus, PaperState
 from drivers.errors import DeviceError, DeviceTimeout, NoDevice, ProtocolError
@@ -527,7 +528,7 @@ class EscposReceiptPrinter(ReceiptPrinter):
             raise ValueError(f"barcode {block.data!r} ({block.symbology}) cannot be printed: {exc}") from exc
 
     # -------------------------------------------------------------------------------------------- printing
-    def print_receipt(self, receipt: Receipt) -> PrintResult:
+    def print_receipt(self, receipt: Receipt, *, before_send: Callable[[], None] | None = None) -> PrintResult:
         job_id = receipt.job_id or uuid.uuid4().hex
         job = self.render(receipt)
         with self._lock:
@@ -537,6 +538,8 @@ class EscposReceiptPrinter(ReceiptPrinter):
             if error is not None:
                 self.jobs_failed += 1
                 raise error
+            if before_send is not None:
+                before_send()
             sent = 0
             try:
                 for i in range(0, len(job), CHUNK):

@@ -17,6 +17,7 @@ SIMULATED_KINDS: dict[str, tuple[str, tuple[str, ...], Callable[[Mapping[str, An
     ),
     # needs pcscd running with the vpcd reader (scripts/pcscd.sh); the card process connects to vpcd
     "smartcard": ("smartcard", (), lambda ep: {"reader": ep["reader"]}),
+    "licence_printer": ("licence-printer", (), lambda ep: {"server": ep["server"], "queue": ep["queue"]}),
 }
 
 
@@ -32,4 +33,5 @@ def settings_from_endpoints(kind: str, endpoints: Mapping[str, Any]) -> dict[str
 def placeholder_settings(kind: str) -> dict[str, Any]:
     """The settings a simulator will supply, with stand-in values, for validating a profile before start-up."""
     return settings_from_endpoints(kind, {"pty": "/dev/null", "tcp": "127.0.0.1:9100", "control": "127.0.0.1:1",
-                                          "reader": "Virtual PCD 00 00"})
+                                          "reader": "Virtual PCD 00 00", "server": "/run/cups/cups.sock",
+                                          "queue": "KioskPDF"})

@@ -1,14 +1,51 @@
-"""Print receipts from templates on the receipt printer."""
+"""Printing: receipts from templates on the receipt printer and licences/certificates on the licence printer, every job
+through the print journal (:mod:`kiosk.print_journal`) so none is lost or printed twice without a record.
+
+:class:`PrintService` is what the kiosk core uses. Its calls block (device I/O): run them on a worker.
+
+* :meth:`PrintService.print_receipt` — render a template, record the job (``queued``), mark it ``sent`` just before
+  the first byte (after the printer's status check passed), then ``done`` or ``failed``. A job refused before its first
+  byte (paper out, cover open, offline) is closed as ``not_printed``: nothing came out and the citizen was told.
+* :meth:`PrintService.print_licence` — the same for a PDF on the licence printer; the print server's job id is
+  recorded as soon as it is known, so after a crash :meth:`PrintService.recover` asks the print server what became of
+  the job instead of guessing.
+* :meth:`PrintService.unfinished` / :meth:`PrintService.reprint` / :meth:`PrintService.dismiss` — what did not
+  complete; reprint a receipt (marked 补打 on the paper when the first one may have partly printed) or, with a staff
+  member's authorisation, a licence (recorded as a reprint and counted).
+* Paper near-end: every result's paper state is tracked per printer; a change is reported to listeners as
+  ``("paper", {"device": kind, "state": "low", "previous": "full"})``, and licence supplies that run low as
+  ``("supply_low", {...})``. Journal changes are reported as ``("print_job", entry.to_dict())``.
+
+``print_service_notice`` / ``print_progress`` (module functions, no journal) are kept for the current kiosk core;
+the service has methods of the same names that go through the journal.
+"""
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, Mapping
 
+from drivers.base import PaperState
+from drivers.errors import DeviceError, PaperOut
+from drivers.licence_printer.base import JobResult, LicenceOptions, LicencePrinter
 from drivers.receipt_printer.base import PrintResult, ReceiptPrinter
+from drivers.receipt_printer.document import Receipt, Text
 from kiosk import receipts
-from kiosk.errors import DeviceUnavailable
+from kiosk.errors import DeviceUnavailable, KioskError
 from kiosk.platform_client import Application, ServiceDetail
+from kiosk.print_journal import JournalEntry, PrintJournal
+
+log = logging.getLogger(__name__)
+
+EventListener = Callable[[str, dict[str, Any]], None]
+REPRINT_MARK = "【补打】"
+
+#: non-personal summaries recorded in the journal per template
+SUMMARIES = {"service_notice": "一次性告知单", "progress": "办件进度回执", "queue_ticket": "排队取号凭条",
+             "payment_voucher": "缴费凭证", "fault_slip": "故障告知单", "transaction_receipt": "业务受理回执"}
 
 
 def new_job_id() -> str:
@@ -19,20 +56,9 @@ def _common(kiosk_id: str, kiosk_name: str) -> dict[str, Any]:
     return {"kiosk_id": kiosk_id, "kiosk_name": kiosk_name, "printed_at": datetime.now().strftime("%Y-%m-%d %H:%M")}
 
 
-def print_service_notice(printer: ReceiptPrinter | None, detail: ServiceDetail, guide_url: str, kiosk_id: str,
-                         kiosk_name: str) -> PrintResult:
-    if printer is None:
-        raise DeviceUnavailable("no receipt printer configured")
-    receipt = receipts.render("service_notice", job_id=new_job_id(), service=detail, guide_url=guide_url,
-                              **_common(kiosk_id, kiosk_name))
-    return printer.print_receipt(receipt)
-
-
-def print_progress(printer: ReceiptPrinter | None, application: Application, status_text: dict[str, str],
-                   kiosk_id: str, kiosk_name: str) -> PrintResult:
-    if printer is None:
-        raise DeviceUnavailable("no receipt printer configured")
-    view = {
+def progress_view(application: Application, status_text: Mapping[str, str]) -> dict[str, Any]:
+    """What the progress template shows of an application (masked applicant only)."""
+    return {
         "number": application.number, "service_name": application.service_name,
         "applicant_masked": application.applicant_masked, "department": application.department,
         "submitted_at": application.submitted_at[:16].replace("T", " "),
@@ -41,5 +67,283 @@ def print_progress(printer: ReceiptPrinter | None, application: Application, sta
         "timeline": [{"at": s.at[:16].replace("T", " "), "status_text": status_text.get(s.status, s.status),
                       "department": s.department, "note": s.note} for s in application.timeline],
     }
-    receipt = receipts.render("progress", job_id=new_job_id(), application=view, **_common(kiosk_id, kiosk_name))
-    return printer.print_receipt(receipt)
+
+
+# --- errors ---------------------------------------------------------------------------------------------------------
+
+class ReprintRefused(KioskError):
+    """The job cannot be reprinted (already printed, unknown, or its document is not at hand)."""
+
+    code = "reprint_refused"
+    translation_key = "error.generic"
+
+
+class ReprintNeedsAuthorisation(ReprintRefused):
+    """A licence that may have printed is reprinted only with a staff member's authorisation (recorded, counted)."""
+
+    code = "reprint_needs_authorisation"
+
+
+# --- the service ----------------------------------------------------------------------------------------------------
+
+class PrintService:
+    """Printing with the journal. Printers are given directly or looked up by kind through ``devices`` (e.g. the
+    device manager's ``get``), at each call, so a printer that comes back later is used."""
+
+    def __init__(self, journal: PrintJournal, *, receipt_printer: ReceiptPrinter | None = None,
+                 licence_printer: LicencePrinter | None = None,
+                 devices: Callable[[str], Any] | None = None, kiosk_id: str = "", kiosk_name: str = "",
+                 staff_hotline: str = "12345", listener: EventListener | None = None) -> None:
+        self.journal = journal
+        self._receipt_printer = receipt_printer
+        self._licence_printer = licence_printer
+        self._devices = devices
+        self.kiosk_id = kiosk_id
+        self.kiosk_name = kiosk_name
+        self.staff_hotline = staff_hotline
+        self._listeners: list[EventListener] = [listener] if listener else []
+        self._paper: dict[str, PaperState] = {}
+        self._low_supplies: dict[str, frozenset[str]] = {}
+        self._state_lock = threading.Lock()
+        journal.subscribe(lambda entry: self._emit("print_job", **entry.to_dict()))
+
+    # ------------------------------------------------------------------------------------------ events
+    def subscribe(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, name: str, **payload: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(name, payload)
+            except Exception:  # a listener's failure must not turn a printed job into an error
+                log.exception("print event listener failed on %s", name)
+
+    @property
+    def paper(self) -> dict[str, PaperState]:
+        """Last known paper state per printer kind (from job results and errors)."""
+        with self._state_lock:
+            return dict(self._paper)
+
+    def note_paper(self, device: str, state: PaperState | None) -> None:
+        """Record a printer's paper state; a change is reported as a ``paper`` event (near-end before it runs out)."""
+        if state is None or state is PaperState.UNKNOWN:
+            return
+        with self._state_lock:
+            previous = self._paper.get(device)
+            self._paper[device] = state
+        if previous is not state:
+            self._emit("paper", device=device, state=state.value, previous=previous.value if previous else None)
+
+    def _note_supplies(self, device: str, markers: list[Mapping[str, Any]]) -> None:
+        low = frozenset(m["name"] for m in markers if m.get("low"))
+        with self._state_lock:
+            previous = self._low_supplies.get(device, frozenset())
+            self._low_supplies[device] = low
+        if low - previous:
+            self._emit("supply_low", device=device, supplies=sorted(low),
+                       levels={m["name"]: m.get("level") for m in markers})
+
+    # ------------------------------------------------------------------------------------------ devices
+    def _device(self, kind: str, given: Any) -> Any:
+        device = given if given is not None else (self._devices(kind) if self._devices else None)
+        if device is None:
+            raise DeviceUnavailable(f"no {kind.replace('_', ' ')} configured")
+        return device
+
+    def receipt_printer(self) -> ReceiptPrinter:
+        return self._device("receipt_printer", self._receipt_printer)
+
+    def licence_printer(self) -> LicencePrinter:
+        return self._device("licence_printer", self._licence_printer)
+
+    # ------------------------------------------------------------------------------------------ receipts
+    def render_receipt(self, template: str, job_id: str = "", **context: Any) -> Receipt:
+        ctx = {**_common(self.kiosk_id, self.kiosk_name), "staff_hotline": self.staff_hotline, **context}
+        return receipts.render(template, job_id=job_id, **ctx)
+
+    def print_receipt(self, template: str, *, summary: str = "", **context: Any) -> PrintResult:
+        """Render ``template`` with ``context`` and print it through the journal."""
+        printer = self.receipt_printer()
+        job_id = new_job_id()
+        receipt = self.render_receipt(template, job_id=job_id, **context)
+        self.journal.create("receipt", template, job_id, summary=summary or SUMMARIES.get(template, template),
+                            payload=receipt.to_dict())
+        return self._send_receipt(printer, job_id, receipt)
+
+    def _send_receipt(self, printer: ReceiptPrinter, job_id: str, receipt: Receipt) -> PrintResult:
+        try:
+            result = printer.print_receipt(receipt, before_send=lambda: self.journal.mark_sent(job_id))
+        except DeviceError as exc:
+            bytes_sent = getattr(exc, "bytes_sent", None)
+            nothing_sent = self.journal.get(job_id).state == "queued" or bytes_sent == 0
+            if isinstance(exc, PaperOut):
+                self.note_paper("receipt_printer", PaperState.OUT)
+            self.journal.mark_failed(job_id, exc.code, detail=str(exc), bytes_sent=bytes_sent,
+                                     close="not_printed" if nothing_sent else None)
+            raise
+        except ValueError as exc:                       # the printer cannot render it: nothing was sent
+            self.journal.mark_failed(job_id, "invalid_data", detail=str(exc), bytes_sent=0, close="not_printed")
+            raise
+        try:
+            self.journal.mark_done(job_id, bytes_sent=result.bytes_sent, paper=result.paper.value)
+        except Exception:  # printed: the citizen has the receipt; the job stays "sent" and shows up as unfinished
+            log.exception("print job %s printed but could not be recorded as done", job_id)
+        self.note_paper("receipt_printer", result.paper)
+        return result
+
+    def print_service_notice(self, detail: ServiceDetail, guide_url: str) -> PrintResult:
+        return self.print_receipt("service_notice", summary=f"一次性告知单 {detail.summary.code}", service=detail,
+                                  guide_url=guide_url)
+
+    def print_progress(self, application: Application, status_text: Mapping[str, str]) -> PrintResult:
+        return self.print_receipt("progress", application=progress_view(application, status_text))
+
+    def print_fault_slip(self, what: str, code: str, failed_job_id: str = "",
+                         advice: str = "本次操作未能完成，请勿重复操作。") -> PrintResult:
+        """A slip for the citizen to take to staff: what failed, the error code and the journal's job id."""
+        fault = {"what": what, "code": code, "job_id": failed_job_id, "advice": advice,
+                 "occurred_at": datetime.now().strftime("%Y-%m-%d %H:%M")}
+        return self.print_receipt("fault_slip", summary=f"故障告知单 {code}", fault=fault)
+
+    # ------------------------------------------------------------------------------------------ licences
+    def print_licence(self, pdf_path: str | os.PathLike[str], options: LicenceOptions | None = None, *,
+                      document_type: str = "licence", summary: str = "", document_ref: str = "") -> JobResult:
+        """Print a PDF licence/certificate. ``document_type`` names it in the journal (e.g. ``business_licence``);
+        ``document_ref`` is how the kiosk can fetch the document again (the platform's id), never the document."""
+        printer = self.licence_printer()
+        options = options or getattr(printer, "default_options", None) or LicenceOptions()
+        job_id = new_job_id()
+        self.journal.create("licence", document_type, job_id, summary=summary or document_type,
+                            payload={"options": options.to_dict(), "document_ref": document_ref})
+        return self._send_licence(printer, job_id, pdf_path, options)
+
+    def _send_licence(self, printer: LicencePrinter, job_id: str, pdf_path: str | os.PathLike[str],
+                      options: LicenceOptions) -> JobResult:
+        try:
+            result = printer.print_pdf(pdf_path, options, job_id=job_id,
+                                       before_send=lambda: self.journal.mark_sent(job_id),
+                                       on_submitted=lambda device_job: self.journal.set_device_job(job_id, device_job))
+        except (DeviceError, ValueError) as exc:
+            self._licence_failed(printer, job_id, exc)
+            raise
+        try:
+            self.journal.mark_done(job_id, pages=result.pages, paper=self._status_paper(result))
+        except Exception:
+            log.exception("licence job %s printed but could not be recorded as done", job_id)
+        if result.status is not None:
+            self.note_paper("licence_printer", result.status.paper)
+            self._note_supplies("licence_printer", list(result.status.extra.get("markers", [])))
+        return result
+
+    @staticmethod
+    def _status_paper(result: JobResult) -> str | None:
+        return result.status.paper.value if result.status is not None and result.status.paper else None
+
+    def _licence_failed(self, printer: LicencePrinter, job_id: str, exc: Exception) -> None:
+        code = getattr(exc, "code", "invalid_data")
+        entry = self.journal.get(job_id)
+        device_job = getattr(exc, "device_job_id", None)
+        if isinstance(exc, PaperOut):
+            self.note_paper("licence_printer", PaperState.OUT)
+        if entry.state == "queued":                    # refused before anything was sent
+            self.journal.mark_failed(job_id, code, detail=str(exc), close="not_printed")
+            return
+        if device_job is None and entry.device_job is None:
+            # submission failed after the journal said "sent": did the print server take it after all?
+            try:
+                found = printer.find_job(job_id)
+            except DeviceError:
+                found = None
+            if found is None:
+                self.journal.mark_failed(job_id, code, detail=str(exc), close="not_printed")
+                return
+            device_job = found.device_job_id
+        self.journal.mark_failed(job_id, code, detail=str(exc), device_job=device_job)
+
+    # ------------------------------------------------------------------------------------------ after a crash
+    def unfinished(self, kind: str | None = None) -> list[JournalEntry]:
+        """Jobs that did not complete and are not settled, oldest first (receipts: offer a reprint; licences:
+        hand to staff)."""
+        return self.journal.pending(kind)
+
+    def recover(self) -> list[JournalEntry]:
+        """At start-up: ask the print server what became of licence jobs the journal left open (completed →
+        done; never submitted → closed as not printed; cancelled/aborted → failed, for staff), then return
+        :meth:`unfinished`. Receipt printers keep no job history, so open receipts are left as they are."""
+        for entry in self.journal.pending("licence"):
+            try:
+                self._reconcile_licence(entry)
+            except (DeviceError, DeviceUnavailable) as exc:
+                log.warning("licence job %s not reconciled: %s", entry.id, getattr(exc, "code", exc))
+        return self.unfinished()
+
+    def _reconcile_licence(self, entry: JournalEntry) -> JournalEntry:
+        if entry.state == "queued":
+            return self.journal.mark_failed(entry.id, "not_sent", detail="the kiosk stopped before sending",
+                                            close="not_printed")
+        printer = self.licence_printer()
+        info = printer.job_info(int(entry.device_job)) if entry.device_job else printer.find_job(entry.id)
+        if info is None:
+            if entry.device_job is None and entry.state == "sent":
+                return self.journal.mark_failed(entry.id, "not_submitted",
+                                                detail="the print server has no job for it", close="not_printed")
+            return entry                                # the server forgot the job: staff decide (unfinished)
+        if entry.device_job is None:
+            entry = self.journal.set_device_job(entry.id, info.device_job_id)
+        if info.state == "completed":
+            return self.journal.mark_done(entry.id, pages=info.pages, detail="completed (found after restart)")
+        if info.state in ("canceled", "aborted") and entry.state == "sent":
+            return self.journal.mark_failed(entry.id, f"job_{info.state}", detail=", ".join(info.reasons))
+        return entry                                    # still pending/processing, or already failed: leave it
+
+    def reprint(self, job_id: str, *, pdf_path: str | os.PathLike[str] | None = None,
+                authorised_by: str | None = None) -> PrintResult | JobResult:
+        """Print an unfinished job again as a new job with ``reprint_of`` = ``job_id`` (the original is closed).
+
+        Receipts: from the blocks the journal kept; marked 【补打】 when the first may have partly printed.
+        Licences: ``pdf_path`` is the document fetched again; when the first may have printed, ``authorised_by``
+        (a staff id) is required and the job is recorded as a reprint and counted."""
+        try:
+            entry = self.journal.get(job_id)
+        except KeyError:
+            raise ReprintRefused(f"no print job {job_id}") from None
+        if entry.kind == "licence" and entry.state != "done" and entry.closed is None:
+            try:
+                entry = self._reconcile_licence(entry)
+            except (DeviceError, DeviceUnavailable):
+                pass                                    # server unreachable: decide on what the journal says
+        if entry.state == "done":
+            raise ReprintRefused(f"print job {job_id} completed; it is not reprinted")
+        if entry.closed is not None and not entry.closed == "not_printed":
+            raise ReprintRefused(f"print job {job_id} is settled ({entry.closed})")
+        marked = entry.may_have_printed
+        new_id = new_job_id()
+        if entry.kind == "receipt":
+            if not entry.payload:
+                raise ReprintRefused(f"print job {job_id} has nothing kept to reprint")
+            printer = self.receipt_printer()
+            original = Receipt.from_dict(entry.payload)
+            blocks = ([Text(REPRINT_MARK, bold=True, align="center"), Text(f"原凭条：{job_id}", align="center")]
+                      if marked else []) + list(original.blocks)
+            receipt = Receipt(blocks=blocks, job_id=new_id, title=original.title)
+            self.journal.create("receipt", entry.template, new_id, summary=entry.summary, payload=receipt.to_dict(),
+                                reprint_of=job_id, is_reprint=marked)
+            return self._send_receipt(printer, new_id, receipt)
+        if marked and not authorised_by:
+            raise ReprintNeedsAuthorisation(f"licence job {job_id} may have printed: a staff member must authorise")
+        if pdf_path is None:
+            raise ReprintRefused(f"licence job {job_id}: the document must be fetched again to reprint it")
+        printer = self.licence_printer()
+        options = LicenceOptions.from_dict((entry.payload or {}).get("options") or {})
+        self.journal.create("licence", entry.template, new_id, summary=entry.summary,
+                            payload={"options": options.to_dict(),
+                                     "document_ref": (entry.payload or {}).get("document_ref", "")},
+                            reprint_of=job_id, is_reprint=marked, authorised_by=authorised_by if marked else None)
+        return self._send_licence(printer, new_id, pdf_path, options)
+
+    def dismiss(self, job_id: str, reason: str = "dismissed", by: str | None = None) -> JournalEntry:
+        """Staff settle an unfinished job without printing it (e.g. the citizen left; licence handed over by hand)."""
+        return self.journal.close_job(job_id, f"{reason}:{by}" if by else reason)
+
+    def reprint_count(self, job_id: str) -> int:
+        return self.journal.reprint_count(job_id)

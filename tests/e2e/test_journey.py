@@ -164,7 +164,7 @@ def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for)
     ui.tap("key_SP", wait_for)
     for digit in number[2:]:
         ui.tap(f"key_{digit}", wait_for)
-    assert ui.find("number")["text"] == number
+    wait_for(lambda: ui.find("number")["text"] == number, what="every key press shown")
     ui.tap("query", wait_for)
     ui.wait_text(f"办件编号：{number}", wait_for)
     ui.wait_text("高龄津贴", wait_for)

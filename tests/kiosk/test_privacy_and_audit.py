@@ -44,3 +44,13 @@ def test_audit_is_chained_and_masks(tmp_path):
     edited["event"] = "tampered"
     (tmp_path / "audit.jsonl").write_text(json.dumps(edited) + "\n" + "\n".join(lines[1:]) + "\n", "utf-8")
     assert not AuditJournal(tmp_path / "audit.jsonl", "KSK-1").verify()
+
+
+def test_workers_drop_late_tasks_after_shutdown():
+    from kiosk.workers import Workers
+
+    workers = Workers()
+    workers.shutdown()
+    results: list = []
+    future = workers.submit(lambda: 1, on_result=results.append)
+    assert future.cancelled() and results == []
