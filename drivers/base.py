@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
+
+from drivers.errors import DeviceError, NoCard
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DeviceState(str, enum.Enum):
@@ -73,6 +78,21 @@ class DeviceStatus:
         }
 
 
+def device_call(method: F) -> F:
+    """Decorate a driver method: one call at a time under the device lock, its DeviceErrors counted."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Device", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            except DeviceError as exc:
+                self._count_error(exc)
+                raise
+
+    return wrapper  # type: ignore[return-value]
+
+
 class InvalidSettings(ValueError):
     """A driver's settings do not match its ``SETTINGS_SCHEMA``; ``problems`` name each field by its path."""
 
@@ -118,6 +138,15 @@ class Device(abc.ABC):
         self.settings = settings
         self._lock = threading.RLock()
         self._opened = False
+        #: operation and error counts for health reports (``errors``, ``errors.<code>``, plus driver-specific ones)
+        self.counters: dict[str, int] = {"errors": 0}
+
+    def _count_error(self, exc: DeviceError) -> None:
+        """Count a failure by its code; "no card" is a normal answer, not an error of the device."""
+        key = f"errors.{exc.code}"
+        self.counters[key] = self.counters.get(key, 0) + 1
+        if not isinstance(exc, NoCard):
+            self.counters["errors"] += 1
 
     # lifecycle ------------------------------------------------------------------------------------------------------
     def open(self) -> "Device":

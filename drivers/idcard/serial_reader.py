@@ -28,14 +28,13 @@ One transaction at a time (``self._lock``); ``read_card`` holds the lock across 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import serial
 
-from drivers.base import DeviceState, DeviceStatus, MediaState
+from drivers.base import DeviceState, DeviceStatus, MediaState, device_call
 from drivers.errors import (
     CardReadFailed, CardRemoved, DeviceError, DeviceTimeout, NoCard, NoDevice, ProtocolError,
 )
@@ -112,22 +111,8 @@ except ImportError:  # Windows
 #: how long one pyserial read blocks at most while we wait for a reply (deadlines are checked between reads)
 _POLL_S = 0.05
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _counted(method: F) -> F:
-    """Run ``method`` under the lock and count the DeviceErrors it raises."""
-
-    @functools.wraps(method)
-    def wrapper(self: "Ga467SerialReader", *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            except DeviceError as exc:
-                self._count_error(exc)
-                raise
-
-    return wrapper  # type: ignore[return-value]
 
 
 class Ga467SerialReader(IdCardReader):
@@ -230,7 +215,7 @@ class Ga467SerialReader(IdCardReader):
         self._ser.baudrate = self.active_baud = self.baud
         raise DeviceTimeout(f"ID card reader on {self.port} stopped answering after set baud")
 
-    @_counted
+    @device_call
     def set_baud(self, baud: int) -> None:
         """Move the reader (and the line) to ``baud``, one of the standard speeds; :attr:`active_baud` tells where
         it answers afterwards. Raises DeviceTimeout when it answers at no speed any more."""
@@ -311,14 +296,8 @@ class Ga467SerialReader(IdCardReader):
                 for frame in decoder.feed(chunk):
                     return frame
 
-    def _count_error(self, exc: DeviceError) -> None:
-        key = f"errors.{exc.code}"
-        self.counters[key] = self.counters.get(key, 0) + 1
-        if not isinstance(exc, NoCard):
-            self.counters["errors"] += 1
-
     # IdCardReader -------------------------------------------------------------------------------------------------
-    @_counted
+    @device_call
     def find_card(self) -> bool:
         reply = self._transact(p.FIND_CARD)
         if reply.sw3 == p.Sw3.CARD_FOUND:
@@ -328,7 +307,7 @@ class Ga467SerialReader(IdCardReader):
             return False
         raise p.error_for_sw3(reply.sw3, "find card")
 
-    @_counted
+    @device_call
     def read_card(self) -> IdentityDocument:
         document = self._read_card()
         self.counters["cards_read"] += 1
@@ -401,7 +380,7 @@ class Ga467SerialReader(IdCardReader):
             return CardReadFailed(f"card read incomplete ({what})")
         return error
 
-    @_counted
+    @device_call
     def sam_id(self) -> str:
         reply = self._transact(p.SAM_ID)
         if reply.sw3 != p.Sw3.OK:

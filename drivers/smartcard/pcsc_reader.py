@@ -24,14 +24,13 @@ the driver works with T=0 and T=1 readers alike. APDUs, PINs and card data are n
 """
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import date
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from smartcard import scard as sc
 
-from drivers.base import DeviceState, DeviceStatus, MediaState
+from drivers.base import DeviceState, DeviceStatus, MediaState, device_call
 from drivers.errors import (
     CardReadFailed, CardRemoved, DeviceBusy, DeviceError, NoCard, NoDevice, ProtocolError,
 )
@@ -95,7 +94,6 @@ _PROTOCOLS = {"any": sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1, "T0": sc.SCARD
 #: GET RESPONSE / repeat-with-Le rounds allowed for one command (a card that keeps saying 61xx is broken)
 _MAX_CHAINED = 16
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _message(hr: int) -> str:
@@ -109,17 +107,6 @@ class _ServiceGone(Exception):
     """Internal: the PC/SC context is no longer valid (pcscd stopped or restarted)."""
 
 
-def _counted(method: F) -> F:
-    @functools.wraps(method)
-    def wrapper(self: "PcscSmartCardReader", *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            except DeviceError as exc:
-                self._count_error(exc)
-                raise
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _CardSession:
@@ -290,7 +277,7 @@ class PcscSmartCardReader(SmartCardReader):
         return name, states[0][1] if states else 0
 
     # SmartCardReader ------------------------------------------------------------------------------------------------
-    @_counted
+    @device_call
     def card_present(self) -> bool:
         _, state = self._with_context(self._reader_state)
         return bool(state & sc.SCARD_STATE_PRESENT) and not state & sc.SCARD_STATE_MUTE
@@ -324,7 +311,7 @@ class PcscSmartCardReader(SmartCardReader):
                 sc.SCardEndTransaction(session.handle, sc.SCARD_LEAVE_CARD)
             sc.SCardDisconnect(session.handle, sc.SCARD_LEAVE_CARD)
 
-    @_counted
+    @device_call
     def read_card(self, pin: str | None = None) -> SmartCardData:
         if pin is not None:
             a.pin_to_bcd(pin)   # ValueError for a malformed PIN, before touching the card
@@ -332,7 +319,7 @@ class PcscSmartCardReader(SmartCardReader):
         self.counters["cards_read"] += 1
         return result
 
-    @_counted
+    @device_call
     def read_social_security(self, pin: str | None = None) -> IdentityDocument:
         if pin is not None:
             a.pin_to_bcd(pin)
@@ -340,7 +327,7 @@ class PcscSmartCardReader(SmartCardReader):
         self.counters["cards_read"] += 1
         return result
 
-    @_counted
+    @device_call
     def read_bank_card(self) -> bc.BankCard:
         result = self._session(self._read_bank)
         self.counters["cards_read"] += 1
@@ -413,12 +400,6 @@ class PcscSmartCardReader(SmartCardReader):
         raise UnsupportedCard("no bank application on the card")
 
     # health ---------------------------------------------------------------------------------------------------------
-    def _count_error(self, exc: DeviceError) -> None:
-        key = f"errors.{exc.code}"
-        self.counters[key] = self.counters.get(key, 0) + 1
-        if not isinstance(exc, NoCard):
-            self.counters["errors"] += 1
-
     def status(self) -> DeviceStatus:
         with self._lock:
             def snapshot(device: DeviceState, media: MediaState = MediaState.UNKNOWN,

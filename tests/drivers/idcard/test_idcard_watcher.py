@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from typing import Callable
 
@@ -16,39 +15,16 @@ from drivers.idcard.serial_reader import Ga467SerialReader
 from drivers.sim.process import SimulatorProcess
 
 
-class Recorder:
-    """Collects events from the watcher thread."""
-
-    def __init__(self) -> None:
-        self.events: list[CardEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: CardEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    @property
-    def types(self) -> list[str]:
-        with self._lock:
-            return [e.type for e in self.events]
-
-    def count(self, kind: str) -> int:
-        return self.types.count(kind)
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def watcher(reader: Ga467SerialReader, recorder: Recorder) -> CardWatcher:
+def watcher(reader: Ga467SerialReader, recorder) -> CardWatcher:
     w = CardWatcher(reader, recorder, interval=0.03, removal_polls=3)
     yield w
     w.stop()
 
 
-def test_events_follow_place_and_remove_in_order(sim: SimulatorProcess, watcher: CardWatcher, recorder: Recorder,
+def test_events_follow_place_and_remove_in_order(sim: SimulatorProcess, watcher: CardWatcher, recorder,
                                                  identities: dict[str, IdentityDocument],
                                                  wait_until: Callable[..., object]) -> None:
     watcher.start()
@@ -68,7 +44,7 @@ def test_events_follow_place_and_remove_in_order(sim: SimulatorProcess, watcher:
     assert all(e.error is None for e in recorder.events)
 
 
-def test_a_card_left_on_the_reader_is_read_once(sim: SimulatorProcess, watcher: CardWatcher, recorder: Recorder,
+def test_a_card_left_on_the_reader_is_read_once(sim: SimulatorProcess, watcher: CardWatcher, recorder,
                                                 wait_until: Callable[..., object]) -> None:
     reads = sim.control("status")["counters"]["reads"]
     watcher.start()
@@ -83,7 +59,7 @@ def test_a_card_left_on_the_reader_is_read_once(sim: SimulatorProcess, watcher: 
 
 
 def test_card_swapped_faster_than_removal_detection(sim: SimulatorProcess, reader: Ga467SerialReader,
-                                                    recorder: Recorder, identities: dict[str, IdentityDocument],
+                                                    recorder, identities: dict[str, IdentityDocument],
                                                     wait_until: Callable[..., object]) -> None:
     with CardWatcher(reader, recorder, interval=0.03, removal_polls=1000):
         sim.control("place_card", identity="zhang")
@@ -94,7 +70,7 @@ def test_card_swapped_faster_than_removal_detection(sim: SimulatorProcess, reade
     assert recorder.events[-1].document == identities["yang"]
 
 
-def test_card_pulled_mid_read(sim: SimulatorProcess, watcher: CardWatcher, recorder: Recorder,
+def test_card_pulled_mid_read(sim: SimulatorProcess, watcher: CardWatcher, recorder,
                               wait_until: Callable[..., object]) -> None:
     sim.control("inject_fault", kind="pull_after_bytes", n=400)
     watcher.start()
@@ -108,7 +84,7 @@ def test_card_pulled_mid_read(sim: SimulatorProcess, watcher: CardWatcher, recor
 
 
 def test_a_failed_read_is_not_retried_while_the_card_stays(sim: SimulatorProcess, watcher: CardWatcher,
-                                                           recorder: Recorder,
+                                                           recorder,
                                                            wait_until: Callable[..., object]) -> None:
     sim.control("inject_fault", kind="sw3", code=0x41, command="read")
     watcher.start()
@@ -125,7 +101,7 @@ def test_a_failed_read_is_not_retried_while_the_card_stays(sim: SimulatorProcess
 
 
 def test_reader_gone_backs_off_reports_once_and_recovers(make_reader: Callable[..., Ga467SerialReader],
-                                                         recorder: Recorder, identities: dict[str, IdentityDocument],
+                                                         recorder, identities: dict[str, IdentityDocument],
                                                          wait_until: Callable[..., object]) -> None:
     first = SimulatorProcess("idcard", "--tcp", "127.0.0.1:0")
     address = first.endpoints["tcp"]
@@ -152,7 +128,7 @@ def test_reader_gone_backs_off_reports_once_and_recovers(make_reader: Callable[.
         first.stop()
 
 
-def test_start_and_stop_are_idempotent(reader: Ga467SerialReader, recorder: Recorder) -> None:
+def test_start_and_stop_are_idempotent(reader: Ga467SerialReader, recorder) -> None:
     watcher = CardWatcher(reader, recorder, interval=0.05)
     watcher.start()
     thread = watcher._thread

@@ -1,7 +1,6 @@
 """PcscCardWatcher over pyscard's CardMonitor, real pcscd + vpcd and the virtual card: the ID reader's events."""
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -16,31 +15,10 @@ from drivers.smartcard.watcher import PcscCardWatcher, SmartCardWatcher
 CardSlot = Any   # tests/drivers/smartcard/conftest.py:CardSlot
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[CardEvent] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: CardEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    @property
-    def types(self) -> list[str]:
-        with self._lock:
-            return [e.type for e in self.events]
-
-    def count(self, kind: str) -> int:
-        return self.types.count(kind)
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def watcher(reader: PcscSmartCardReader, recorder: Recorder) -> Iterator[PcscCardWatcher]:
+def watcher(reader: PcscSmartCardReader, recorder) -> Iterator[PcscCardWatcher]:
     w = PcscCardWatcher(reader, recorder, health_interval=0.2)
     yield w
     w.stop()
@@ -51,7 +29,7 @@ def polls(card: CardSlot) -> int:
     return card.must("status")["counters"]["atr_requests"]
 
 
-def test_social_security_card_events(card: CardSlot, watcher: PcscCardWatcher, recorder: Recorder,
+def test_social_security_card_events(card: CardSlot, watcher: PcscCardWatcher, recorder,
                                      identities: dict[str, IdentityDocument],
                                      wait_for: Callable[..., Any]) -> None:
     watcher.start()
@@ -67,7 +45,7 @@ def test_social_security_card_events(card: CardSlot, watcher: PcscCardWatcher, r
     assert "340302195803172018" not in repr(recorder.events)
 
 
-def test_bank_card_events_carry_only_the_masked_pan(card: CardSlot, watcher: PcscCardWatcher, recorder: Recorder,
+def test_bank_card_events_carry_only_the_masked_pan(card: CardSlot, watcher: PcscCardWatcher, recorder,
                                                     wait_for: Callable[..., Any]) -> None:
     watcher.start()
     card.must("insert_card", card="bank", bank="unionpay_debit")
@@ -81,7 +59,7 @@ def test_bank_card_events_carry_only_the_masked_pan(card: CardSlot, watcher: Pcs
 
 
 def test_card_already_in_the_reader_at_start_is_read(card: CardSlot, reader: PcscSmartCardReader,
-                                                     recorder: Recorder, wait_for: Callable[..., Any]) -> None:
+                                                     recorder, wait_for: Callable[..., Any]) -> None:
     card.must("insert_card", card="social_security", identity="chen")
     wait_for(reader.card_present, what="card seen by pcscd")
     with SmartCardWatcher(reader, recorder, health_interval=0.2):
@@ -90,7 +68,7 @@ def test_card_already_in_the_reader_at_start_is_read(card: CardSlot, reader: Pcs
 
 
 def test_a_failed_read_is_not_retried_while_the_card_stays(card: CardSlot, watcher: PcscCardWatcher,
-                                                           recorder: Recorder,
+                                                           recorder,
                                                            wait_for: Callable[..., Any]) -> None:
     watcher.start()
     card.must("insert_card", card="error")
@@ -107,7 +85,7 @@ def test_a_failed_read_is_not_retried_while_the_card_stays(card: CardSlot, watch
     assert isinstance(recorder.events[-1].error, UnsupportedCard)
 
 
-def test_card_pulled_mid_read(card: CardSlot, watcher: PcscCardWatcher, recorder: Recorder,
+def test_card_pulled_mid_read(card: CardSlot, watcher: PcscCardWatcher, recorder,
                               wait_for: Callable[..., Any]) -> None:
     watcher.start()
     card.must("inject_fault", kind="pull_after_apdus", n=6)
@@ -120,7 +98,7 @@ def test_card_pulled_mid_read(card: CardSlot, watcher: PcscCardWatcher, recorder
     assert recorder.types == ["inserted", "error", "removed", "inserted", "read"]
 
 
-def test_pin_submitted_after_pin_required(card: CardSlot, watcher: PcscCardWatcher, recorder: Recorder,
+def test_pin_submitted_after_pin_required(card: CardSlot, watcher: PcscCardWatcher, recorder,
                                           identities: dict[str, IdentityDocument],
                                           wait_for: Callable[..., Any]) -> None:
     watcher.start()
@@ -142,7 +120,7 @@ def test_pin_submitted_after_pin_required(card: CardSlot, watcher: PcscCardWatch
     assert recorder.types == ["error", "inserted", "error", "error", "read"]
 
 
-def test_swapped_cards_are_each_read(card: CardSlot, watcher: PcscCardWatcher, recorder: Recorder,
+def test_swapped_cards_are_each_read(card: CardSlot, watcher: PcscCardWatcher, recorder,
                                      wait_for: Callable[..., Any]) -> None:
     watcher.start()
     card.must("insert_card", card="social_security", identity="zhao")
@@ -169,7 +147,7 @@ def test_a_failing_listener_does_not_stop_the_watcher(card: CardSlot, reader: Pc
     assert seen == ["inserted", "bank_card", "removed"]
 
 
-def test_start_and_stop_are_idempotent(reader: PcscSmartCardReader, recorder: Recorder) -> None:
+def test_start_and_stop_are_idempotent(reader: PcscSmartCardReader, recorder) -> None:
     watcher = PcscCardWatcher(reader, recorder, health_interval=0.2)
     watcher.start()
     thread = watcher._thread
