@@ -138,15 +138,17 @@ class Device(abc.ABC):
         self.settings = settings
         self._lock = threading.RLock()
         self._opened = False
-        #: operation and error counts for health reports (``errors``, ``errors.<code>``, plus driver-specific ones)
-        self.counters: dict[str, int] = {"errors": 0}
 
     def _count_error(self, exc: DeviceError) -> None:
-        """Count a failure by its code; "no card" is a normal answer, not an error of the device."""
+        """Count a failure by its code in the driver's ``counters`` dict (drivers that keep one as a plain dict);
+        "no card" is a normal answer, not an error of the device."""
+        counters = getattr(self, "counters", None)
+        if not isinstance(counters, dict):
+            return
         key = f"errors.{exc.code}"
-        self.counters[key] = self.counters.get(key, 0) + 1
+        counters[key] = counters.get(key, 0) + 1
         if not isinstance(exc, NoCard):
-            self.counters["errors"] += 1
+            counters["errors"] = counters.get("errors", 0) + 1
 
     # lifecycle ------------------------------------------------------------------------------------------------------
     def open(self) -> "Device":

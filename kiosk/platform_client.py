@@ -1,17 +1,22 @@
 """Client of the service platform API (``/api/v1``), over httpx.
 
-Timeouts on every call; idempotent calls (GET, DELETE, and POSTs that carry an ``Idempotency-Key``) are retried with
-back-off on connection errors and 5xx; anything that still fails becomes :class:`PlatformUnavailable`. 4xx answers
-become :class:`PlatformRejected` (or a subclass) carrying the platform's stable error code. Blocking: call it from a
-worker, never from the UI thread.
+Timeouts on every call; idempotent calls (GET, DELETE, and POSTs that carry an ``Idempotency-Key`` or create nothing)
+are retried with back-off on connection errors and 5xx; anything that still fails becomes :class:`PlatformUnavailable`.
+4xx answers become :class:`PlatformRejected` (or a subclass) carrying the platform's stable error code and its
+``details``; a refused filing is :class:`PreReviewFailed` with every problem. Blocking: call it from a worker, never
+from the UI thread.
+
+Creating calls take ``idempotency_key`` (default: a new UUID — an outbox must store its own key and pass it on every
+attempt) and ``captured_at`` (when the citizen confirmed; only for requests sent later from an outbox).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import httpx
 
@@ -45,6 +50,9 @@ class Material:
     required: bool
     e_cert_type: str | None
     note: str = ""
+    index: int = -1
+    satisfied_by: str | None = None  # "form" | "identity": nothing to attach when filing online
+    deferrable: bool = False  # may be supplied later (容缺受理)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class ServiceDetail:
     basis: str
     places: list[dict[str, str]]
     faqs: list[dict[str, str]]
+    form_schema: dict[str, Any] | None = None  # JSON Schema of the online form; None: cannot be filed online
+    supplement_days: int | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ServiceDetail":
@@ -67,10 +77,13 @@ class ServiceDetail:
             conditions=list(d.get("conditions") or []),
             materials=[Material(name=m["name"], originals=int(m.get("originals", 0)), copies=int(m.get("copies", 0)),
                                 required=bool(m.get("required", True)), e_cert_type=m.get("e_cert_type"),
-                                note=m.get("note") or "") for m in d.get("materials") or []],
+                                note=m.get("note") or "", index=int(m.get("index", i)),
+                                satisfied_by=m.get("satisfied_by"), deferrable=bool(m.get("deferrable", False)))
+                       for i, m in enumerate(d.get("materials") or [])],
             legal_days=d.get("legal_days"), promised_days=d.get("promised_days"),
             fee_fen=int(d.get("fee_fen") or 0), fee_note=d.get("fee_note") or "", basis=d.get("basis") or "",
             places=list(d.get("places") or []), faqs=list(d.get("faqs") or []),
+            form_schema=d.get("form_schema"), supplement_days=d.get("supplement_days"),
         )
 
 
@@ -114,6 +127,396 @@ class CitizenSession:
     name_masked: str
 
 
+# --- e-certificates and registered photos -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ECertificateType:
+    code: str
+    name: str
+    name_en: str
+    issuer: str
+    fields: list[dict[str, str]]  # [{key, label, label_en}]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ECertificateType":
+        return cls(code=d["code"], name=d["name"], name_en=d.get("name_en", ""), issuer=d.get("issuer", ""),
+                   fields=list(d.get("fields") or []))
+
+
+@dataclass(frozen=True)
+class ECertificate:
+    id: str
+    type_code: str
+    type_name: str
+    number: str = field(repr=False)
+    issuer: str
+    issued_on: str
+    valid_until: str | None  # None: 长期
+    status: str  # valid | expired | revoked
+    trust_level: str  # A–D; materials accept A–C
+    holder_name_masked: str
+    data: dict[str, Any] = field(repr=False)
+    pdf_url: str = ""
+
+    @property
+    def usable_as_material(self) -> bool:
+        return self.status == "valid" and self.trust_level in ("A", "B", "C")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ECertificate":
+        return cls(id=d["id"], type_code=d["type_code"], type_name=d["type_name"], number=d.get("number", ""),
+                   issuer=d.get("issuer", ""), issued_on=d.get("issued_on", ""), valid_until=d.get("valid_until"),
+                   status=d["status"], trust_level=d["trust_level"], holder_name_masked=d.get("holder_name_masked", ""),
+                   data=dict(d.get("data") or {}), pdf_url=d.get("pdf_url", ""))
+
+
+@dataclass(frozen=True)
+class RegisteredPhoto:
+    data: bytes = field(repr=False)
+    content_type: str
+    source: str  # "placeholder" (drawn, useless for face matching) | "file"
+
+
+# --- online filing ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PageUpload:
+    id: str
+    content_type: str
+    size: int
+    width: int
+    height: int
+    sha256: str
+    created_at: str
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "PageUpload":
+        return cls(id=d["id"], content_type=d["content_type"], size=int(d["size"]), width=int(d["width"]),
+                   height=int(d["height"]), sha256=d["sha256"], created_at=d.get("created_at", ""))
+
+
+@dataclass(frozen=True)
+class MaterialRef:
+    """How one material of the guide (by ``index``) is provided: an e-certificate, page uploads, or deferred."""
+
+    index: int
+    e_certificate_id: str | None = None
+    upload_ids: tuple[str, ...] = ()
+    defer: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index}
+        if self.e_certificate_id is not None:
+            out["e_certificate_id"] = self.e_certificate_id
+        if self.upload_ids:
+            out["upload_ids"] = list(self.upload_ids)
+        if self.defer:
+            out["defer"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class MaterialState:
+    index: int
+    name: str
+    required: bool
+    status: str  # provided | outstanding | missing | not_provided
+    source: str | None = None  # e_certificate | upload | identity | form
+    e_certificate_id: str | None = None
+    upload_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "MaterialState":
+        return cls(index=int(d["index"]), name=d["name"], required=bool(d.get("required", True)), status=d["status"],
+                   source=d.get("source"), e_certificate_id=d.get("e_certificate_id"),
+                   upload_ids=tuple(d.get("upload_ids") or ()))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One missing or wrong item of a filing (一次性告知)."""
+
+    code: str
+    message: str  # zh, for the citizen
+    message_en: str
+    field: str | None = None  # JSON pointer into the form
+    material_index: int | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Problem":
+        return cls(code=d["code"], message=d.get("message", ""), message_en=d.get("message_en", ""),
+                   field=d.get("field"), material_index=d.get("material_index"))
+
+
+class PreReviewFailed(PlatformRejected):
+    """The platform refused a filing or supplement; ``problems`` lists every missing or wrong item at once."""
+
+    code = "pre_review_failed"
+
+    def __init__(self, message: str = "", problems: Sequence[Problem] = (),
+                 materials: Sequence[MaterialState] = (), **kwargs: Any) -> None:
+        super().__init__(message, status=422, platform_code="pre_review_failed", **kwargs)
+        self.problems = list(problems)
+        self.materials = list(materials)
+
+
+@dataclass(frozen=True)
+class PreReview:
+    acceptable: bool
+    problems: list[Problem]
+    materials: list[MaterialState]
+    supplement_due: str | None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "PreReview":
+        return cls(acceptable=bool(d["acceptable"]), problems=[Problem.from_json(p) for p in d.get("problems") or []],
+                   materials=[MaterialState.from_json(m) for m in d.get("materials") or []],
+                   supplement_due=d.get("supplement_due"))
+
+
+@dataclass(frozen=True)
+class FormPrefill:
+    service_code: str
+    form: dict[str, Any] = field(repr=False)
+    sources: dict[str, str]  # JSON pointer → identity | e_certificate:<id>
+    materials: list[MaterialState]  # suggested provision (one tap to attach)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "FormPrefill":
+        return cls(service_code=d["service_code"], form=dict(d.get("form") or {}), sources=dict(d.get("sources") or {}),
+                   materials=[MaterialState.from_json(m) for m in d.get("materials") or []])
+
+
+# --- payments ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PaymentOrder:
+    order_no: str
+    application_number: str
+    purpose: str
+    amount_fen: int
+    payer_masked: str
+    payee: str
+    status: str  # pending | paid | cancelled | expired
+    created_at: str
+    expires_at: str
+    paid_at: str | None = None
+    method: str | None = None
+    txn_ref: str | None = None
+    card_masked: str | None = None
+    cancelled_at: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "PaymentOrder":
+        return cls(order_no=d["order_no"], application_number=d.get("application_number", ""),
+                   purpose=d.get("purpose", ""), amount_fen=int(d["amount_fen"]),
+                   payer_masked=d.get("payer_masked", ""),
+                   payee=d.get("payee", ""), status=d["status"], created_at=d.get("created_at", ""),
+                   expires_at=d.get("expires_at", ""), paid_at=d.get("paid_at"), method=d.get("method"),
+                   txn_ref=d.get("txn_ref"), card_masked=d.get("card_masked"), cancelled_at=d.get("cancelled_at"))
+
+
+@dataclass(frozen=True)
+class FiledApplication:
+    number: str
+    progress: "Application"
+    materials: list[MaterialState]
+    outstanding: list[int]  # material indexes still to supply
+    supplement_due: str | None
+    form: dict[str, Any] = field(repr=False)
+    payment_orders: list[PaymentOrder] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "FiledApplication":
+        return cls(number=d["number"], progress=Application.from_json(d["progress"]),
+                   materials=[MaterialState.from_json(m) for m in d.get("materials") or []],
+                   outstanding=[int(i) for i in d.get("outstanding") or []], supplement_due=d.get("supplement_due"),
+                   form=dict(d.get("form") or {}),
+                   payment_orders=[PaymentOrder.from_json(o) for o in d.get("payment_orders") or []])
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    date: str
+    kiosk_id: str
+    items: list[PaymentOrder]
+    paid_count: int
+    paid_fen: int
+    cancelled_count: int
+    pending_count: int
+    expired_count: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Reconciliation":
+        t = d.get("totals") or {}
+        return cls(date=d["date"], kiosk_id=d.get("kiosk_id", ""),
+                   items=[PaymentOrder.from_json(o) for o in d.get("items") or []],
+                   paid_count=int(t.get("paid_count", 0)), paid_fen=int(t.get("paid_fen", 0)),
+                   cancelled_count=int(t.get("cancelled_count", 0)), pending_count=int(t.get("pending_count", 0)),
+                   expired_count=int(t.get("expired_count", 0)))
+
+
+# --- halls, appointments, queue ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HallQueue:
+    prefix: str
+    name: str
+    windows: list[str]
+
+
+@dataclass(frozen=True)
+class Hall:
+    code: str
+    name: str
+    address: str
+    hours: str
+    phone: str
+    slot_minutes: int
+    booking_days: int
+    queues: list[HallQueue]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Hall":
+        return cls(code=d["code"], name=d["name"], address=d.get("address", ""), hours=d.get("hours", ""),
+                   phone=d.get("phone", ""), slot_minutes=int(d.get("slot_minutes", 30)),
+                   booking_days=int(d.get("booking_days", 7)),
+                   queues=[HallQueue(q["prefix"], q["name"], list(q.get("windows") or []))
+                           for q in d.get("queues") or []])
+
+
+@dataclass(frozen=True)
+class Slot:
+    date: str
+    start: str
+    end: str
+    starts_at: str
+    capacity: int
+    available: int
+
+
+@dataclass(frozen=True)
+class Appointment:
+    appointment_no: str
+    hall_code: str
+    hall_name: str
+    hall_address: str
+    service_code: str
+    service_name: str
+    date: str
+    start: str
+    end: str
+    starts_at: str
+    status: str  # booked | cancelled | checked_in
+    created_at: str
+    ticket_id: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Appointment":
+        return cls(appointment_no=d["appointment_no"], hall_code=d["hall_code"], hall_name=d.get("hall_name", ""),
+                   hall_address=d.get("hall_address", ""), service_code=d["service_code"],
+                   service_name=d.get("service_name", ""), date=d["date"], start=d["start"], end=d["end"],
+                   starts_at=d.get("starts_at", ""), status=d["status"], created_at=d.get("created_at", ""),
+                   ticket_id=d.get("ticket_id"))
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    id: str
+    ticket_no: str
+    hall_code: str
+    hall_name: str
+    queue_name: str
+    windows: list[str]
+    service_code: str
+    service_name: str
+    service_date: str
+    waiting_before: int
+    issued_at: str
+    hall_open_now: bool
+    next_open_at: str | None = None
+    appointment_no: str | None = None
+    status: str = "waiting"
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "QueueTicket":
+        return cls(id=d["id"], ticket_no=d["ticket_no"], hall_code=d["hall_code"], hall_name=d.get("hall_name", ""),
+                   queue_name=d.get("queue_name", ""), windows=list(d.get("windows") or []),
+                   service_code=d["service_code"], service_name=d.get("service_name", ""),
+                   service_date=d.get("service_date", ""), waiting_before=int(d.get("waiting_before", 0)),
+                   issued_at=d.get("issued_at", ""), hall_open_now=bool(d.get("hall_open_now", False)),
+                   next_open_at=d.get("next_open_at"), appointment_no=d.get("appointment_no"),
+                   status=d.get("status", "waiting"))
+
+
+# --- delivery ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeliveryConsent:
+    version: str
+    text: str
+    text_en: str
+
+
+@dataclass(frozen=True)
+class Address:
+    recipient_name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    postcode: str | None = None
+
+    def __repr__(self) -> str:  # personal data: never in logs or tracebacks
+        return "Address(<redacted>)"
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"recipient_name": self.recipient_name, "phone": self.phone, "province": self.province,
+               "city": self.city, "district": self.district, "detail": self.detail}
+        if self.postcode:
+            out["postcode"] = self.postcode
+        return out
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    status: str
+    at: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivery_no: str
+    waybill_no: str
+    carrier: str
+    application_number: str
+    recipient_masked: str
+    phone_masked: str
+    address_masked: str
+    status: str  # awaiting_item | posted | in_transit | out_for_delivery | delivered
+    tracking: list[TrackingEvent]
+    created_at: str = ""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Delivery":
+        return cls(delivery_no=d["delivery_no"], waybill_no=d["waybill_no"], carrier=d.get("carrier", "EMS"),
+                   application_number=d["application_number"], recipient_masked=d.get("recipient_masked", ""),
+                   phone_masked=d.get("phone_masked", ""), address_masked=d.get("address_masked", ""),
+                   status=d["status"], created_at=d.get("created_at", ""),
+                   tracking=[TrackingEvent(t["status"], t.get("at", ""), t.get("note", ""))
+                             for t in d.get("tracking") or []])
+
+
+def _captured(at: dt.datetime | None) -> dict[str, str]:
+    if at is None:
+        return {}
+    if at.tzinfo is None:
+        raise ValueError("captured_at must be timezone-aware")
+    return {"X-Captured-At": at.isoformat()}
+
+
 class PlatformClient:
     def __init__(self, base_url: str, kiosk_id: str, kiosk_key: str, timeout_s: float = 5.0, retries: int = 2,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -130,7 +533,7 @@ class PlatformClient:
 
     # transport ------------------------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, *, idempotent: bool, token: str | None = None,
-                 headers: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+                 headers: Mapping[str, str] | None = None, raw: bool = False, **kwargs: Any) -> Any:
         hdrs = dict(headers or {})
         if token:
             hdrs["Authorization"] = f"Bearer {token}"
@@ -151,6 +554,8 @@ class PlatformClient:
                 continue
             if response.status_code >= 400:
                 raise self._rejection(response)
+            if raw:
+                return response
             return response.json() if response.content else None
         raise PlatformUnavailable(f"{method} {path.split('?')[0]}: {type(last).__name__ if last else 'failed'}")
 
@@ -162,11 +567,19 @@ class PlatformClient:
             err = {}
         code = err.get("code", "") if isinstance(err, dict) else ""
         message = err.get("message", response.reason_phrase) if isinstance(err, dict) else response.reason_phrase
+        details = err.get("details") if isinstance(err, dict) else None
+        rejection: PlatformRejected
         if response.status_code == 404:
-            return NotFound(message, status=404, platform_code=code)
-        if response.status_code == 401 and code == "session_expired":
-            return CitizenSessionExpired(message, status=401, platform_code=code)
-        return PlatformRejected(message, status=response.status_code, platform_code=code)
+            rejection = NotFound(message, status=404, platform_code=code)
+        elif response.status_code == 401 and code == "session_expired":
+            rejection = CitizenSessionExpired(message, status=401, platform_code=code)
+        elif code == "pre_review_failed" and isinstance(details, dict):
+            rejection = PreReviewFailed(message, [Problem.from_json(p) for p in details.get("problems") or []],
+                                        [MaterialState.from_json(m) for m in details.get("materials") or []])
+        else:
+            rejection = PlatformRejected(message, status=response.status_code, platform_code=code)
+        rejection.details = details  # type: ignore[attr-defined]
+        return rejection
 
     # API ------------------------------------------------------------------------------------------------------------
     def health(self) -> bool:
@@ -216,3 +629,191 @@ class PlatformClient:
         key = idempotency_key or str(uuid.uuid4())
         return self._request("POST", "/api/v1/ratings", idempotent=True, token=token,
                              headers={"Idempotency-Key": key}, json=body)
+
+    # e-certificates and registered photos ---------------------------------------------------------------------------
+    def e_certificate_types(self) -> list[ECertificateType]:
+        data = self._request("GET", "/api/v1/e-certificate-types", idempotent=True)
+        return [ECertificateType.from_json(t) for t in data["items"]]
+
+    def my_e_certificates(self, token: str, cert_type: str | None = None) -> list[ECertificate]:
+        """The citizen's certificates; ``cert_type`` is a type code (marriage_cert) or name (结婚证)."""
+        params = {"type": cert_type} if cert_type else None
+        data = self._request("GET", "/api/v1/me/e-certificates", idempotent=True, token=token, params=params)
+        return [ECertificate.from_json(c) for c in data["items"]]
+
+    def e_certificate(self, token: str, cert_id: str) -> ECertificate:
+        return ECertificate.from_json(self._request("GET", f"/api/v1/me/e-certificates/{cert_id}", idempotent=True,
+                                                    token=token))
+
+    def e_certificate_pdf(self, token: str, cert_id: str) -> bytes:
+        response = self._request("GET", f"/api/v1/me/e-certificates/{cert_id}/pdf", idempotent=True, token=token,
+                                 raw=True)
+        return response.content
+
+    @staticmethod
+    def _photo(response: httpx.Response) -> RegisteredPhoto:
+        return RegisteredPhoto(data=response.content, content_type=response.headers.get("content-type", ""),
+                               source=response.headers.get("x-photo-source", ""))
+
+    def registered_photo(self, id_number: str, name: str, document_kind: str) -> RegisteredPhoto | None:
+        """The registry's photo of the person whose card was read (before a session exists); None when the registry
+        does not know them (fall back to the card's photo)."""
+        body = {"id_number": id_number, "name": name, "document_kind": document_kind}
+        try:
+            response = self._request("POST", "/api/v1/registered-photos/query", idempotent=True, json=body, raw=True)
+        except NotFound:
+            return None
+        return self._photo(response)
+
+    def my_photo(self, token: str) -> RegisteredPhoto | None:
+        try:
+            return self._photo(self._request("GET", "/api/v1/me/photo", idempotent=True, token=token, raw=True))
+        except NotFound:
+            return None
+
+    # online filing ---------------------------------------------------------------------------------------------------
+    def upload_page(self, token: str, data: bytes, content_type: str = "image/jpeg", *,
+                    idempotency_key: str | None = None, captured_at: dt.datetime | None = None) -> PageUpload:
+        headers = {"Content-Type": content_type, "Idempotency-Key": idempotency_key or str(uuid.uuid4()),
+                   **_captured(captured_at)}
+        return PageUpload.from_json(self._request("POST", "/api/v1/me/uploads", idempotent=True, token=token,
+                                                  headers=headers, content=data))
+
+    def form_prefill(self, token: str, service_code: str) -> FormPrefill:
+        return FormPrefill.from_json(self._request("GET", f"/api/v1/me/services/{service_code}/prefill",
+                                                   idempotent=True, token=token))
+
+    @staticmethod
+    def _draft(service_code: str, form: Mapping[str, Any], materials: Sequence[MaterialRef],
+               commitment: bool) -> dict[str, Any]:
+        return {"service_code": service_code, "form": dict(form), "materials": [m.to_json() for m in materials],
+                "commitment": commitment}
+
+    def pre_review(self, token: str, service_code: str, form: Mapping[str, Any],
+                   materials: Sequence[MaterialRef] = (), commitment: bool = False) -> PreReview:
+        """Every problem of a draft at once; files nothing."""
+        body = self._draft(service_code, form, materials, commitment)
+        return PreReview.from_json(self._request("POST", "/api/v1/me/applications/pre-review", idempotent=True,
+                                                 token=token, json=body))
+
+    def file_application(self, token: str, service_code: str, form: Mapping[str, Any],
+                         materials: Sequence[MaterialRef] = (), commitment: bool = False, *,
+                         idempotency_key: str | None = None,
+                         captured_at: dt.datetime | None = None) -> FiledApplication:
+        """Accepted with its number, or :class:`PreReviewFailed` listing every problem."""
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
+        body = self._draft(service_code, form, materials, commitment)
+        return FiledApplication.from_json(self._request("POST", "/api/v1/me/applications", idempotent=True,
+                                                        token=token, headers=headers, json=body))
+
+    def my_application(self, token: str, number: str) -> FiledApplication:
+        return FiledApplication.from_json(self._request("GET", f"/api/v1/me/applications/{number}", idempotent=True,
+                                                        token=token))
+
+    def supplement_materials(self, token: str, number: str, materials: Sequence[MaterialRef], *,
+                             idempotency_key: str | None = None,
+                             captured_at: dt.datetime | None = None) -> FiledApplication:
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
+        body = {"materials": [m.to_json() for m in materials]}
+        return FiledApplication.from_json(self._request("POST", f"/api/v1/me/applications/{number}/supplements",
+                                                        idempotent=True, token=token, headers=headers, json=body))
+
+    # payments --------------------------------------------------------------------------------------------------------
+    def my_payment_orders(self, token: str) -> list[PaymentOrder]:
+        data = self._request("GET", "/api/v1/me/payment-orders", idempotent=True, token=token)
+        return [PaymentOrder.from_json(o) for o in data["items"]]
+
+    def create_payment_order(self, token: str, application_number: str, *, idempotency_key: str | None = None,
+                             captured_at: dt.datetime | None = None) -> PaymentOrder:
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
+        return PaymentOrder.from_json(self._request("POST", "/api/v1/me/payment-orders", idempotent=True, token=token,
+                                                    headers=headers, json={"application_number": application_number}))
+
+    def payment_order(self, order_no: str) -> PaymentOrder:
+        return PaymentOrder.from_json(self._request("GET", f"/api/v1/payment-orders/{order_no}", idempotent=True))
+
+    def confirm_payment(self, order_no: str, method: str, txn_ref: str, amount_fen: int, *,
+                        card_masked: str | None = None, paid_at: dt.datetime | None = None,
+                        idempotency_key: str | None = None) -> PaymentOrder:
+        """``method``: unionpay_card | wechat_pay | alipay | ecny. Safe to repeat with the same ``txn_ref``."""
+        body: dict[str, Any] = {"method": method, "txn_ref": txn_ref, "amount_fen": amount_fen,
+                                "card_masked": card_masked}
+        if paid_at is not None:
+            body["paid_at"] = paid_at.isoformat()
+        return PaymentOrder.from_json(self._request(
+            "POST", f"/api/v1/payment-orders/{order_no}/confirm", idempotent=True,
+            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, json=body))
+
+    def cancel_payment(self, order_no: str, reason: str = "cancelled at the kiosk") -> PaymentOrder:
+        return PaymentOrder.from_json(self._request("POST", f"/api/v1/payment-orders/{order_no}/cancel",
+                                                    idempotent=True, json={"reason": reason}))
+
+    def reconciliation(self, day: dt.date) -> Reconciliation:
+        return Reconciliation.from_json(self._request("GET", "/api/v1/payment-reconciliation", idempotent=True,
+                                                      params={"date": day.isoformat()}))
+
+    # halls, appointments, queue --------------------------------------------------------------------------------------
+    def halls(self) -> list[Hall]:
+        return [Hall.from_json(h) for h in self._request("GET", "/api/v1/halls", idempotent=True)["items"]]
+
+    def hall_slots(self, hall_code: str, day: dt.date | None = None, service_code: str | None = None) -> list[Slot]:
+        """Bookable slots (all days of the window, or one ``day``), oldest first."""
+        params = {k: v for k, v in {"date": day.isoformat() if day else None, "service_code": service_code}.items()
+                  if v}
+        data = self._request("GET", f"/api/v1/halls/{hall_code}/slots", idempotent=True, params=params)
+        return [Slot(date=d["date"], start=s["start"], end=s["end"], starts_at=s.get("starts_at", ""),
+                     capacity=int(s["capacity"]), available=int(s["available"]))
+                for d in data["days"] for s in d["slots"]]
+
+    def book_appointment(self, token: str, hall_code: str, service_code: str, day: dt.date, start: str, *,
+                         idempotency_key: str | None = None, captured_at: dt.datetime | None = None) -> Appointment:
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
+        body = {"hall_code": hall_code, "service_code": service_code, "date": day.isoformat(), "start": start}
+        return Appointment.from_json(self._request("POST", "/api/v1/me/appointments", idempotent=True, token=token,
+                                                   headers=headers, json=body))
+
+    def my_appointments(self, token: str) -> list[Appointment]:
+        data = self._request("GET", "/api/v1/me/appointments", idempotent=True, token=token)
+        return [Appointment.from_json(a) for a in data["items"]]
+
+    def cancel_appointment(self, token: str, appointment_no: str) -> Appointment:
+        return Appointment.from_json(self._request("POST", f"/api/v1/me/appointments/{appointment_no}/cancel",
+                                                   idempotent=True, token=token))
+
+    def check_in(self, token: str, appointment_no: str, *, idempotency_key: str | None = None) -> QueueTicket:
+        return QueueTicket.from_json(self._request(
+            "POST", f"/api/v1/me/appointments/{appointment_no}/check-in", idempotent=True, token=token,
+            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}))
+
+    def take_queue_ticket(self, hall_code: str, service_code: str, token: str | None = None, *,
+                          idempotency_key: str | None = None) -> QueueTicket:
+        return QueueTicket.from_json(self._request(
+            "POST", "/api/v1/queue-tickets", idempotent=True, token=token,
+            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
+            json={"hall_code": hall_code, "service_code": service_code}))
+
+    def queue_ticket(self, ticket_id: str) -> QueueTicket:
+        return QueueTicket.from_json(self._request("GET", f"/api/v1/queue-tickets/{ticket_id}", idempotent=True))
+
+    # delivery --------------------------------------------------------------------------------------------------------
+    def delivery_consent(self) -> DeliveryConsent:
+        d = self._request("GET", "/api/v1/delivery-consent", idempotent=True)
+        return DeliveryConsent(version=d["version"], text=d["text"], text_en=d.get("text_en", ""))
+
+    def request_delivery(self, token: str, application_number: str, address: Address, consent_version: str,
+                         agreed: bool, *, idempotency_key: str | None = None,
+                         captured_at: dt.datetime | None = None) -> Delivery:
+        """``agreed`` is what the citizen answered to the consent text of ``consent_version`` (False is refused)."""
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
+        body = {"application_number": application_number, "address": address.to_json(),
+                "consent": {"agreed": agreed, "version": consent_version}}
+        return Delivery.from_json(self._request("POST", "/api/v1/me/deliveries", idempotent=True, token=token,
+                                                headers=headers, json=body))
+
+    def my_deliveries(self, token: str) -> list[Delivery]:
+        data = self._request("GET", "/api/v1/me/deliveries", idempotent=True, token=token)
+        return [Delivery.from_json(d) for d in data["items"]]
+
+    def delivery(self, token: str, delivery_no: str) -> Delivery:
+        return Delivery.from_json(self._request("GET", f"/api/v1/me/deliveries/{delivery_no}", idempotent=True,
+                                                token=token))

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libpcsclite-dev swig gcc                            # to build pyscard
   cups cups-client printer-driver-cups-pdf ghostscript  # licence printing: a private cupsd with a PDF queue
   libcups2-dev                                        # to build pycups
+  postgresql                                          # the platform (and fleet) also run on PostgreSQL, tested
 )
 
 missing=()

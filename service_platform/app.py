@@ -15,8 +15,11 @@ from fastapi.routing import APIRoute
 from service_platform import __version__
 from service_platform.auth import KioskAuthCache
 from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url, utcnow
+from service_platform.ecert_pdf import PdfCache
 from service_platform.errors import install_error_handlers
-from service_platform.routes import applications, catalogue, citizen_sessions, health, ratings
+from service_platform.photos import PhotoRegistry, PhotoSource, load_photo_map
+from service_platform.routes import (
+    applications, catalogue, citizen_sessions, deliveries, ecertificates, filing, halls, health, payments, ratings)
 
 DEFAULT_SESSION_TTL = dt.timedelta(minutes=15)
 
@@ -24,24 +27,30 @@ DESCRIPTION = """\
 Reference 一网通办 service platform that the 24-hour self-service kiosks are a channel of.
 
 * **Public** (no credentials): `/healthz`, catalogue reads (`/api/v1/categories`, `/api/v1/services…`,
-  `/api/v1/rating-tags`) and application progress by number (`/api/v1/applications/{number}`).
-* **Kiosk calls**: headers `X-Kiosk-Id` and `X-Kiosk-Key`.
+  `/api/v1/rating-tags`, `/api/v1/e-certificate-types`, `/api/v1/halls…`, `/api/v1/delivery-consent`), application
+  progress by number (`/api/v1/applications/{number}`) and a queue ticket by its id.
+* **Kiosk calls**: headers `X-Kiosk-Id` and `X-Kiosk-Key` (registered photos, queue tickets, payment orders of the
+  kiosk, reconciliation).
 * **Citizen calls** (`/api/v1/me/…`): kiosk headers plus `Authorization: Bearer <token>` from
-  `POST /api/v1/citizen-sessions`.
-* **Errors** always look like `{"error": {"code": "stable_code", "message": "…"}}`.
-* **Times** are ISO 8601 in China Standard Time (`+08:00`); money is in fen (`fee_fen`).
+  `POST /api/v1/citizen-sessions`; they only ever see that citizen's data (someone else's is "not found").
+* **Creating calls** take an `Idempotency-Key` header: a repeat returns the first result (`Idempotent-Replayed:
+  true`), never a duplicate. A kiosk's outbox may send a citizen's request later with `X-Captured-At`.
+* **Errors** always look like `{"error": {"code": "stable_code", "message": "…", "details": …}}`.
+* **Times** are ISO 8601 in China Standard Time (`+08:00`); money is in fen (`fee_fen`, `amount_fen`).
 """
 
 
 def create_app(db_url: str | None = None, *, init_db: bool = True,
                session_ttl: dt.timedelta = DEFAULT_SESSION_TTL,
                clock: Callable[[], dt.datetime] = utcnow,
-               demo_kiosk_key: str | None = None) -> FastAPI:
+               demo_kiosk_key: str | None = None,
+               photo_source: PhotoSource | None = None) -> FastAPI:
     """Build the app on ``db_url`` (SQLAlchemy URL or file path; default ``./var/platform.db``).
 
     With ``init_db`` the tables are created and, when the database is empty, the demo data is seeded (the demo
     kiosk's key: ``demo_kiosk_key``, else env ``PLATFORM_DEMO_KIOSK_KEY``, else ``demo-kiosk-key`` — dev only).
-    ``clock`` returns the current aware UTC time (tests replace it).
+    ``clock`` returns the current aware UTC time (tests replace it). ``photo_source`` gives registered photos
+    (default: the photo map named by env ``PLATFORM_PHOTOS`` if set, else drawn placeholders; see photos.py).
     """
     engine = make_engine(normalize_db_url(db_url))
     sessionmaker = make_sessionmaker(engine)
@@ -64,8 +73,14 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
     app.state.clock = clock
     app.state.session_ttl = session_ttl
     app.state.kiosk_auth_cache = KioskAuthCache()
+    if photo_source is None:
+        photo_map = os.environ.get("PLATFORM_PHOTOS", "").strip()
+        photo_source = load_photo_map(photo_map) if photo_map else PhotoRegistry()
+    app.state.photo_source = photo_source
+    app.state.pdf_cache = PdfCache()
     install_error_handlers(app)
-    for module in (health, catalogue, applications, citizen_sessions, ratings):
+    for module in (health, catalogue, applications, citizen_sessions, ratings, ecertificates, filing, payments,
+                   halls, deliveries):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

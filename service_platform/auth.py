@@ -14,7 +14,7 @@ import hmac
 import secrets
 import threading
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -148,3 +148,70 @@ def optional_citizen(kiosk: Kiosk = Depends(require_kiosk), db: Session = Depend
     if creds is None:
         return None
     return _live_session(db, kiosk, creds, now)
+
+
+# --- creating calls of a citizen (also from a kiosk's offline outbox) ---------------------------------------------
+
+CAPTURE_GRACE = dt.timedelta(hours=72)
+CAPTURE_SKEW = dt.timedelta(minutes=2)
+
+
+class CitizenWriter:
+    """The citizen session behind a creating call, resolved without checking that it is still live, so that a
+    repeat of the call (same Idempotency-Key) replays even after the session ended. ``check(now)`` is called inside
+    the idempotent ``create``: the session must be live now — or, when the kiosk sends ``X-Captured-At`` (the moment
+    the citizen confirmed at the kiosk, for requests kept in its outbox while the platform was unreachable), it must
+    have been live then, and that moment must be at most 72 hours ago."""
+
+    def __init__(self, session: CitizenSession, captured_at: dt.datetime | None) -> None:
+        self.session = session
+        self.captured_at = captured_at
+
+    @property
+    def id_number(self) -> str:
+        return self.session.id_number
+
+    def fingerprint(self) -> dict[str, object]:
+        return {"citizen_session": self.session.id,
+                "captured_at": self.captured_at.isoformat() if self.captured_at else None}
+
+    def check(self, now: dt.datetime) -> dt.datetime:
+        """Raise unless the citizen may act; return the moment of the action (captured or now)."""
+        if self.captured_at is None:
+            if not is_live(self.session, now):
+                raise ApiError(401, "session_expired", "the citizen session has expired or was ended")
+            return now
+        at = self.captured_at.replace(microsecond=0)  # session times are kept to the second
+        if at > now + CAPTURE_SKEW or at < now - CAPTURE_GRACE:
+            raise ApiError(422, "captured_at_out_of_range",
+                           "X-Captured-At must lie within the last 72 hours (and not in the future)")
+        ended = min(self.session.expires_at, self.session.ended_at or self.session.expires_at)
+        if not self.session.created_at <= at <= ended:
+            raise ApiError(401, "session_expired", "the citizen session was not live at X-Captured-At")
+        return at
+
+
+def _captured_at(
+    captured_at: str | None = Header(
+        default=None, alias="X-Captured-At",
+        description="ISO 8601 time (with offset) at which the citizen confirmed this request at the kiosk. Only for "
+                    "requests submitted later from the kiosk's outbox: the citizen session must have been live then "
+                    "(up to 72 hours ago)."),
+) -> dt.datetime | None:
+    if captured_at is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(captured_at.strip())
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ApiError(422, "validation_failed", "X-Captured-At must be an ISO 8601 time with an offset")
+    return value.astimezone(dt.timezone.utc)
+
+
+def citizen_writer(kiosk: Kiosk = Depends(require_kiosk), db: Session = Depends(get_db),
+                   creds: HTTPAuthorizationCredentials | None = Depends(citizen_bearer),
+                   captured_at: dt.datetime | None = Depends(_captured_at)) -> CitizenWriter:
+    if creds is None:
+        raise ApiError(401, "session_required", "Authorization: Bearer <citizen session token> is required")
+    return CitizenWriter(find_session(db, kiosk, creds.credentials), captured_at)

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--session-minutes", type=float, default=15.0,
                        help="citizen session lifetime in minutes (default 15)")
+    serve.add_argument("--photos", default=None, metavar="FILE",
+                       help="YAML photo map: registered photos per ID number (default: env PLATFORM_PHOTOS, else "
+                            "drawn placeholders); see service_platform/photos.py")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     seed = sub.add_parser("seed", help="create tables and load the demo data into an empty database")
@@ -83,7 +86,10 @@ def serve(args: argparse.Namespace) -> int:
 
     from service_platform.app import create_app
 
-    app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes))
+    from service_platform.photos import load_photo_map
+
+    photos = load_photo_map(args.photos) if args.photos else None
+    app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes), photo_source=photos)
     try:
         sock = _listen(args.host, args.port)
     except OSError as exc:

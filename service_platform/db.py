@@ -22,11 +22,16 @@ def utcnow() -> dt.datetime:
 
 
 def normalize_db_url(db: str | Path | None) -> str:
-    """Accept a SQLAlchemy URL or a plain file path (→ SQLite); ``None`` → ``./var/platform.db``."""
+    """Accept a SQLAlchemy URL or a plain file path (→ SQLite); ``None`` → ``./var/platform.db``.
+
+    ``postgresql://`` and ``postgres://`` URLs use the psycopg (3) driver."""
     if db is None:
         db = DEFAULT_DB_PATH
     text = str(db)
     if "://" in text:
+        scheme, rest = text.split("://", 1)
+        if scheme in ("postgresql", "postgres"):
+            return f"postgresql+psycopg://{rest}"
         return text
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
@@ -56,8 +61,11 @@ class Base(DeclarativeBase):
 
 def make_engine(db_url: str) -> Engine:
     url = normalize_db_url(db_url)
-    kwargs: dict[str, Any] = {}
+    # hide_parameters: SQL errors never carry the bound values (ID numbers, names) into logs.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     is_sqlite = url.startswith("sqlite")
+    if url.startswith("postgresql"):
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     if is_sqlite:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
         if url in ("sqlite://", "sqlite:///:memory:"):
@@ -86,3 +94,15 @@ def create_tables(engine: Engine) -> None:
     from service_platform import models  # noqa: F401  (registers the tables on Base.metadata)
 
     Base.metadata.create_all(engine)
+
+
+def insert_ignore(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL (concurrent creators of the same row both
+    succeed; on PostgreSQL the second waits for the first to commit)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(model).values(rows).on_conflict_do_nothing())

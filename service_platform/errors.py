@@ -77,10 +77,12 @@ def install_error_handlers(app: FastAPI) -> None:
 _DESCRIPTIONS = {401: "Missing/wrong kiosk credentials (unauthorized) or citizen session problem "
                       "(session_required, session_invalid, session_expired)",
                  403: "Forbidden (kiosk_disabled, verification_failed)",
-                 404: "Not found (not_found)",
-                 409: "Conflict (idempotency_conflict, conflict)",
+                 404: "Not found (not_found) — also for another citizen's or another kiosk's resource",
+                 409: "Conflict (idempotency_conflict, or the state conflict the code names)",
+                 413: "Payload too large (payload_too_large)",
+                 415: "Unsupported media type (unsupported_media_type)",
                  422: "Validation failed (validation_failed or a more specific code)",
-                 503: "Dependency unavailable"}
+                 503: "Dependency unavailable (database_unavailable, pdf_unavailable)"}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

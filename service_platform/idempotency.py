@@ -4,7 +4,9 @@ A creating endpoint takes an ``Idempotency-Key`` header (:func:`require_idempote
 :func:`run_idempotent`: the first call runs ``create`` and stores its status and JSON body with a fingerprint of the
 request in ``idempotency_records`` in the same transaction; a later call with the same key replays the stored
 answer (header ``Idempotent-Replayed: true``) if its fingerprint matches, and fails with 409
-``idempotency_conflict`` if not. Two concurrent first calls race on the unique constraint; the loser replays.
+``idempotency_conflict`` if not. Two concurrent first calls race on the unique constraint; the loser replays — also
+when it was refused because of the winner's effects. Refusals (``ApiError``) are not stored: a repeat is checked
+again.
 """
 from __future__ import annotations
 
@@ -90,7 +92,9 @@ def run_idempotent(db: Session, *, scope: str, key: str, payload: Any, now: dt.d
         db.add(IdempotencyRecord(scope=scope, key=key, request_hash=request_hash, status_code=status_code,
                                  response_body=body, created_at=now))
         db.commit()
-    except IntegrityError:
+    except (IntegrityError, ApiError):
+        # A concurrent twin may have committed meanwhile: its record wins (replay). That also covers refusals caused
+        # by the twin's own effects (e.g. "you already have an appointment"), which commit with its record.
         db.rollback()
         existing = _lookup(db, scope, key)
         if existing is None:

@@ -67,3 +67,14 @@ def mask_name(name: str) -> str:
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_phone(phone: str) -> str:
+    """13905520001 → 139****0001."""
+    phone = phone.strip()
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+
+
+def mask_address(province: str, city: str, district: str, detail: str) -> str:
+    """Region in full, the street address cut after a few characters: 安徽省蚌埠市龙子湖区东海大道****."""
+    return f"{province}{city}{district}{detail[:4]}****"

@@ -1,11 +1,16 @@
 """ORM tables: catalogue (categories, services, materials, places), kiosks, applications with their timeline,
-citizen sessions, ratings and idempotency records."""
+citizen sessions, ratings and idempotency records; the identity registry with e-certificates (电子证照), online filing
+(form schemas, attached materials, uploads), payments, halls with appointment slots and queue tickets, deliveries.
+
+Tables added after the first release are new tables (never new columns on old ones), so an existing database is
+upgraded by ``create_all`` plus seeding the new parts (see ``seed/loader.py``)."""
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON, Boolean, Column, Date, ForeignKey, Integer, LargeBinary, String, Table, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service_platform.db import Base, UTCDateTime
@@ -196,3 +201,283 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Counter(Base):
+    """Named sequences (application numbers per day, ticket numbers per hall/queue/day, …), incremented in the
+    caller's transaction (see ``numbering.py``)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- filing rules of a service ------------------------------------------------------------------------------------
+
+class ServiceFilingRule(Base):
+    """How a service is applied for online: the form's JSON Schema, which materials the form or the identity check
+    satisfies, which may be supplied later (容缺受理) and within how many working days, and the fee's purpose."""
+
+    __tablename__ = "service_filing_rules"
+
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), primary_key=True)
+    form_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    form_materials: Mapped[list[int]] = mapped_column(JSON, default=list)
+    deferrable_materials: Mapped[list[int]] = mapped_column(JSON, default=list)
+    supplement_days: Mapped[int] = mapped_column(Integer, default=5)
+    fee_purpose: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+    service: Mapped[Service] = relationship()
+
+
+# --- identity registry and e-certificates -------------------------------------------------------------------------
+
+class RegisteredCitizen(Base):
+    """A person known to the population registry (synthetic in the demo); ``photo`` names the source of the
+    registered photo (``placeholder`` or a file path; the app's photo source may override it)."""
+
+    __tablename__ = "registered_citizens"
+
+    id_number: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    sex: Mapped[str] = mapped_column(String(10))
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    nation: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    address: Mapped[str] = mapped_column(String(200))
+    photo: Mapped[str] = mapped_column(String(300), default="placeholder")
+
+
+class ECertificateType(Base):
+    """A kind of electronic certificate (居民户口簿, 结婚证, …) with the fields its data carries."""
+
+    __tablename__ = "e_certificate_types"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    name_en: Mapped[str] = mapped_column(String(120))
+    issuer: Mapped[str] = mapped_column(String(120))
+    fields: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ECertificate(Base):
+    """One electronic certificate (电子证照) of one holder; ``trust_level`` A–D (国办函〔2016〕108号)."""
+
+    __tablename__ = "e_certificates"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type_code: Mapped[str] = mapped_column(ForeignKey("e_certificate_types.code"), index=True)
+    holder_id_number: Mapped[str] = mapped_column(String(18), index=True)
+    holder_name: Mapped[str] = mapped_column(String(80))
+    number: Mapped[str] = mapped_column(String(60))
+    issuer: Mapped[str] = mapped_column(String(120))
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    valid_until: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    trust_level: Mapped[str] = mapped_column(String(1))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    type: Mapped[ECertificateType] = relationship(lazy="joined")
+
+
+# --- online filing ------------------------------------------------------------------------------------------------
+
+class Upload(Base):
+    """A page image captured by a kiosk camera for one citizen; attached to at most one application."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id_number: Mapped[str] = mapped_column(String(18), index=True)
+    kiosk_id: Mapped[str] = mapped_column(ForeignKey("kiosks.id"))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blank: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ApplicationFiling(Base):
+    """What an online filing adds to an application: the form data, the kiosk, the supplement deadline."""
+
+    __tablename__ = "application_filings"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    form: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    kiosk_id: Mapped[str | None] = mapped_column(ForeignKey("kiosks.id"), nullable=True)
+    citizen_session_id: Mapped[int | None] = mapped_column(ForeignKey("citizen_sessions.id"), nullable=True)
+    supplement_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+class ApplicationMaterial(Base):
+    """One material of an application: provided (how) or outstanding (容缺 or asked for by the department)."""
+
+    __tablename__ = "application_materials"
+    __table_args__ = (UniqueConstraint("application_id", "material_index", name="uq_application_material"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    material_index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # provided | outstanding
+    source: Mapped[str | None] = mapped_column(String(20), nullable=True)  # e_certificate | upload | identity | form
+    e_certificate_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    upload_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- payments -----------------------------------------------------------------------------------------------------
+
+class PaymentOrder(Base):
+    """An order for one fee of one application (amount in fen). Status: pending → paid | cancelled | expired."""
+
+    __tablename__ = "payment_orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(24), unique=True, index=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(120))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    payer_id_number: Mapped[str] = mapped_column(String(18), index=True)
+    payer_name: Mapped[str] = mapped_column(String(80))
+    payee: Mapped[str] = mapped_column(String(120))
+    kiosk_id: Mapped[str | None] = mapped_column(ForeignKey("kiosks.id"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    method: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    txn_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    card_masked: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    application: Mapped[Application] = relationship(lazy="joined")
+
+
+# --- halls, appointments, queue -----------------------------------------------------------------------------------
+
+class Hall(Base):
+    """A place that takes appointments and issues queue tickets: opening sessions, slot length and capacity."""
+
+    __tablename__ = "halls"
+
+    place_code: Mapped[str] = mapped_column(ForeignKey("places.code"), primary_key=True)
+    schedule: Mapped[dict[str, list[list[str]]]] = mapped_column(JSON)  # weekday "0".."6" → [[start, end], …]
+    slot_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    slot_capacity: Mapped[int] = mapped_column(Integer, default=3)
+    booking_days: Mapped[int] = mapped_column(Integer, default=7)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    place: Mapped[Place] = relationship(lazy="joined")
+    queues: Mapped[list[HallQueue]] = relationship(order_by="HallQueue.position", cascade="all, delete-orphan",
+                                                   lazy="selectin")
+
+
+class HallQueue(Base):
+    """A queue of a hall (ticket prefix, windows) serving some departments or service codes (empty list: every
+    other service)."""
+
+    __tablename__ = "hall_queues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    place_code: Mapped[str] = mapped_column(ForeignKey("halls.place_code", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(2))
+    name: Mapped[str] = mapped_column(String(60))
+    windows: Mapped[list[str]] = mapped_column(JSON, default=list)
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AppointmentSlot(Base):
+    """Bookings of one slot; ``booked`` only grows with a conditional UPDATE (``booked < capacity``)."""
+
+    __tablename__ = "appointment_slots"
+    __table_args__ = (UniqueConstraint("place_code", "day", "start", name="uq_slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    place_code: Mapped[str] = mapped_column(ForeignKey("halls.place_code"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    start: Mapped[str] = mapped_column(String(5))
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_no: Mapped[str] = mapped_column(String(24), unique=True, index=True)
+    citizen_id_number: Mapped[str] = mapped_column(String(18), index=True)
+    citizen_name: Mapped[str] = mapped_column(String(80))
+    place_code: Mapped[str] = mapped_column(ForeignKey("halls.place_code"))
+    service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    start_time: Mapped[str] = mapped_column(String(5))
+    end_time: Mapped[str] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(20))  # booked | cancelled | checked_in
+    kiosk_id: Mapped[str | None] = mapped_column(ForeignKey("kiosks.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ticket_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+    hall: Mapped[Hall] = relationship(lazy="joined")
+    service: Mapped[Service] = relationship(lazy="joined")
+
+
+class QueueTicket(Base):
+    __tablename__ = "queue_tickets"
+    __table_args__ = (UniqueConstraint("place_code", "prefix", "day", "seq", name="uq_ticket"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ticket_no: Mapped[str] = mapped_column(String(8))
+    place_code: Mapped[str] = mapped_column(ForeignKey("halls.place_code"))
+    prefix: Mapped[str] = mapped_column(String(2))
+    queue_name: Mapped[str] = mapped_column(String(60))
+    windows: Mapped[list[str]] = mapped_column(JSON, default=list)
+    day: Mapped[dt.date] = mapped_column(Date)
+    seq: Mapped[int] = mapped_column(Integer)
+    service_code: Mapped[str] = mapped_column(ForeignKey("services.code"))
+    citizen_id_number: Mapped[str | None] = mapped_column(String(18), nullable=True, index=True)
+    appointment_no: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    kiosk_id: Mapped[str] = mapped_column(ForeignKey("kiosks.id"))
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    hall: Mapped[Hall] = relationship(lazy="joined")
+    service: Mapped[Service] = relationship(lazy="joined")
+
+
+# --- delivery -----------------------------------------------------------------------------------------------------
+
+class Delivery(Base):
+    """EMS delivery of an application's result (证照寄送), with the citizen's recorded consent."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_no: Mapped[str] = mapped_column(String(24), unique=True, index=True)
+    waybill_no: Mapped[str] = mapped_column(String(13), unique=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    owner_id_number: Mapped[str] = mapped_column(String(18), index=True)
+    recipient_name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str] = mapped_column(String(20))
+    province: Mapped[str] = mapped_column(String(40))
+    city: Mapped[str] = mapped_column(String(40))
+    district: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    consent_version: Mapped[str] = mapped_column(String(40))
+    consent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    kiosk_id: Mapped[str | None] = mapped_column(ForeignKey("kiosks.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    application: Mapped[Application] = relationship(lazy="joined")

@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from service_platform.deps import get_db
 from service_platform.errors import error_responses, not_found
-from service_platform.models import Category, Service, service_categories
+from service_platform.filing import satisfied_by
+from service_platform.models import Category, Service, ServiceFilingRule, service_categories
 from service_platform.schemas import (
     CategoryList, CategoryOut, FaqOut, MaterialOut, PlaceOut, ServiceDetail, ServiceList, ServiceSummary)
 from service_platform.search import SearchDoc, rank
@@ -67,11 +68,18 @@ def get_service(code: str, db: Session = Depends(get_db)) -> ServiceDetail:
         selectinload(Service.categories), selectinload(Service.materials), selectinload(Service.place_links)))
     if svc is None:
         raise not_found(f"service {code!r}")
+    rule = db.get(ServiceFilingRule, svc.id)
+    deferrable = set(rule.deferrable_materials or []) if rule else set()
     return ServiceDetail(
         **service_summary(svc).model_dump(),
         conditions=list(svc.conditions or []),
-        materials=[MaterialOut.model_validate(m) for m in svc.materials],
+        materials=[MaterialOut(index=i, name=m.name, originals=m.originals, copies=m.copies, required=m.required,
+                               e_cert_type=m.e_cert_type, note=m.note, satisfied_by=satisfied_by(i, m, rule),
+                               deferrable=i in deferrable)  # type: ignore[arg-type]
+                   for i, m in enumerate(svc.materials)],
         legal_days=svc.legal_days, fee_note=svc.fee_note, basis=svc.basis,
         places=[PlaceOut.model_validate(link.place) for link in svc.place_links],
         faqs=[FaqOut(**f) for f in (svc.faqs or [])],
+        form_schema=rule.form_schema if rule else None,
+        supplement_days=rule.supplement_days if rule else None,
     )

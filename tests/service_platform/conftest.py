@@ -1,26 +1,41 @@
-"""Fixtures: the REAL service platform started as a subprocess (`service-platform serve --port 0`), httpx clients,
-the seeded citizens, a settable clock for in-process apps.
+"""Fixtures: the REAL service platform started as a subprocess (`service-platform serve --port 0`), on SQLite and on
+PostgreSQL (every test using ``platform``/``public``/``kiosk`` runs on both), httpx clients, the seeded citizens, a
+settable clock for in-process apps.
 
-The server announces itself with one JSON line on stdout; we wait for it with a deadline (no sleeps) and stop the
-process by PID at the end. (Tests run with --import-mode=importlib, so helpers are handed out as fixtures.)
+PostgreSQL: a private server (``initdb`` + ``postgres`` from the Debian package ``postgresql``) in a temporary
+directory, run as the non-root user ``postgres`` when the tests run as root, on a free loopback port, stopped by PID.
+Missing binaries FAIL the run (no skips): CI installs the package.
+
+The servers announce themselves (one JSON line on stdout / a connection that succeeds); we wait with a deadline (no
+sleeps) and stop the processes by PID at the end. (Tests run with --import-mode=importlib, so helpers are handed out
+as fixtures.)
 """
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import itertools
 import json
 import os
+import pwd
 import selectors
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 KIOSK_ID = "KSK-340302-0001"
 KIOSK_KEY = "test-kiosk-key-7f3a"  # given to the server through PLATFORM_DEMO_KIOSK_KEY
@@ -44,8 +59,33 @@ class PlatformProcess:
     pid: int
     db_path: Path
     announcement: dict[str, Any]
+    db_url: str = ""
+    log_path: Path | None = None
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.db_url.startswith("postgres") else "sqlite"
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from service_platform.db import normalize_db_url
+
+            self._engine = create_engine(normalize_db_url(self.db_url or str(self.db_path)), poolclass=NullPool)
+        return self._engine
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read in the server's database (``:name`` parameters), on either backend."""
+        with self.engine().connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+
+    def execute(self, sql: str, **params: Any) -> None:
+        with self.engine().begin() as conn:
+            conn.execute(text(sql), params)
 
     def stop(self, timeout: float = 10.0) -> int:
+        if self._engine is not None:
+            self._engine.dispose()
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -96,7 +136,129 @@ def start_platform(db: str | Path, *extra: str, stderr_path: Path | None = None,
         raise
     info = json.loads(line)
     return PlatformProcess(proc=proc, url=info["url"], pid=info["pid"],
-                           db_path=db_path or Path(str(db).removeprefix("sqlite:///")), announcement=info)
+                           db_path=db_path or Path(str(db).removeprefix("sqlite:///")), announcement=info,
+                           db_url=str(db) if "://" in str(db) else "", log_path=stderr_path)
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------------------
+
+def _pg_binary(name: str) -> str:
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):  # Debian: newest version first
+        if os.access(os.path.join(folder, name), os.X_OK):
+            return os.path.join(folder, name)
+    found = shutil.which(name)
+    if found:
+        return found
+    pytest.fail(f"PostgreSQL server program {name!r} not found: apt-get install postgresql (tests need it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PostgresServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+    root: Path
+    user: str = "platform"
+    _names: Iterator[int] = field(default_factory=itertools.count)
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "platform") -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        name = f"{prefix}_{next(self._names)}"
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)  # fast shutdown: roll back, disconnect, exit
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_postgres(timeout: float = 30.0) -> PostgresServer:
+    import psycopg
+
+    initdb, postgres = _pg_binary("initdb"), _pg_binary("postgres")
+    run_as: dict[str, Any] = {}
+    root = Path(tempfile.mkdtemp(prefix="platform-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root needs the user 'postgres' (created by the package postgresql)")
+        os.chown(root, account.pw_uid, account.pw_gid)
+        run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    data = root / "data"
+    subprocess.run([initdb, "-D", str(data), "-U", "platform", "--auth=trust", "-E", "UTF8", "--no-locale",
+                    "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+                   **run_as)
+    for _attempt in range(3):
+        port = _free_port()
+        log = open(root / "postgres.log", "wb")
+        proc = subprocess.Popen(
+            [postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(root),
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, **run_as)
+        log.close()
+        server = PostgresServer(proc=proc, port=port, root=root)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                psycopg.connect(host="127.0.0.1", port=port, user="platform", dbname="postgres",
+                                connect_timeout=2).close()
+                return server
+            except psycopg.OperationalError:
+                time.sleep(0.05)  # polling a starting server, bounded by the deadline
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        output = (root / "postgres.log").read_text(errors="replace")
+        if "could not bind" not in output and "Address already in use" not in output:
+            shutil.rmtree(root, ignore_errors=True)
+            pytest.fail(f"PostgreSQL did not start within {timeout} s:\n{output[-2000:]}")
+    shutil.rmtree(root, ignore_errors=True)
+    pytest.fail("PostgreSQL found no free port")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def new_db_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """new_db_url(backend) → the URL of a new, empty database on that backend."""
+    counter = itertools.count()
+
+    def make(backend: str) -> str:
+        if backend == "postgresql":
+            return request.getfixturevalue("postgres").create_database()
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / f'p{next(counter)}.db'}"
+
+    return make
 
 
 def session_body(id_number: str, name: str, kind: str = "resident_id", method: str = "card+face",
@@ -118,11 +280,19 @@ class FakeClock:
         self.now += dt.timedelta(**kwargs)
 
 
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
-    tmp = tmp_path_factory.mktemp("platform")
-    db_path = tmp / "p.db"
-    server = start_platform(f"sqlite:///{db_path}", stderr_path=tmp / "server.log", db_path=db_path)
+def platform(tmp_path_factory: pytest.TempPathFactory, backend: str,
+             new_db_url: Callable[[str], str]) -> Iterator[PlatformProcess]:
+    """The real server on a fresh database of each backend (tests using it run twice)."""
+    tmp = tmp_path_factory.mktemp(f"platform-{backend}")
+    url = new_db_url(backend)
+    db_path = Path(url.removeprefix("sqlite:///")) if backend == "sqlite" else tmp / "unused.db"
+    server = start_platform(url, stderr_path=tmp / "server.log", db_path=db_path)
     try:
         yield server
     finally:
@@ -156,6 +326,35 @@ def open_session(kiosk: httpx.Client) -> Callable[[str], dict[str, str]]:
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
     return _open
+
+
+def synthetic_id(n: int, birth: str = "19800101", region: str = "340302") -> str:
+    """A made-up resident ID number with a valid GB 11643 check digit (sequence ``n``, 0–999)."""
+    from service_platform.identity import check_digit
+
+    first17 = f"{region}{birth}{n % 1000:03d}"
+    return first17 + check_digit(first17)
+
+
+@pytest.fixture
+def open_synthetic(kiosk: httpx.Client) -> Callable[..., tuple[str, dict[str, str]]]:
+    """open_synthetic(n) → (id number, Authorization header) for a made-up citizen not in the registry."""
+
+    def _open(n: int, name: str = "测试员") -> tuple[str, dict[str, str]]:
+        id_number = synthetic_id(n)
+        r = kiosk.post("/api/v1/citizen-sessions", json=session_body(id_number, name))
+        assert r.status_code == 201, r.text
+        return id_number, {"Authorization": f"Bearer {r.json()['token']}"}
+
+    return _open
+
+
+@pytest.fixture(scope="session")
+def idem() -> Callable[[], dict[str, str]]:
+    """idem() → a fresh Idempotency-Key header."""
+    import uuid
+
+    return lambda: {"Idempotency-Key": str(uuid.uuid4())}
 
 
 @pytest.fixture(scope="session")

@@ -31,5 +31,23 @@ def test_seed_command_is_idempotent(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "service_platform.cli", "seed", "--db", db]
     first = json.loads(subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout)
     assert first["seeded"] is True and first["services"] >= 32 and first["applications"] == 11
+    assert first["e_certificates"] == 23 and first["halls"] == 9 and first["filing_rules"] >= 6
     second = json.loads(subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout)
     assert second["seeded"] is False
+
+
+def test_serve_takes_a_photo_map(tmp_path: Path, start_server: Callable[..., Any]) -> None:
+    from PIL import Image
+
+    face = tmp_path / "chen.jpg"
+    Image.new("RGB", (358, 441), "orange").save(face, format="JPEG")
+    photo_map = tmp_path / "photos.yaml"
+    photo_map.write_text('identities:\n  "520302199002144027": chen.jpg\n', encoding="utf-8")
+    server = start_server(tmp_path / "p.db", "--photos", str(photo_map), "--no-access-log")
+    try:
+        r = httpx.post(f"{server.url}/api/v1/registered-photos/query", timeout=5,
+                       headers={"X-Kiosk-Id": "KSK-340302-0001", "X-Kiosk-Key": "test-kiosk-key-7f3a"},
+                       json={"id_number": "520302199002144027", "name": "陈静怡", "document_kind": "resident_id"})
+        assert r.status_code == 200 and r.content == face.read_bytes() and r.headers["x-photo-source"] == "file"
+    finally:
+        assert server.stop() == 0

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collections.abc import Callable
+
 import httpx
 
 import service_platform
@@ -50,3 +52,39 @@ def test_spec_documents_the_contract() -> None:
         assert rating_post["responses"][code]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorResponse"}
     assert "HTTPValidationError" not in json.dumps(spec)
+
+
+# Creating calls and their Idempotency-Key. Not creating: pre-review, the photo query, cancellations (safe to repeat).
+# POST /citizen-sessions is the one exception by design: replaying it would need the bearer token stored in clear;
+# a repeated session is harmless (it expires unused).
+NOT_CREATING = {"/api/v1/me/applications/pre-review", "/api/v1/registered-photos/query",
+                "/api/v1/payment-orders/{order_no}/cancel", "/api/v1/me/appointments/{appointment_no}/cancel",
+                "/api/v1/citizen-sessions"}
+
+
+def creating_paths() -> list[str]:
+    spec = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    return sorted(path for path, ops in spec["paths"].items() if "post" in ops and path not in NOT_CREATING)
+
+
+def test_every_creating_call_requires_an_idempotency_key_in_the_spec() -> None:
+    spec = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    paths = creating_paths()
+    assert {"/api/v1/me/uploads", "/api/v1/me/applications", "/api/v1/me/applications/{number}/supplements",
+            "/api/v1/me/payment-orders", "/api/v1/payment-orders/{order_no}/confirm", "/api/v1/me/appointments",
+            "/api/v1/me/appointments/{appointment_no}/check-in", "/api/v1/queue-tickets", "/api/v1/me/deliveries",
+            "/api/v1/ratings"} == set(paths)
+    for path in paths:
+        params = spec["paths"][path]["post"].get("parameters", [])
+        assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" and p["required"] for p in params), path
+        assert "409" in spec["paths"][path]["post"]["responses"], path
+
+
+def test_every_creating_call_refuses_a_request_without_a_key(kiosk: httpx.Client,
+                                                             open_session: Callable[[str], dict[str, str]]) -> None:
+    auth = open_session("340302195803172018")
+    for path in creating_paths():
+        url = path.replace("{number}", "SP20261027000102").replace("{order_no}", "PO20261102000001") \
+                  .replace("{appointment_no}", "AP20261102000001")
+        r = kiosk.post(url, headers=auth, json={})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_key_required", (path, r.text)
