@@ -77,6 +77,13 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    broker_url: str
+    verify_key: str
+    heartbeat_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Profile:
     source: str
     kiosk: KioskInfo
@@ -84,6 +91,7 @@ class Profile:
     session: SessionConfig
     devices: Mapping[str, DeviceConfig]
     digest: str = ""
+    fleet: FleetConfig | None = None
 
 
 def _schema() -> dict[str, Any]:
@@ -141,6 +149,8 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
                                 timeout_s=float(p.get("timeout_s", 5.0)), retries=int(p.get("retries", 2))),
         session=session,
         devices=devices,
+        fleet=FleetConfig(broker_url=data["fleet"]["broker_url"], verify_key=data["fleet"]["verify_key"],
+                          heartbeat_s=float(data["fleet"].get("heartbeat_s", 30.0))) if data.get("fleet") else None,
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16],
     )
 

@@ -77,11 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         configure_kivy(profile.kiosk.size, args.windowed, profile.kiosk.orientation)
         from screens.app import run_app
 
-        run_app(profile, screenshot_dir=args.screenshot, automation=args.automation)
+        return run_app(profile, screenshot_dir=args.screenshot, automation=args.automation)
     finally:
         if xvfb is not None:
             xvfb.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ class KioskCore:
         self._health_running = threading.Event()
         self._maintenance: str | None = None
         self.announcement: dict[str, str] | None = None
+        self.fleet: Any = None  # kiosk.fleet_link.FleetLink when the profile names a broker
         self._started = threading.Event()  # devices opened: health checks before that would report them missing
 
     # audit ----------------------------------------------------------------------------------------------------------
@@ -119,6 +120,8 @@ class KioskCore:
     def _on_session_event(self, name: str, payload: dict[str, Any]) -> None:
         if name == "started":
             self._audit("session_start", payload["session_id"])
+            if self.fleet is not None:
+                self.fleet.sessions_started += 1
         elif name == "identified":
             self._audit("identified", payload["session_id"], id=payload["id_masked"])
         elif name == "ended":
@@ -140,6 +143,11 @@ class KioskCore:
             from drivers.smartcard.watcher import PcscCardWatcher
 
             self._watchers.append(PcscCardWatcher(smartcard, self._on_card_event).start())
+        if self.profile.fleet is not None:
+            from kiosk.fleet_link import FleetLink
+
+            self.fleet = FleetLink(self)
+            self.fleet.start()
         self._started.set()
         self.check_health()
         self.workers.submit(self._recover_prints)
@@ -148,6 +156,8 @@ class KioskCore:
         for watcher in self._watchers:
             watcher.stop()
         self.end_session("shutdown")
+        if self.fleet is not None:
+            self.fleet.stop()  # explicit death message: operators see a clean shutdown, not a crash
         self.workers.shutdown()
         self.print_journal.close()
         self.devices.stop()
@@ -201,6 +211,8 @@ class KioskCore:
             self._emit(name, **payload)
             if name == "paper":
                 self.check_health()
+            if self.fleet is not None:
+                self.fleet.changed()
 
     # operators ------------------------------------------------------------------------------------------------------
     def set_maintenance(self, reason: str | None) -> None:
@@ -209,6 +221,11 @@ class KioskCore:
         self._maintenance = reason
         self._audit("maintenance", reason=reason or "")
         self._apply_availability(replace(self.availability, maintenance=reason))
+
+    def request_restart(self, reason: str) -> None:
+        """Ask the shell to exit so its supervisor starts it again (after the citizen being served, if any)."""
+        self._audit("restart_requested", reason=reason)
+        self._emit("restart_requested", reason=reason)
 
     def announce(self, texts: dict[str, str] | None) -> None:
         """Show (or clear, with None) an announcement on the attract screen: ``{"zh_CN": ..., "en": ...}``."""
@@ -224,6 +241,8 @@ class KioskCore:
             self._audit("availability", platform=avail.platform, devices=avail.devices,
                         errors=avail.device_errors)
             self._emit("availability", availability=avail)
+            if self.fleet is not None:
+                self.fleet.changed()
 
     # session --------------------------------------------------------------------------------------------------------
     def touch(self) -> None:

@@ -64,6 +64,7 @@ class KioskApp(App):
         self._automation_addr = automation
         self.automation = None
         self._warning = None
+        self.restart_pending = False  # an operator asked for a restart: exit once no citizen is being served
         self.title = profile.kiosk.name.get("zh_CN", "kiosk")
 
     # helpers used by the .kv files -----------------------------------------------------------------------------------
@@ -191,6 +192,9 @@ class KioskApp(App):
         elif name == "warning_cleared":
             self._close_warning()
         elif name == "ended":
+            if self.restart_pending:  # a restart waited for the citizen to finish
+                self.stop()
+                return
             self._close_warning()
             self.citizen_name = self.citizen_id = ""
             for screen in self.sm.screens:
@@ -205,6 +209,10 @@ class KioskApp(App):
             self._apply_availability(payload["availability"])
         elif name == "announcement":
             self._show_announcement()
+        elif name == "restart_requested":
+            self.restart_pending = True
+            if not self.core.session.active:
+                self.stop()
 
     def _apply_availability(self, availability: Availability) -> None:
         self.features = {f: availability.feature(f) for f in ("guide", "progress", "my_applications", "print",
@@ -252,8 +260,12 @@ class KioskApp(App):
         return bar
 
 
+#: exit status asking the supervisor (systemd ``Restart=on-failure``, the demo) to start the shell again
+RESTART_EXIT_CODE = 75
+
+
 def run_app(profile: Profile, screenshot_dir: str | None = None,
-            automation: tuple[str, int] | None = None) -> None:
+            automation: tuple[str, int] | None = None) -> int:
     started = time.monotonic()
     app = KioskApp(profile, screenshot_dir=screenshot_dir, automation=automation)
 
@@ -273,3 +285,4 @@ def run_app(profile: Profile, screenshot_dir: str | None = None,
     signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: app.stop(), 0))
     Clock.schedule_once(announce, 0.3)  # after the first frames: the window is up
     app.run()
+    return RESTART_EXIT_CODE if app.restart_pending else 0

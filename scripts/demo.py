@@ -1,5 +1,6 @@
-"""``make demo``: the reference platform (SQLite file), the MQTT broker, and the kiosk shell whose profile starts the
-device simulators (ID card reader on a pty, receipt printer on a TCP socket) — every process stopped by PID on exit.
+"""``make demo``: the reference platform (SQLite file), the MQTT broker, the fleet controller with its dashboard, and
+the kiosk shell whose profile starts the device simulators (ID card reader on a pty, receipt printer on a TCP socket)
+and reports to the fleet — every process stopped by PID on exit.
 
 Options: --windowed (default fullscreen), --screenshot DIR, --duration SECONDS (stop by itself; for headless runs),
 --profile PATH (default device_profiles/simulated.yaml).
@@ -7,12 +8,14 @@ Options: --windowed (default fullscreen), --screenshot DIR, --duration SECONDS (
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -22,23 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from drivers.sim.process import ManagedProcess  # noqa: E402
 
-
-def start_broker(workdir: Path) -> subprocess.Popen | None:
-    """mosquitto on a free loopback port for the fleet agent (the controller arrives with the fleet issue)."""
-    if shutil.which("mosquitto") is None:
-        print("demo: mosquitto not installed; skipping the broker", file=sys.stderr)
-        return None
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stdout\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    print(f"demo: MQTT broker (mosquitto) on 127.0.0.1:{port}, pid {proc.pid}")
-    return proc
+RESTART_EXIT_CODE = 75  # screens.app.RESTART_EXIT_CODE (not imported: that module needs a window)
 
 
 def main() -> int:
@@ -57,11 +44,25 @@ def main() -> int:
                               "service-platform", start_timeout=30, cwd=str(ROOT))
     url = platform.endpoints["url"]
     print(f"demo: service platform at {url} (API docs {url}/docs), pid {platform.pid}")
-    broker = start_broker(workdir)
+    from fleet.broker import Mosquitto
+    from fleet.signing import generate_keypair
+
+    broker = Mosquitto(workdir / "broker").start()  # config and per-kiosk ACL from fleet/broker/
+    print(f"demo: MQTT broker (mosquitto) at {broker.url}")
+    keys = var / "fleet"
+    if not (keys / "command-signing.key").exists():
+        generate_keypair(keys)
+    password = os.environ.get("FLEET_ADMIN_PASSWORD", "demo-admin")
+    controller = ManagedProcess([sys.executable, "-m", "fleet.controller.cli", "serve", "--broker", broker.url,
+                                 "--db", str(var / "fleet.db"), "--http", "127.0.0.1:0", "--signing-key",
+                                 str(keys / "command-signing.key")], "fleet-controller", start_timeout=30,
+                                cwd=str(ROOT), env={"FLEET_ADMIN_PASSWORD": password})
+    print(f"demo: fleet controller dashboard http://{controller.endpoints['http']}/ (admin / {password})")
 
     profile = yaml.safe_load(Path(args.profile).read_text("utf-8"))
     profile["platform"]["url"] = url
     profile["kiosk"]["data_dir"] = str(var / "kiosk")
+    profile["fleet"] = {"broker_url": broker.url, "verify_key": str(keys / "command-signing.pub")}
     demo_profile = workdir / "profile.yaml"
     demo_profile.write_text(yaml.safe_dump(profile, allow_unicode=True), "utf-8")
 
@@ -75,12 +76,15 @@ def main() -> int:
           "Use the demo bar at the bottom to place an ID card or run the printer out of paper. Ctrl-C stops all.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    deadline = time.monotonic() + args.duration if args.duration else None
     try:
-        if args.duration:
-            stop.wait(args.duration)
-        else:
-            while kiosk.poll() is None and not stop.wait(0.5):
-                pass
+        while not stop.wait(0.5) and (deadline is None or time.monotonic() < deadline):
+            if kiosk.poll() is None:
+                continue
+            if kiosk.returncode != RESTART_EXIT_CODE:  # closed by hand, or failed
+                break
+            print("demo: the kiosk asked to be restarted (fleet command); starting it again")
+            kiosk = subprocess.Popen(cmd, cwd=str(ROOT), start_new_session=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -90,10 +94,9 @@ def main() -> int:
                 kiosk.wait(15)
             except subprocess.TimeoutExpired:
                 kiosk.kill()
+        controller.stop()
         platform.stop()
-        if broker is not None:
-            broker.terminate()
-            broker.wait(5)
+        broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   cups cups-client printer-driver-cups-pdf ghostscript  # licence printing: a private cupsd with a PDF queue
   libcups2-dev                                        # to build pycups
   postgresql                                          # the platform (and fleet) also run on PostgreSQL, tested
+  chromium chromium-driver                            # the fleet dashboard is tested in headless Chromium
 )
 
 missing=()

@@ -1,0 +1,108 @@
+"""Alert rules: from a kiosk's stored latest state to the set of alerts that should be open now.
+
+One pure function (:func:`desired_alerts`) is evaluated after every ingest flush for the kiosks whose state moved,
+and by the sweeper for time-based conditions; :func:`diff` turns desired vs. open into opens, clears and refreshes.
+An alert is keyed by (kiosk, rule, device): while its condition holds it stays one alert (repeats only raise its
+``hits``); when the condition is gone it clears by itself; operators acknowledge it (acknowledging does not clear it).
+
+Rules
+  kiosk_offline   critical  not online (death via Will, clean shutdown, or heartbeats missed) for ≥ ``offline_after_s``
+  paper_out       critical  a device's paper supply is out
+  paper_near_end  warning   a device's paper supply is near its end
+  device_fault    critical  a device is in fault (major when offline/absent)
+  disk_low        warning   the kiosk's data disk is below ``disk_low_pct`` % or ``disk_low_mb`` MB free
+  seq_gap         warning   messages were lost (sequence gap or data from an unknown session); clears at the rebirth
+While a kiosk is offline its device alerts are left as they are (its metrics are stale: nothing opens or clears).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from fleet.protocol import STATE_RANK
+
+RULES = {
+    "kiosk_offline": "Kiosk offline",
+    "paper_out": "Paper out",
+    "paper_near_end": "Paper near end",
+    "device_fault": "Device fault",
+    "disk_low": "Disk space low",
+    "seq_gap": "Messages lost (sequence gap)",
+}
+DEVICE_RULES = ("paper_out", "paper_near_end", "device_fault")
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    offline_after_s: float = 60.0
+    disk_low_pct: float = 10.0
+    disk_low_mb: int = 500
+
+
+def open_key(kiosk_id: str, rule: str, device: str) -> str:
+    return f"{kiosk_id}|{rule}|{device}"
+
+
+def desired_alerts(kiosk: Any, devices: Iterable[Any], open_alerts: Mapping[tuple[str, str], Any], now: int,
+                   cfg: RuleConfig) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(rule, device): (severity, detail)}`` that should be open for this kiosk now."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    if not kiosk.online:
+        since = kiosk.offline_since
+        if since is not None and now - since >= cfg.offline_after_s * 1000:
+            out[("kiosk_offline", "")] = ("critical", kiosk.offline_reason or "")
+        for (rule, device), row in open_alerts.items():
+            if rule in DEVICE_RULES:
+                out[(rule, device)] = (row.severity, row.detail)
+    else:
+        for d in devices:
+            if d.paper == "out":
+                out[("paper_out", d.kind)] = ("critical", d.error_code or "paper_out")
+            elif d.paper == "near-end":
+                out[("paper_near_end", d.kind)] = ("warning", d.error_code or "paper_near_end")
+            if d.state in ("fault", "offline", "absent") and d.paper != "out":
+                severity = "critical" if d.state == "fault" else "major"
+                out[("device_fault", d.kind)] = (severity, f"{d.state}: {d.error_code or ''}".rstrip(": "))
+    host = json.loads(kiosk.host or "{}") if isinstance(kiosk.host, str) else (kiosk.host or {})
+    pct, mb = host.get("disk_free_pct"), host.get("disk_free_mb")
+    low = []
+    if isinstance(pct, (int, float)) and pct < cfg.disk_low_pct:
+        low.append(f"{pct:.1f}% free")
+    if isinstance(mb, (int, float)) and mb < cfg.disk_low_mb:
+        low.append(f"{int(mb)} MB free")
+    if low:
+        out[("disk_low", "")] = ("warning", ", ".join(low))
+    if kiosk.gap_open:
+        out[("seq_gap", "")] = ("warning", kiosk.gap_detail or "")
+    return out
+
+
+def kiosk_state(kiosk: Any, devices: Iterable[Any]) -> str:
+    if not kiosk.online:
+        return "offline"
+    worst = "ok"
+    for d in devices:
+        if STATE_RANK.get(d.state, 4) > STATE_RANK[worst]:
+            worst = d.state
+    return worst
+
+
+def diff(kiosk_id: str, desired: Mapping[tuple[str, str], tuple[str, str]],
+         open_alerts: Mapping[tuple[str, str], Any], hits: set[tuple[str, str]] | None = None
+         ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    """(to open, open_keys to clear, to refresh)."""
+    opened, cleared, refreshed = [], [], []
+    hits = hits or set()
+    for (rule, device), (severity, detail) in desired.items():
+        key = open_key(kiosk_id, rule, device)
+        row = open_alerts.get((rule, device))
+        if row is None:
+            opened.append({"rule": rule, "device": device, "severity": severity, "detail": detail, "open_key": key})
+        elif row.severity != severity or row.detail != detail or (rule, device) in hits:
+            refreshed.append({"open_key": key, "severity": severity, "detail": detail,
+                              "hits": 1 if (rule, device) in hits else 0})
+    for (rule, device), row in open_alerts.items():
+        if (rule, device) not in desired:
+            cleared.append(row.open_key or open_key(kiosk_id, rule, device))
+    return opened, cleared, refreshed

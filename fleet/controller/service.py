@@ -1,0 +1,628 @@
+"""The fleet controller's runtime: MQTT ingest through a shared subscription, batched storage, alert rules, the
+sweeper (offline detection, sequence audit, command delivery and expiry, retention) and signed remote commands.
+
+Threads: paho's network loop (puts raw messages on a queue, nothing else), ``fleet-ingest`` (parses, validates,
+batches, writes one transaction per flush, evaluates rules for the kiosks that moved, then acknowledges the MQTT
+messages — at-least-once end to end, stored once thanks to the unique (kiosk, mid)), ``fleet-sweeper`` (the periodic
+jobs; only the controller holding the ``sweeper`` lease runs them, so several controllers can share one database).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import paho.mqtt.client as mqtt
+
+from fleet import protocol as P
+from fleet.controller import rules as R
+from fleet.controller.audit import SequenceAuditor
+from fleet.controller.store import Batch, Store
+from fleet.mqtt import BrokerConfig, make_client
+from fleet.signing import CommandSigner
+
+log = logging.getLogger("fleet.controller")
+
+_decode = json.JSONDecoder().raw_decode
+_NO_HOST = (None, None, None, None)
+REWRITE_S = 30.0
+SUBSCRIPTIONS = ("birth", "death", "data", "alarm", "cmd-result/+")
+ALARM_RULE = {"paper_out": "paper_out", "paper_near_end": "paper_near_end", "device_fault": "device_fault",
+              "device_offline": "device_fault"}
+
+
+@dataclass
+class ControllerConfig:
+    broker: str = "mqtt://127.0.0.1:1883"
+    db: str | None = None
+    signing_key: Any = None
+    controller_id: str = ""
+    share_group: str = "controllers"
+    username: str = "fleet-controller"
+    flush_interval_s: float = 0.25
+    max_batch: int = 20000
+    sweep_interval_s: float = 0.5
+    lease_ttl_s: float = 3.0
+    audit_fallback_ms: int = 10_000
+    retention_days: int = 30
+    command_ttl_s: float = 300.0
+    command_timeout_s: float = 120.0
+    rules: R.RuleConfig = field(default_factory=R.RuleConfig)
+    state_topic: str = P.CONTROLLER_STATE_TOPIC
+
+
+class FleetController:
+    def __init__(self, config: ControllerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.id = config.controller_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.store = store or Store(config.db)
+        self.store.create_schema()
+        self.signer = CommandSigner(config.signing_key, issuer=f"controller:{self.id}") if config.signing_key else None
+        self.broker = BrokerConfig.from_url(config.broker).with_username(config.username)
+        self.started_at = P.now_ms()
+        self.stats: dict[str, Any] = {"received": 0, "processed": 0, "stored": 0, "duplicates": 0, "malformed": 0,
+                                      "malformed_by_reason": {}, "flushes": 0, "db_errors": 0, "gaps": 0,
+                                      "rebirths_requested": 0, "forged_results": 0, "connects": 0}
+        self._inbox: deque[tuple[str, bytes, int, int, int, int]] = deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._generation = 0
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._device_cache: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._model_cache: dict[tuple[str, str], tuple[Any, tuple]] = {}
+        self._written: dict[tuple[str, str], tuple[tuple, float]] = {}
+        self._json_cache: dict[tuple[str, str], tuple[Any, str]] = {}
+        self._open_alert_kiosks: set[str] = set()
+        self._open_alerts_loaded = 0.0
+        self._auditor = SequenceAuditor(config.audit_fallback_ms)
+        self._audit_cursor: int | None = None
+        self._is_leader = False
+        self._reassert_state = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_malformed_log = 0.0
+        self._rule_lock = threading.Lock()
+        self.processed_event = threading.Condition()
+
+    # lifecycle -------------------------------------------------------------------------------------------------
+    def start(self) -> "FleetController":
+        client = make_client(self.broker, f"fleet-controller-{self.id}"[:64], protocol=mqtt.MQTTv311, clean=True,
+                             ingest=True, manual_ack=True)  # QoS 1 acknowledged once in the database
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(0.2, 5)
+        client.will_set(self.config.state_topic, self._state_payload(False), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_raw_publish = self._on_raw_publish  # the fast path (MQTT 3.1.1, QoS 0/1)
+        client.on_subscribe = lambda *_a: self._subscribed.set()
+        self._client = client
+        client.connect_async(self.broker.host, self.broker.port, keepalive=20)
+        client.loop_start()
+        for name, target in (("fleet-ingest", self._ingest_loop), ("fleet-sweeper", self._sweep_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        client = self._client
+        if client is not None:
+            if client.is_connected():
+                try:
+                    client.publish(self.config.state_topic, self._state_payload(False), qos=1,
+                                   retain=True).wait_for_publish(2)
+                except (RuntimeError, ValueError):
+                    pass
+            client.disconnect()
+            client.loop_stop()
+        if self._is_leader:
+            self.store.release_lease("sweeper", self.id)
+        self.store.dispose()
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Connected to the broker and subscribed (messages published from now on reach this controller)."""
+        return self._connected.wait(timeout) and self._subscribed.wait(max(0.1, timeout))
+
+    def _state_payload(self, online: bool) -> bytes:
+        return P.dumps({"online": online, "controller_id": self.id, "ts": P.now_ms()})
+
+    # MQTT callbacks (paho's thread: keep them short) -----------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.warning("broker refused the controller: %s", rc)
+            return
+        self._generation += 1
+        self.stats["connects"] += 1
+        group = self.config.share_group
+        subs = [(f"$share/{group}/{P.TOPIC_ROOT}/+/{s}", 1) for s in SUBSCRIPTIONS]
+        subs.append((self.config.state_topic, 1))
+        client.subscribe(subs)
+        client.publish(self.config.state_topic, self._state_payload(True), qos=1, retain=True)
+        self._connected.set()
+        log.info("controller %s connected to %s", self.id, self.broker.address)
+
+    def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self._connected.clear()
+        self._subscribed.clear()
+        if not self._stopping.is_set():
+            log.warning("controller lost the broker (%s); reconnecting", rc)
+
+    def _on_raw_publish(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+        try:
+            name = topic.decode("utf-8")
+        except UnicodeDecodeError:
+            name = "?"
+        if name == self.config.state_topic:
+            self._on_state(payload)
+            if qos and self._client is not None:
+                self._client.ack_many([mid])  # type: ignore[attr-defined]
+            return
+        self._inbox.append((name, payload, mid, qos, int(time.time() * 1000), self._generation))
+        self.stats["received"] += 1
+
+    def _on_state(self, payload: bytes) -> None:
+        try:
+            state = json.loads(payload)
+            if not state.get("online") and state.get("controller_id") != self.id:
+                self._reassert_state.set()
+        except (ValueError, AttributeError):
+            pass
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        topic = msg.topic
+        if topic == self.config.state_topic:
+            try:
+                state = json.loads(msg.payload)
+                if not state.get("online") and state.get("controller_id") != self.id:
+                    self._reassert_state.set()
+            except (ValueError, AttributeError):
+                pass
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)
+            return
+        self._inbox.append((topic, msg.payload, msg.mid, msg.qos, P.now_ms(), self._generation))
+        self.stats["received"] += 1
+
+    # ingest ----------------------------------------------------------------------------------------------------
+    def _malformed(self, reason: str, topic: str) -> None:
+        self.stats["malformed"] += 1
+        by = self.stats["malformed_by_reason"]
+        by[reason] = by.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._last_malformed_log > 5:
+            self._last_malformed_log = now
+            log.warning("dropped malformed message on %s: %s (%d so far)", topic[:120], reason,
+                        self.stats["malformed"])
+
+    def _ingest_loop(self) -> None:
+        cfg = self.config
+        inbox = self._inbox
+        while not self._stopping.is_set():
+            deadline = time.monotonic() + cfg.flush_interval_s
+            batch = Batch()
+            acks: list[tuple[int, int, int]] = []
+            count = 0
+            while count < cfg.max_batch:
+                try:
+                    item = inbox.popleft()
+                except IndexError:
+                    if time.monotonic() >= deadline or self._stopping.is_set():
+                        break
+                    time.sleep(0.005)
+                    continue
+                count += 1
+                topic, raw, mid, qos, recv, gen = item
+                if qos:
+                    acks.append((mid, qos, gen))
+                try:
+                    self._process(batch, topic, raw, recv)
+                except P.PayloadError as exc:
+                    self._malformed(exc.reason, topic)
+                except Exception as exc:  # noqa: BLE001 - one bad message must never stop the ingest
+                    self._malformed(f"invalid:{type(exc).__name__}", topic)
+            if count:
+                self._flush(batch, count)
+                client = self._client
+                if client is not None:
+                    generation = self._generation
+                    client.ack_many([mid for mid, qos, gen in acks if qos == 1 and gen == generation])  # type: ignore[attr-defined]
+
+    def _flush(self, batch: Batch, count: int) -> None:
+        delay = 0.5
+        while True:
+            try:
+                now = P.now_ms()
+                if batch.samples or batch.births or batch.deaths or batch.results or batch.devices:
+                    result = self.store.write_batch(batch, self.id, now)
+                    self.stats["stored"] += result["stored"]
+                    self.stats["duplicates"] += result["duplicates"]
+                    self.stats["forged_results"] += result["forged"]
+                    if result["forged"]:
+                        log.warning("%d command result(s) for commands no controller issued (forged commands "
+                                    "rejected by kiosks)", result["forged"])
+                    self._evaluate(self._candidates(batch), now, batch.alarm_hits)
+                break
+            except Exception:  # noqa: BLE001 - the database is down or busy: keep the batch, retry
+                self.stats["db_errors"] += 1
+                log.exception("storing a batch of %d messages failed; retrying in %.1f s", count, delay)
+                if self._stopping.wait(delay):
+                    return
+                delay = min(5.0, delay * 2)
+        self.stats["processed"] += count
+        self.stats["flushes"] += 1
+        with self.processed_event:
+            self.processed_event.notify_all()
+
+    def _process(self, batch: Batch, topic: str, raw: bytes, recv: int) -> None:
+        parsed = P.parse_topic(topic)
+        if parsed is None:
+            raise P.PayloadError("bad_topic")
+        kiosk_id, kind, command_id = parsed
+        try:
+            text = raw.decode("utf-8")
+            payload, end = _decode(text)
+            if end != len(text) and text[end:].strip():
+                raise ValueError("trailing data")
+        except (ValueError, UnicodeDecodeError):
+            raise P.PayloadError("not_json") from None
+        P.check_envelope(kind, kiosk_id, payload)
+        if kind == "death":
+            batch.deaths.append((kiosk_id, payload["bdSeq"], recv, str(payload.get("reason") or "will")[:40]))
+            batch.candidates.add(kiosk_id)
+            return
+        mid, bd, seq = payload["mid"], payload["bdSeq"], payload["seq"]
+        seen = batch.kiosk_seen.get(kiosk_id)
+        if seen is None:
+            batch.kiosk_seen[kiosk_id] = [recv, mid]
+        else:
+            seen[0] = max(seen[0], recv)
+            seen[1] = max(seen[1], mid)
+        if kind == "cmd-result":
+            if payload.get("command_id") != command_id:
+                raise P.PayloadError("command_id_mismatch")
+            batch.results.append({"command_id": command_id, "kiosk_id": kiosk_id, "status": payload["status"],
+                                  "reason": P.scrub_text(payload.get("reason") or "", 200),
+                                  "data": payload.get("data") if isinstance(payload.get("data"), dict) else {},
+                                  "recv": recv})
+            batch.seq_entries.append([kiosk_id, bd, seq, "R", recv])
+            return
+        devices = payload.get("devices") or {}
+        rows = {}
+        models = self._model_cache
+        paper = pages = cards = None
+        faults = 0
+        for k, m in devices.items():
+            cached = models.get((kiosk_id, k))
+            if cached is None or cached[0] != m:
+                cached = models[(kiosk_id, k)] = (m, *self._device_row(kiosk_id, k, m))
+            rows[k] = cached[1] + (mid, recv, recv)
+            d_paper, d_pages, d_cards, d_fault = cached[2]
+            if d_paper is not None:
+                paper = d_paper if paper is None else min(paper, d_paper)
+            if d_pages is not None:
+                pages = (pages or 0) + d_pages
+            if d_cards is not None:
+                cards = (cards or 0) + d_cards
+            faults += d_fault
+        reason = payload.get("reason")
+        kc = "B" if kind == "birth" else ("A" if kind == "alarm" else ("H" if reason == "heartbeat" else "D"))
+        host = payload.get("host")
+        counters = payload.get("counters")
+        host_json, host_metrics = self._host(kiosk_id, host) if type(host) is dict else (None, _NO_HOST)
+        sessions = counters.get("sessions") if type(counters) is dict else None
+        ts = payload["ts"]
+        if abs(ts - recv) > 172_800_000 and not payload.get("historical"):
+            ts = recv  # a kiosk clock far off: file it under the controller's time
+        batch.samples.append((kiosk_id, ts, recv, mid, bd, seq, kc, paper,
+                              sessions if type(sessions) is int else None, pages, cards,
+                              faults if kc in ("B", "H") else None, *host_metrics))
+        batch.seq_entries.append([kiosk_id, bd, seq, kc, recv])
+        if kind == "birth":
+            ident = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+            cmds = payload.get("commands") if isinstance(payload.get("commands"), list) else []
+            prev = batch.births.get(kiosk_id)
+            if prev is None or prev["mid"] < mid:
+                batch.births[kiosk_id] = {
+                    "mid": mid, "ts": payload["ts"], "bdSeq": bd, "recv": recv,
+                    "name": str(ident.get("name", ""))[:120], "district": str(ident.get("district", ""))[:60],
+                    "location": str(ident.get("location", ""))[:200],
+                    "app_version": str(ident.get("app_version", ""))[:40],
+                    "profile_hash": str(ident.get("profile_hash", ""))[:80],
+                    "agent_version": str(ident.get("agent_version", ""))[:20],
+                    "heartbeat_s": float(payload.get("heartbeat_s") or 30.0),
+                    "commands": json.dumps([str(c)[:40] for c in cmds][:20]),
+                    "service": payload.get("service") if payload.get("service") in P.SERVICE_MODES else "in_service",
+                    "announcement": P.scrub_text(payload["announcement"], 200) if payload.get("announcement") else None,
+                    "host": json.dumps(host if isinstance(host, dict) else {}),
+                    "counters": json.dumps(counters if isinstance(counters, dict) else {}),
+                    "devices": {k: {"state": r[2], "paper": r[3], "error_code": r[4], "error_text": r[5],
+                                    "counters": r[6], "xfs": r[7]} for k, r in rows.items()},
+                }
+            for k, r in rows.items():
+                self._device_cache[(kiosk_id, k)] = (r[2], r[3], r[4])
+                self._written[(kiosk_id, k)] = (r[:8], time.monotonic())
+            batch.candidates.add(kiosk_id)
+            return
+        historical = bool(payload.get("historical"))
+        if historical:
+            # sent from the kiosk's outbox after the broker was unreachable: history (time series, events), never
+            # latest state — the birth that came before it in this session already carried the newer state
+            rows = {}
+            host_json = counters = None
+        mono = time.monotonic()
+        written = self._written
+        for k, row in rows.items():
+            key = (kiosk_id, k)
+            sig = (row[2], row[3], row[4])
+            unusual = row[2] != "ok" or row[3] not in (None, "ok")
+            if self._device_cache.get(key) != sig or unusual:
+                batch.candidates.add(kiosk_id)
+            self._device_cache[key] = sig
+            # a device row unchanged since this controller last wrote it is not written again — for at most
+            # REWRITE_S, so that another controller's write of an older state is overwritten in bounded time
+            # (at once for anything an alert looks at: unusual states and kiosks with open alerts)
+            last = written.get(key)
+            if last is not None and last[0] == row[:8] and mono - last[1] < REWRITE_S and not unusual \
+                    and kiosk_id not in self._open_alert_kiosks:
+                continue
+            prev_row = batch.devices.get(key)
+            if prev_row is None or prev_row[8] < mid:
+                batch.devices[key] = row
+                written[key] = (row[:8], mono)
+        fields: dict[str, Any] = {}
+        if not historical:
+            if payload.get("service") in P.SERVICE_MODES:
+                fields["service"] = payload["service"]
+            if payload.get("announcement"):
+                fields["announcement"] = P.scrub_text(payload["announcement"], 200)
+        if isinstance(counters, dict):
+            fields["counters"] = self._json(kiosk_id, "counters", counters)
+        if host_json is not None:
+            fields["host"] = host_json
+            pct, mb = host.get("disk_free_pct"), host.get("disk_free_mb")  # type: ignore[union-attr]
+            if (isinstance(pct, (int, float)) and pct < self.config.rules.disk_low_pct) or \
+                    (isinstance(mb, (int, float)) and mb < self.config.rules.disk_low_mb):
+                batch.candidates.add(kiosk_id)
+        if fields:
+            prev_f = batch.kiosk_fields.get(kiosk_id)
+            if prev_f is None or prev_f["mid"] < mid:
+                batch.kiosk_fields[kiosk_id] = {"mid": mid, **fields}
+        if kind == "alarm":
+            if not historical:
+                batch.candidates.add(kiosk_id)
+            for ev in payload.get("events") or []:
+                if not isinstance(ev, dict):
+                    continue
+                code = str(ev.get("code", ""))[:40]
+                severity = ev.get("severity") if ev.get("severity") in P.SEVERITIES else "warning"
+                device = str(ev.get("device", ""))[:40]
+                active = bool(ev.get("active"))
+                batch.events.append({"kiosk_id": kiosk_id, "ts": payload["ts"], "device": device, "code": code,
+                                     "severity": severity, "active": active,
+                                     "text": P.scrub_text(ev.get("text") or "", 200)})
+                if active and code in ALARM_RULE and not historical:
+                    batch.alarm_hits.add((kiosk_id, ALARM_RULE[code], device))
+
+    def _json(self, kiosk_id: str, name: str, value: Any) -> str:
+        cached = self._json_cache.get((kiosk_id, name))
+        if cached is not None and cached[0] == value:
+            return cached[1]
+        text = json.dumps(value, ensure_ascii=False)
+        self._json_cache[(kiosk_id, name)] = (value, text)
+        return text
+
+    @staticmethod
+    def _device_row(kiosk_id: str, kind: str, m: Mapping[str, Any]) -> tuple[tuple, tuple]:
+        """The device row without mid and times — (kiosk, kind, state, paper, error_code, error_text, counters
+        JSON, xfs) — and what it adds to a time-series sample: (paper code, pages, cards read, in fault)."""
+        supplies = m.get("supplies") if isinstance(m.get("supplies"), dict) else {}
+        paper = supplies.get("paper")
+        if paper not in P.PAPER_LEVELS:
+            paper = None
+        counters = m.get("counters") if isinstance(m.get("counters"), dict) else {}
+        error_code = m.get("error_code")
+        text = m.get("error_text")
+        row = (kiosk_id, str(kind)[:40], m["state"], paper, str(error_code)[:40] if error_code else None,
+               P.scrub_text(text, 200) if text else "",
+               json.dumps({str(k)[:40]: v for k, v in counters.items() if type(v) is int}),
+               str(m.get("xfs"))[:20] if m.get("xfs") else None)
+        pages, cards = counters.get("pages"), counters.get("cards_read")
+        contrib = (P.PAPER_CODE.get(paper) if paper else None, pages if type(pages) is int else None,
+                   cards if type(cards) is int else None, 1 if m["state"] in ("fault", "offline") else 0)
+        return row, contrib
+
+    def _host(self, kiosk_id: str, host: dict[str, Any]) -> tuple[str, tuple]:
+        cached = self._json_cache.get((kiosk_id, "host"))
+        if cached is not None and cached[0] == host:
+            return cached[1]
+
+        def num(v: Any) -> float | None:
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+        value = (json.dumps(host, ensure_ascii=False),
+                 (num(host.get("cpu_temp_c")), num(host.get("disk_free_pct")), num(host.get("mem_used_pct")),
+                  num(host.get("platform_latency_ms"))))
+        self._json_cache[(kiosk_id, "host")] = (host, value)
+        return value
+
+    def _candidates(self, batch: Batch) -> set[str]:
+        now = time.monotonic()
+        if now - self._open_alerts_loaded > 1.0:
+            self._open_alert_kiosks = self.store.open_alert_kiosks()
+            self._open_alerts_loaded = now
+        touched = set(batch.kiosk_seen) | {d[0] for d in batch.deaths}
+        return batch.candidates | (touched & self._open_alert_kiosks)
+
+    def _evaluate(self, kiosk_ids: set[str], now: int, hits: set[tuple[str, str, str]] | None = None) -> int:
+        """Re-evaluate the alert rules for these kiosks; returns how many alerts opened or cleared."""
+        if not kiosk_ids:
+            return 0
+        changes = 0
+        with self._rule_lock, self.store.engine.begin() as conn:
+            krows, drows, arows = self.store.load_for_rules(conn, sorted(kiosk_ids))
+            for kiosk_id, krow in krows.items():
+                open_alerts = arows.get(kiosk_id, {})
+                desired = R.desired_alerts(krow, drows.get(kiosk_id, []), open_alerts, now, self.config.rules)
+                kiosk_hits = {(r, d) for (k, r, d) in (hits or ()) if k == kiosk_id}
+                opened, cleared, refreshed = R.diff(kiosk_id, desired, open_alerts, kiosk_hits)
+                state = R.kiosk_state(krow, drows.get(kiosk_id, []))
+                if opened or cleared or refreshed or state != krow.state:
+                    self.store.apply_alert_changes(conn, kiosk_id, opened, cleared, refreshed,
+                                                   state if state != krow.state else None, now)
+                for a in opened:
+                    log.info("alert opened: %s %s %s (%s)", kiosk_id, a["rule"], a["device"], a["severity"])
+                changes += len(opened) + len(cleared)
+                if desired:
+                    self._open_alert_kiosks.add(kiosk_id)
+                else:
+                    self._open_alert_kiosks.discard(kiosk_id)
+        return changes
+
+    # sweeper ---------------------------------------------------------------------------------------------------
+    def _sweep_loop(self) -> None:
+        cfg = self.config
+        last_heartbeat = last_stale = last_retention = 0.0
+        while not self._stopping.wait(cfg.sweep_interval_s):
+            mono = time.monotonic()
+            now = P.now_ms()
+            try:
+                if self._reassert_state.is_set() and self._client is not None and self._connected.is_set():
+                    self._reassert_state.clear()
+                    self._client.publish(cfg.state_topic, self._state_payload(True), qos=1, retain=True)
+                if mono - last_heartbeat >= 2.0:
+                    last_heartbeat = mono
+                    self.store.controller_heartbeat(self.id, self.started_at, self.public_stats(), now)
+                leader = self.store.acquire_lease("sweeper", self.id, int(cfg.lease_ttl_s * 1000), now)
+                if leader != self._is_leader:
+                    log.info("controller %s %s the sweeper lease", self.id, "holds" if leader else "lost")
+                    self._auditor.reset()
+                    self._audit_cursor = None
+                self._is_leader = leader
+                if not leader:
+                    continue
+                candidates: set[str] = set()
+                if mono - last_stale >= 1.0:
+                    last_stale = mono
+                    stale = self.store.stale_kiosks(now)
+                    if stale:
+                        self.store.mark_offline(stale, now, "heartbeat_missed")
+                        candidates.update(stale)
+                    candidates.update(self.store.offline_kiosks_without_alert(
+                        now - int(cfg.rules.offline_after_s * 1000)))
+                self._audit(now, candidates)
+                self._evaluate(candidates, now)
+                self._deliver_commands(now)
+                if mono - last_retention >= 3600 or last_retention == 0.0:
+                    last_retention = mono
+                    cutoff = now - cfg.retention_days * 86_400_000
+                    dropped = self.store.drop_partitions_before(cutoff)
+                    if dropped:
+                        log.info("retention: dropped %s", ", ".join(dropped))
+                    self.store.prune_events(cutoff)
+                self.store.prune_seq_log(now - 120_000)
+            except Exception:  # noqa: BLE001 - the sweeper must keep running (database restarts, …)
+                log.exception("sweeper run failed")
+
+    def _audit(self, now: int, candidates: set[str]) -> None:
+        since = (self._audit_cursor if self._audit_cursor is not None else now - 5_000) - 5_000
+        rows = self.store.seq_log_since(since)
+        if rows:
+            self._audit_cursor = max(r[1] for r in rows)
+        entries = self._auditor.feed_rows(rows, now)
+        alive = self.store.alive_controllers(now - 10_000) | {self.id}
+        gaps = self._auditor.audit(entries, now, alive, self.store.kiosk_sessions)
+        for kiosk_id, detail in gaps:
+            self.stats["gaps"] += 1
+            log.warning("sequence gap from %s: %s; requesting a rebirth", kiosk_id, detail)
+            self.store.set_gap(kiosk_id, detail)
+            candidates.add(kiosk_id)
+            if self.signer is not None and self.store.recent_command(kiosk_id, "rebirth", now - 5_000) is None:
+                self.stats["rebirths_requested"] += 1
+                self.create_command(kiosk_id, "rebirth", {}, ttl_s=60, created_by="sequence-audit")
+
+    # commands --------------------------------------------------------------------------------------------------
+    def create_command(self, kiosk_id: str, name: str, args: Mapping[str, Any] | None = None,
+                       ttl_s: float | None = None, created_by: str = "operator") -> dict[str, Any]:
+        if self.signer is None:
+            raise RuntimeError("this controller has no command-signing key (--signing-key)")
+        if name not in P.COMMANDS:
+            raise ValueError(f"unknown command {name!r}")
+        now = P.now_ms()
+        ttl = ttl_s if ttl_s is not None else self.config.command_ttl_s
+        command_id = uuid.uuid4().hex
+        row = {"id": command_id, "kiosk_id": kiosk_id, "name": name,
+               "args": json.dumps(dict(args or {}), ensure_ascii=False), "status": "queued", "detail": "",
+               "data": "{}", "created_by": created_by, "created_at": now, "expires_at": now + int(ttl * 1000),
+               "updated_at": now}
+        self.store.insert_command(row)
+        kiosk = self.store.kiosk(kiosk_id)
+        if kiosk and self._reachable(kiosk, now):
+            self._send(self.store.command(command_id), now)
+        from fleet.controller.store import command_dict
+
+        return command_dict(self.store.command(command_id))
+
+    @staticmethod
+    def _reachable(kiosk: Mapping[str, Any], now: int) -> bool:
+        """Online, or heard from lately (data without a birth: the kiosk is connected, its birth was missed)."""
+        if kiosk["online"]:
+            return True
+        recent = max(10.0, 3 * float(kiosk.get("heartbeat_s") or 30)) * 1000
+        return bool(kiosk.get("last_seen")) and now - kiosk["last_seen"] < recent and \
+            (kiosk.get("offline_since") is None or kiosk["last_seen"] > kiosk["offline_since"])
+
+    def _send(self, row: Any, now: int) -> bool:
+        client = self._client
+        if client is None or not self._connected.is_set() or self.signer is None:
+            return False
+        ttl_s = (row.expires_at - row.created_at) / 1000.0
+        _cmd, payload = self.signer.sign(row.kiosk_id, row.name, json.loads(row.args or "{}"), ttl_s=ttl_s,
+                                         command_id=row.id, issued_at=row.created_at)
+        info = client.publish(P.topic(row.kiosk_id, "cmd", row.id), payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self.store.update_command(row.id, only_if=("queued", "sent"), status="sent", sent_at=now, updated_at=now)
+        return True
+
+    def _deliver_commands(self, now: int) -> None:
+        rows = self.store.commands_in(("queued", "sent", "delivered"))
+        if not rows:
+            return
+        sessions = {k["kiosk_id"]: k for k in (self.store.kiosk(r.kiosk_id) for r in {r.kiosk_id: r for r in rows}.values()) if k}
+        for row in rows:
+            if row.status in ("queued", "sent") and now > row.expires_at:
+                self.store.update_command(row.id, only_if=("queued", "sent"), status="expired", updated_at=now,
+                                          detail="not delivered before it expired")
+                continue
+            if row.status == "delivered":
+                if now > (row.accepted_at or now) + self.config.command_timeout_s * 1000:
+                    self.store.update_command(row.id, only_if=("delivered",), status="timed_out", updated_at=now,
+                                              detail="no result from the kiosk")
+                continue
+            kiosk = sessions.get(row.kiosk_id)
+            if not kiosk or not self._reachable(kiosk, now):
+                continue
+            if row.status == "queued" or (row.sent_at or 0) < (kiosk["born_at"] or 0):
+                self._send(row, now)
+
+    # stats -----------------------------------------------------------------------------------------------------
+    def public_stats(self) -> dict[str, Any]:
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.stats.items()}
+        out["queue"] = len(self._inbox)
+        out["leader"] = self._is_leader
+        out["connected"] = self._connected.is_set()
+        return out

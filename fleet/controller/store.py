@@ -1,0 +1,860 @@
+"""The controller's storage: SQLite by default (one file, WAL, batched commits) or PostgreSQL given a URL — the same
+SQL for both (SQLAlchemy Core for the schema and queries; plain DB-API ``executemany`` on the ingest path).
+
+Tables
+  kiosks      latest state per kiosk (identity, online/offline with bdSeq, service mode, counters, host health)
+  devices     latest state per kiosk and device (guarded by the kiosk's message number ``mid``: newest wins)
+  samples_dYYYYMMDD  the health time series, one table per UTC day; retention drops whole days
+              (unique per kiosk and ``mid``: an outbox replay or a QoS 1 redelivery is stored once)
+  events      alarm events and security events (rejected commands) — the fault history
+  alerts      open/cleared alerts; at most one open per (kiosk, rule, device) through a unique ``open_key``
+  commands    remote commands and their lifecycle
+  operators   dashboard users (scrypt password hashes)
+  leases      which controller runs the periodic jobs (sweeper, sequence audit)
+  controllers each controller process's ingest counters
+  seq_log     per-flush (kiosk, bdSeq, seq) lists for the cross-controller sequence audit (kept a minute)
+  settings    shared secrets (dashboard session key)
+
+All times are integer milliseconds since the epoch (UTC).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, and_,
+                        create_engine, delete, event, func, insert, inspect, or_, select, text, update)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+DEFAULT_DB = Path("var") / "fleet" / "fleet.db"
+SAMPLE_PREFIX = "samples_d"
+
+metadata = MetaData()
+
+kiosks = Table(
+    "kiosks", metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("district", Text, nullable=False, default=""),
+    Column("location", Text, nullable=False, default=""),
+    Column("app_version", String(40), nullable=False, default=""),
+    Column("profile_hash", String(80), nullable=False, default=""),
+    Column("agent_version", String(20), nullable=False, default=""),
+    Column("heartbeat_s", Float, nullable=False, default=30.0),
+    Column("commands", Text, nullable=False, default="[]"),
+    Column("service", String(20), nullable=False, default="in_service"),
+    Column("announcement", Text),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("state", String(12), nullable=False, default="offline"),
+    Column("bd_seq", Integer, nullable=False, default=-1),
+    Column("birth_mid", BigInteger, nullable=False, default=-1),
+    Column("birth_ts", BigInteger, nullable=False, default=0),
+    Column("kiosk_mid", BigInteger, nullable=False, default=-1),
+    Column("last_mid", BigInteger, nullable=False, default=-1),
+    Column("first_seen", BigInteger, nullable=False, default=0),
+    Column("last_seen", BigInteger, nullable=False, default=0),
+    Column("born_at", BigInteger),
+    Column("offline_since", BigInteger),
+    Column("offline_reason", String(40)),
+    Column("host", Text, nullable=False, default="{}"),
+    Column("counters", Text, nullable=False, default="{}"),
+    Column("gap_open", Boolean, nullable=False, default=False),
+    Column("gap_detail", Text),
+)
+Index("kiosks_district", kiosks.c.district)
+
+devices = Table(
+    "devices", metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("paper", String(10)),
+    Column("error_code", String(40)),
+    Column("error_text", Text),
+    Column("counters", Text, nullable=False, default="{}"),
+    Column("xfs", String(20)),
+    Column("mid", BigInteger, nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("device", String(40), nullable=False, default=""),
+    Column("code", String(40), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("text", Text, nullable=False, default=""),
+)
+Index("events_kiosk_ts", events.c.kiosk_id, events.c.ts)
+Index("events_ts", events.c.ts)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("rule", String(30), nullable=False),
+    Column("device", String(40), nullable=False, default=""),
+    Column("severity", String(10), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("open_key", String(160), unique=True),
+    Column("detail", Text, nullable=False, default=""),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("cleared_at", BigInteger),
+    Column("hits", Integer, nullable=False, default=1),
+    Column("acked_by", String(64)),
+    Column("acked_at", BigInteger),
+)
+Index("alerts_status", alerts.c.status, alerts.c.opened_at)
+Index("alerts_kiosk", alerts.c.kiosk_id, alerts.c.opened_at)
+
+commands = Table(
+    "commands", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("name", String(40), nullable=False),
+    Column("args", Text, nullable=False, default="{}"),
+    Column("status", String(12), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("data", Text, nullable=False, default="{}"),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+    Column("accepted_at", BigInteger),
+    Column("finished_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("commands_kiosk", commands.c.kiosk_id, commands.c.created_at)
+Index("commands_status", commands.c.status)
+
+operators = Table(
+    "operators", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("display_name", Text, nullable=False, default=""),
+    Column("role", String(20), nullable=False, default="operator"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("holder", String(80), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+controllers = Table(
+    "controllers", metadata,
+    Column("id", String(80), primary_key=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("stats", Text, nullable=False, default="{}"),
+)
+
+seq_log = Table(
+    "seq_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ingested_at", BigInteger, nullable=False),
+    Column("controller", String(80), nullable=False),
+    Column("entries", Text, nullable=False),
+)
+Index("seq_log_ingested", seq_log.c.ingested_at)
+
+settings = Table(
+    "settings", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}
+COMMAND_RANK = {"queued": 0, "sent": 1, "delivered": 2, "succeeded": 3, "failed": 3, "rejected": 3,
+                "timed_out": 3, "expired": 3}
+FINAL_COMMAND_STATES = ("succeeded", "failed", "rejected", "timed_out", "expired")
+
+
+def normalize_db_url(db: str | Path | None) -> str:
+    """A SQLAlchemy URL or a file path (→ SQLite); ``postgresql://`` uses psycopg 3."""
+    text_ = str(db if db is not None else DEFAULT_DB)
+    if text_.startswith("postgres://"):
+        text_ = "postgresql://" + text_[len("postgres://"):]
+    if text_.startswith("postgresql://"):
+        return "postgresql+psycopg://" + text_[len("postgresql://"):]
+    if "://" in text_:
+        return text_
+    return f"sqlite:///{Path(text_).expanduser().resolve()}"
+
+
+_DAYS: dict[int, str] = {}
+
+
+def day_of(ts_ms: int) -> str:
+    day = ts_ms // 86_400_000
+    name = _DAYS.get(day)
+    if name is None:
+        name = _DAYS[day] = dt.datetime.fromtimestamp(day * 86400, dt.timezone.utc).strftime("%Y%m%d")
+    return name
+
+
+def days_between(since_ms: int, until_ms: int) -> list[str]:
+    start = dt.datetime.fromtimestamp(since_ms / 1000, dt.timezone.utc).date()
+    end = dt.datetime.fromtimestamp(until_ms / 1000, dt.timezone.utc).date()
+    out = []
+    while start <= end:
+        out.append(start.strftime("%Y%m%d"))
+        start += dt.timedelta(days=1)
+    return out
+
+
+SAMPLE_COLUMNS = ("kiosk_id", "ts", "recv", "mid", "bd_seq", "seq", "kind", "paper", "sessions", "pages", "cards",
+                  "faults", "cpu_temp", "disk_free_pct", "mem_used_pct", "latency_ms")
+
+
+@dataclass
+class Batch:
+    """What one flush of the ingest writes, in one transaction."""
+
+    samples: list[tuple] = field(default_factory=list)
+    births: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kiosk_seen: dict[str, list[int]] = field(default_factory=dict)      # kiosk → [last_seen, last_mid]
+    kiosk_fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # kiosk → {mid, service, …}
+    deaths: list[tuple[str, int, int, str]] = field(default_factory=list)  # kiosk, bdSeq, recv, reason
+    devices: dict[tuple[str, str], tuple] = field(default_factory=dict)   # (kiosk, kind) → row, newest mid
+    events: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    seq_entries: list[list[Any]] = field(default_factory=list)
+    candidates: set[str] = field(default_factory=set)
+    alarm_hits: set[tuple[str, str, str]] = field(default_factory=set)    # (kiosk, rule, device) re-reported
+
+    def __len__(self) -> int:
+        return len(self.samples) + len(self.deaths) + len(self.results)
+
+
+class Store:
+    def __init__(self, url: str | Path | None = None, pool_size: int = 5) -> None:
+        self.url = normalize_db_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if self.url in ("sqlite://", "sqlite:///:memory:"):
+                kwargs["poolclass"] = StaticPool
+            else:
+                path = self.url.split("sqlite:///", 1)[-1].split("?", 1)[0]
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+        self.ph = "?" if self.is_sqlite else "%s"
+        self.greatest = "MAX" if self.is_sqlite else "GREATEST"
+        self._partitions: set[str] = set()
+        self._part_lock = threading.Lock()
+        self._known_kiosks: set[str] = set()
+        self._sql_cache: dict[str, str] = {}
+
+    # schema ----------------------------------------------------------------------------------------------------
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+        self.refresh_partitions()
+
+    def refresh_partitions(self) -> set[str]:
+        names = {n for n in inspect(self.engine).get_table_names() if n.startswith(SAMPLE_PREFIX)}
+        with self._part_lock:
+            self._partitions = names
+        return names
+
+    def partitions(self) -> list[str]:
+        with self._part_lock:
+            return sorted(self._partitions)
+
+    def _ensure_partition(self, day: str) -> str:
+        name = SAMPLE_PREFIX + day
+        if name in self._partitions:
+            return name
+        real = "REAL"
+        ddl = (f"CREATE TABLE IF NOT EXISTS {name} (kiosk_id VARCHAR(64) NOT NULL, ts BIGINT NOT NULL, "
+               f"recv BIGINT NOT NULL, mid BIGINT NOT NULL, bd_seq SMALLINT NOT NULL, seq SMALLINT NOT NULL, "
+               f"kind CHAR(1) NOT NULL, paper SMALLINT, sessions INTEGER, pages INTEGER, cards INTEGER, "
+               f"faults SMALLINT, cpu_temp {real}, disk_free_pct {real}, mem_used_pct {real}, latency_ms {real}, "
+               f"PRIMARY KEY (kiosk_id, mid))")
+        # another controller may create the same day at the same moment: do it in its own transaction
+        with self.engine.begin() as ddl_conn:
+            ddl_conn.exec_driver_sql(ddl)
+        with self._part_lock:
+            self._partitions.add(name)
+        return name
+
+    def drop_partitions_before(self, cutoff_ms: int) -> list[str]:
+        """Retention: drop whole days older than the cutoff's day."""
+        cutoff = SAMPLE_PREFIX + day_of(cutoff_ms)
+        dropped = []
+        for name in sorted(self.refresh_partitions()):
+            if name < cutoff:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+                dropped.append(name)
+        if dropped:
+            with self._part_lock:
+                self._partitions -= set(dropped)
+        return dropped
+
+    def _sql(self, key: str, template: str) -> str:
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            sql = template.replace("?", self.ph).replace("GREATEST", self.greatest)
+            self._sql_cache[key] = sql
+        return sql
+
+    # ingest ----------------------------------------------------------------------------------------------------
+    def write_batch(self, batch: Batch, controller_id: str, now: int) -> dict[str, int]:
+        """Write one flush in one transaction; returns {"stored": n, "duplicates": n}."""
+        try:
+            return self._write_batch(batch, controller_id, now)
+        except Exception:
+            self._known_kiosks.clear()  # the cache may name rows that were rolled back
+            raise
+
+    def _write_batch(self, batch: Batch, controller_id: str, now: int) -> dict[str, int]:
+        stored = 0
+        by_day: dict[str, list[tuple]] = {}
+        for row in batch.samples:
+            by_day.setdefault(day_of(row[1]), []).append(row)
+        # new day tables first, each in its own transaction: never while this batch holds SQLite's write lock
+        names = {day: self._ensure_partition(day) for day in by_day}
+        with self.engine.begin() as conn:
+            for day, rows in by_day.items():
+                name = names[day]
+                cols = ",".join(SAMPLE_COLUMNS)
+                marks = ",".join([self.ph] * len(SAMPLE_COLUMNS))
+                if self.is_sqlite:
+                    sql = f"INSERT OR IGNORE INTO {name} ({cols}) VALUES ({marks})"
+                else:
+                    sql = f"INSERT INTO {name} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+                cur = conn.exec_driver_sql(sql, rows)
+                stored += max(cur.rowcount, 0)
+            self._ensure_kiosks(conn, set(batch.kiosk_seen) | {d[0] for d in batch.deaths}, now)
+            for kiosk_id, birth in batch.births.items():
+                self._apply_birth(conn, kiosk_id, birth)
+            if batch.kiosk_seen:
+                # one statement per kiosk: liveness always, its own fields only from a newer message
+                sql = self._sql("kupdate", (
+                    "UPDATE kiosks SET last_seen = GREATEST(last_seen, ?), last_mid = GREATEST(last_mid, ?), "
+                    "service = CASE WHEN kiosk_mid < ? THEN COALESCE(?, service) ELSE service END, "
+                    "announcement = CASE WHEN kiosk_mid < ? THEN COALESCE(?, announcement) ELSE announcement END, "
+                    "counters = CASE WHEN kiosk_mid < ? THEN COALESCE(?, counters) ELSE counters END, "
+                    "host = CASE WHEN kiosk_mid < ? THEN COALESCE(?, host) ELSE host END, "
+                    "kiosk_mid = GREATEST(kiosk_mid, ?) WHERE kiosk_id = ?"))
+                rows_k = []
+                for k, (seen_at, seen_mid) in batch.kiosk_seen.items():
+                    f = batch.kiosk_fields.get(k) or {}
+                    fm = f.get("mid", -1)
+                    rows_k.append((seen_at, seen_mid, fm, f.get("service"), fm, f.get("announcement"), fm,
+                                   f.get("counters"), fm, f.get("host"), fm, k))
+                conn.exec_driver_sql(sql, rows_k)
+            if batch.devices:
+                conn.exec_driver_sql(self._sql("devices", (
+                    "INSERT INTO devices (kiosk_id, kind, state, paper, error_code, error_text, counters, xfs, mid, "
+                    "changed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (kiosk_id, kind) DO UPDATE "
+                    "SET state = excluded.state, paper = excluded.paper, error_code = excluded.error_code, "
+                    "error_text = excluded.error_text, counters = excluded.counters, xfs = excluded.xfs, "
+                    "mid = excluded.mid, updated_at = excluded.updated_at, changed_at = CASE WHEN "
+                    "devices.state = excluded.state AND COALESCE(devices.paper, '') = COALESCE(excluded.paper, '') "
+                    "AND COALESCE(devices.error_code, '') = COALESCE(excluded.error_code, '') "
+                    "THEN devices.changed_at ELSE excluded.changed_at END WHERE excluded.mid > devices.mid")),
+                    list(batch.devices.values()))
+            for kiosk_id, bd, recv, reason in batch.deaths:
+                conn.execute(update(kiosks).where(and_(kiosks.c.kiosk_id == kiosk_id, kiosks.c.bd_seq == bd,
+                                                       kiosks.c.online.is_(True)))
+                             .values(online=False, state="offline", offline_since=recv, offline_reason=reason))
+            if batch.events:
+                conn.execute(insert(events), batch.events)
+            forged = []
+            for result in batch.results:
+                if not self._apply_result(conn, result) and result["status"] == "rejected":
+                    forged.append({"kiosk_id": result["kiosk_id"], "ts": result["recv"], "device": "",
+                                   "code": "command_rejected", "severity": "critical", "active": True,
+                                   "text": f"kiosk rejected command {result['command_id'][:64]} not issued by a "
+                                           f"controller: {result.get('reason') or ''}"})
+            if forged:
+                conn.execute(insert(events), forged)
+            if batch.seq_entries:
+                conn.execute(insert(seq_log).values(ingested_at=now, controller=controller_id,
+                                                    entries=json.dumps(batch.seq_entries, separators=(",", ":"))))
+        return {"stored": stored, "duplicates": len(batch.samples) - stored, "forged": len(forged)}
+
+    def _ensure_kiosks(self, conn: Connection, ids: Iterable[str], now: int) -> None:
+        """A row for every kiosk heard from (data may arrive before its birth, e.g. after a controller restart)."""
+        missing = [k for k in ids if k not in self._known_kiosks]
+        if not missing:
+            return
+        sql = self._sql("newkiosk", (
+            ("INSERT OR IGNORE" if self.is_sqlite else "INSERT") +
+            " INTO kiosks (kiosk_id, first_seen, last_seen, name, district, location, app_version, profile_hash, "
+            "agent_version, heartbeat_s, commands, service, online, state, bd_seq, birth_mid, birth_ts, kiosk_mid, "
+            "last_mid, host, counters, gap_open) VALUES (?, ?, ?, '', '', '', '', '', '', 30, '[]', 'in_service', "
+            "false, 'offline', -1, -1, 0, -1, -1, '{}', '{}', false)" +
+            ("" if self.is_sqlite else " ON CONFLICT DO NOTHING")))
+        for chunk in _chunks(missing, 500):
+            have = {r[0] for r in conn.execute(select(kiosks.c.kiosk_id).where(kiosks.c.kiosk_id.in_(chunk)))}
+            new = [(k, now, now) for k in chunk if k not in have]
+            if new:
+                conn.exec_driver_sql(sql, new)
+        self._known_kiosks.update(missing)
+
+    def _apply_birth(self, conn: Connection, kiosk_id: str, b: Mapping[str, Any]) -> None:
+        values = {k: b[k] for k in ("name", "district", "location", "app_version", "profile_hash", "agent_version",
+                                    "heartbeat_s", "commands", "service", "announcement", "host", "counters")}
+        res = conn.execute(
+            update(kiosks).where(and_(kiosks.c.kiosk_id == kiosk_id,
+                                      or_(kiosks.c.birth_mid < b["mid"], kiosks.c.birth_ts < b["ts"])))
+            .values(**values, online=True, bd_seq=b["bdSeq"], birth_mid=b["mid"], birth_ts=b["ts"],
+                    kiosk_mid=b["mid"], born_at=b["recv"], offline_since=None, offline_reason=None,
+                    gap_open=False, gap_detail=None, state="ok"))
+        if res.rowcount == 0:
+            return  # an older birth than the one already applied
+        conn.execute(delete(devices).where(and_(devices.c.kiosk_id == kiosk_id,
+                                                devices.c.kind.notin_(list(b["devices"]) or [""]))))
+        for kind, row in b["devices"].items():
+            existing = conn.execute(select(devices.c.state, devices.c.paper, devices.c.error_code,
+                                           devices.c.changed_at)
+                                    .where(and_(devices.c.kiosk_id == kiosk_id, devices.c.kind == kind))).first()
+            changed_at = b["recv"]
+            if existing is not None and (existing.state, existing.paper, existing.error_code) == \
+                    (row["state"], row["paper"], row["error_code"]):
+                changed_at = existing.changed_at
+            values = {"state": row["state"], "paper": row["paper"], "error_code": row["error_code"],
+                      "error_text": row["error_text"], "counters": row["counters"], "xfs": row["xfs"],
+                      "mid": b["mid"], "changed_at": changed_at, "updated_at": b["recv"]}
+            if existing is None:
+                conn.execute(insert(devices).values(kiosk_id=kiosk_id, kind=kind, **values))
+            else:
+                conn.execute(update(devices).where(and_(devices.c.kiosk_id == kiosk_id, devices.c.kind == kind))
+                             .values(**values))
+
+    def _apply_result(self, conn: Connection, r: Mapping[str, Any]) -> bool:
+        """Apply a command result; False when no controller issued that command (to this kiosk)."""
+        status = {"accepted": "delivered", "done": "succeeded", "failed": "failed", "rejected": "rejected"}[r["status"]]
+        row = conn.execute(select(commands.c.status, commands.c.kiosk_id).where(commands.c.id == r["command_id"])
+                           ).first()
+        if row is None or row.kiosk_id != r["kiosk_id"]:
+            return False
+        if COMMAND_RANK[status] <= COMMAND_RANK.get(row.status, 0) and row.status != "timed_out":
+            return True
+        values: dict[str, Any] = {"status": status, "updated_at": r["recv"]}
+        if status == "delivered":
+            values["accepted_at"] = r["recv"]
+        else:
+            values["finished_at"] = r["recv"]
+            values["detail"] = r.get("reason") or ""
+            values["data"] = json.dumps(r.get("data") or {}, ensure_ascii=False)
+        conn.execute(update(commands).where(commands.c.id == r["command_id"]).values(**values))
+        return True
+
+    def known_command_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(commands.c.id).where(commands.c.id.in_(list(ids))))}
+
+    # rules support ---------------------------------------------------------------------------------------------
+    def open_alert_kiosks(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(alerts.c.kiosk_id).where(alerts.c.status == "open").distinct())}
+
+    def load_for_rules(self, conn: Connection, kiosk_ids: Sequence[str]) -> tuple[dict, dict, dict]:
+        """kiosk rows, device rows and open alerts for the given kiosks."""
+        krows: dict[str, Any] = {}
+        drows: dict[str, list[Any]] = {}
+        arows: dict[str, dict[tuple[str, str], Any]] = {}
+        for chunk in _chunks(list(kiosk_ids), 500):
+            for r in conn.execute(select(kiosks).where(kiosks.c.kiosk_id.in_(chunk))):
+                krows[r.kiosk_id] = r
+            for r in conn.execute(select(devices).where(devices.c.kiosk_id.in_(chunk))):
+                drows.setdefault(r.kiosk_id, []).append(r)
+            for r in conn.execute(select(alerts).where(and_(alerts.c.kiosk_id.in_(chunk), alerts.c.status == "open"))):
+                arows.setdefault(r.kiosk_id, {})[(r.rule, r.device)] = r
+        return krows, drows, arows
+
+    def apply_alert_changes(self, conn: Connection, kiosk_id: str, opened: list[dict[str, Any]],
+                            cleared: list[str], refreshed: list[dict[str, Any]], state: str | None, now: int) -> None:
+        for a in opened:
+            values = {"kiosk_id": kiosk_id, "rule": a["rule"], "device": a["device"], "severity": a["severity"],
+                      "status": "open", "open_key": a["open_key"], "detail": a["detail"], "opened_at": now,
+                      "last_seen_at": now, "hits": 1}
+            if self.is_sqlite:
+                conn.execute(insert(alerts).prefix_with("OR IGNORE").values(**values))
+            else:
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                conn.execute(pg_insert(alerts).values(**values).on_conflict_do_nothing())
+        for key in cleared:
+            conn.execute(update(alerts).where(alerts.c.open_key == key)
+                         .values(status="cleared", cleared_at=now, open_key=None, last_seen_at=now))
+        for a in refreshed:
+            conn.execute(update(alerts).where(alerts.c.open_key == a["open_key"])
+                         .values(severity=a["severity"], detail=a["detail"], last_seen_at=now,
+                                 hits=alerts.c.hits + a.get("hits", 0)))
+        if state is not None:
+            conn.execute(update(kiosks).where(and_(kiosks.c.kiosk_id == kiosk_id, kiosks.c.state != state))
+                         .values(state=state))
+
+    def set_gap(self, kiosk_id: str, detail: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(kiosks).where(kiosks.c.kiosk_id == kiosk_id).values(gap_open=True, gap_detail=detail))
+
+    # leases and controllers ------------------------------------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, ttl_ms: int, now: int) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(leases).where(and_(leases.c.name == name,
+                                                         or_(leases.c.holder == holder, leases.c.expires_at < now)))
+                               .values(holder=holder, expires_at=now + ttl_ms))
+            if res.rowcount:
+                return True
+            exists = conn.execute(select(leases.c.holder).where(leases.c.name == name)).first()
+            if exists is not None:
+                return False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(leases).values(name=name, holder=holder, expires_at=now + ttl_ms))
+            return True
+        except Exception:  # noqa: BLE001 - another controller inserted it first
+            return False
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(leases).where(and_(leases.c.name == name, leases.c.holder == holder)))
+
+    def lease_holder(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).first()
+        return row.holder if row else None
+
+    def controller_heartbeat(self, controller_id: str, started_at: int, stats: Mapping[str, Any], now: int) -> None:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(controllers).where(controllers.c.id == controller_id)
+                               .values(heartbeat_at=now, stats=json.dumps(stats)))
+            if res.rowcount == 0:
+                conn.execute(insert(controllers).values(id=controller_id, started_at=started_at, heartbeat_at=now,
+                                                        stats=json.dumps(stats)))
+
+    def controller_stats(self, since_ms: int = 0) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(controllers).where(controllers.c.heartbeat_at >= since_ms)
+                                .order_by(controllers.c.started_at)).all()
+        return [{"id": r.id, "started_at": r.started_at, "heartbeat_at": r.heartbeat_at, **json.loads(r.stats)}
+                for r in rows]
+
+    def setting(self, name: str, factory: Any = None) -> str:
+        """A shared setting, created once by whichever controller asks first."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(settings.c.value).where(settings.c.name == name)).first()
+            if row:
+                return row.value
+        value = factory() if factory else secrets.token_hex(32)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(settings).values(name=name, value=value))
+        except Exception:  # noqa: BLE001 - lost the race: read the winner's
+            pass
+        with self.engine.connect() as conn:
+            return conn.execute(select(settings.c.value).where(settings.c.name == name)).scalar_one()
+
+    # sequence audit --------------------------------------------------------------------------------------------
+    def seq_log_since(self, since_ms: int) -> list[tuple[int, int, str, list[list[Any]]]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(seq_log.c.id, seq_log.c.ingested_at, seq_log.c.controller, seq_log.c.entries)
+                                .where(seq_log.c.ingested_at >= since_ms).order_by(seq_log.c.id)).all()
+        return [(r.id, r.ingested_at, r.controller, json.loads(r.entries)) for r in rows]
+
+    def alive_controllers(self, since_ms: int) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(controllers.c.id).where(controllers.c.heartbeat_at >= since_ms))}
+
+    def prune_seq_log(self, before_ms: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(seq_log).where(seq_log.c.ingested_at < before_ms))
+
+    def kiosk_sessions(self, kiosk_ids: Sequence[str]) -> dict[str, tuple[int, bool]]:
+        out: dict[str, tuple[int, bool]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(kiosk_ids), 500):
+                for r in conn.execute(select(kiosks.c.kiosk_id, kiosks.c.bd_seq, kiosks.c.online)
+                                      .where(kiosks.c.kiosk_id.in_(chunk))):
+                    out[r.kiosk_id] = (r.bd_seq, bool(r.online))
+        return out
+
+    # sweeper queries -------------------------------------------------------------------------------------------
+    def stale_kiosks(self, now: int, grace_factor: float = 3.0) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(kiosks.c.kiosk_id, kiosks.c.last_seen, kiosks.c.heartbeat_s)
+                                .where(kiosks.c.online.is_(True))).all()
+        return [r.kiosk_id for r in rows if now - r.last_seen > max(5.0, r.heartbeat_s * grace_factor) * 1000]
+
+    def mark_offline(self, kiosk_ids: Sequence[str], now: int, reason: str) -> None:
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(kiosk_ids), 500):
+                conn.execute(update(kiosks).where(and_(kiosks.c.kiosk_id.in_(chunk), kiosks.c.online.is_(True)))
+                             .values(online=False, state="offline", offline_since=now, offline_reason=reason))
+
+    def offline_kiosks_without_alert(self, older_than: int) -> list[str]:
+        with self.engine.connect() as conn:
+            have = select(alerts.c.kiosk_id).where(and_(alerts.c.status == "open", alerts.c.rule == "kiosk_offline"))
+            rows = conn.execute(select(kiosks.c.kiosk_id).where(and_(
+                kiosks.c.online.is_(False), kiosks.c.offline_since.is_not(None),
+                kiosks.c.offline_since <= older_than, kiosks.c.kiosk_id.notin_(have)))).all()
+        return [r.kiosk_id for r in rows]
+
+    def prune_events(self, before_ms: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(events).where(events.c.ts < before_ms))
+            conn.execute(delete(alerts).where(and_(alerts.c.status == "cleared", alerts.c.cleared_at < before_ms)))
+            conn.execute(delete(commands).where(and_(commands.c.status.in_(FINAL_COMMAND_STATES),
+                                                     commands.c.updated_at < before_ms)))
+
+    # commands --------------------------------------------------------------------------------------------------
+    def insert_command(self, row: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(commands).values(**row))
+
+    def update_command(self, command_id: str, only_if: Sequence[str] | None = None, **values: Any) -> bool:
+        cond = commands.c.id == command_id
+        if only_if:
+            cond = and_(cond, commands.c.status.in_(list(only_if)))
+        with self.engine.begin() as conn:
+            return conn.execute(update(commands).where(cond).values(**values)).rowcount > 0
+
+    def commands_in(self, statuses: Sequence[str]) -> list[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(select(commands).where(commands.c.status.in_(list(statuses)))
+                                .order_by(commands.c.created_at)).all()
+
+    def command(self, command_id: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(commands).where(commands.c.id == command_id)).first()
+
+    def recent_command(self, kiosk_id: str, name: str, since: int) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(commands).where(and_(commands.c.kiosk_id == kiosk_id, commands.c.name == name,
+                                                            commands.c.created_at >= since))).first()
+
+    # operators -------------------------------------------------------------------------------------------------
+    def operator(self, username: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(operators).where(operators.c.username == username)).first()
+
+    def upsert_operator(self, username: str, password_hash: str, display_name: str, role: str, now: int) -> None:
+        with self.engine.begin() as conn:
+            res = conn.execute(update(operators).where(operators.c.username == username)
+                               .values(password_hash=password_hash, display_name=display_name, role=role))
+            if res.rowcount == 0:
+                conn.execute(insert(operators).values(username=username, password_hash=password_hash,
+                                                      display_name=display_name, role=role, created_at=now))
+
+    def operator_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(operators)).scalar_one()
+
+    # reads for the API and the dashboard ----------------------------------------------------------------------
+    def list_kiosks(self, district: str | None = None, state: str | None = None, q: str | None = None,
+                    online: bool | None = None) -> list[dict[str, Any]]:
+        stmt = select(kiosks)
+        if district:
+            stmt = stmt.where(kiosks.c.district == district)
+        if state:
+            stmt = stmt.where(kiosks.c.state == state)
+        if online is not None:
+            stmt = stmt.where(kiosks.c.online.is_(online))
+        if q:
+            like = f"%{q}%"
+            stmt = stmt.where(or_(kiosks.c.kiosk_id.like(like), kiosks.c.name.like(like),
+                                  kiosks.c.location.like(like)))
+        stmt = stmt.order_by(kiosks.c.kiosk_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            ids = [r.kiosk_id for r in rows]
+            open_counts: dict[str, int] = {}
+            paper: dict[str, str] = {}
+            for chunk in _chunks(ids, 500):
+                for r in conn.execute(select(alerts.c.kiosk_id, func.count()).where(and_(
+                        alerts.c.kiosk_id.in_(chunk), alerts.c.status == "open")).group_by(alerts.c.kiosk_id)):
+                    open_counts[r[0]] = r[1]
+                for r in conn.execute(select(devices.c.kiosk_id, devices.c.paper).where(and_(
+                        devices.c.kiosk_id.in_(chunk), devices.c.paper.is_not(None)))):
+                    paper[r.kiosk_id] = _worse_paper(paper.get(r.kiosk_id), r.paper)
+        return [{**kiosk_dict(r), "open_alerts": open_counts.get(r.kiosk_id, 0), "paper": paper.get(r.kiosk_id)}
+                for r in rows]
+
+    def districts(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(kiosks.c.district).where(kiosks.c.district != "")
+                                               .distinct().order_by(kiosks.c.district))]
+
+    def kiosk(self, kiosk_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(kiosks).where(kiosks.c.kiosk_id == kiosk_id)).first()
+            if row is None:
+                return None
+            devs = conn.execute(select(devices).where(devices.c.kiosk_id == kiosk_id).order_by(devices.c.kind)).all()
+        return {**kiosk_dict(row), "devices": [device_dict(d) for d in devs]}
+
+    def alerts(self, status: str | None = "open", kiosk_id: str | None = None, severity: str | None = None,
+               limit: int = 500) -> list[dict[str, Any]]:
+        stmt = select(alerts, kiosks.c.name, kiosks.c.district).select_from(
+            alerts.outerjoin(kiosks, alerts.c.kiosk_id == kiosks.c.kiosk_id))
+        if status and status != "all":
+            stmt = stmt.where(alerts.c.status == status)
+        if kiosk_id:
+            stmt = stmt.where(alerts.c.kiosk_id == kiosk_id)
+        if severity:
+            stmt = stmt.where(alerts.c.severity == severity)
+        stmt = stmt.order_by(alerts.c.status.desc(), alerts.c.opened_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [alert_dict(r) for r in conn.execute(stmt).all()]
+
+    def alert(self, alert_id: int) -> dict[str, Any] | None:
+        rows = None
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(alerts, kiosks.c.name, kiosks.c.district).select_from(
+                alerts.outerjoin(kiosks, alerts.c.kiosk_id == kiosks.c.kiosk_id)).where(alerts.c.id == alert_id)).first()
+        return alert_dict(rows) if rows else None
+
+    def ack_alert(self, alert_id: int, username: str, now: int) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(alerts).where(and_(alerts.c.id == alert_id, alerts.c.acked_at.is_(None)))
+                                .values(acked_by=username, acked_at=now)).rowcount > 0
+
+    def kiosk_commands(self, kiosk_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(commands).where(commands.c.kiosk_id == kiosk_id)
+                                .order_by(commands.c.created_at.desc()).limit(limit)).all()
+        return [command_dict(r) for r in rows]
+
+    def kiosk_events(self, kiosk_id: str, limit: int = 50, since: int = 0) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(events).where(and_(events.c.kiosk_id == kiosk_id, events.c.ts >= since))
+                                .order_by(events.c.ts.desc(), events.c.id.desc()).limit(limit)).all()
+        return [{"ts": r.ts, "device": r.device, "code": r.code, "severity": r.severity, "active": bool(r.active),
+                 "text": r.text} for r in rows]
+
+    def samples(self, kiosk_id: str, since: int, until: int, columns: Sequence[str]) -> list[tuple]:
+        for c in columns:
+            if c not in SAMPLE_COLUMNS:
+                raise ValueError(c)
+        parts = [SAMPLE_PREFIX + d for d in days_between(since, until)]
+        existing = set(self.partitions())
+        out: list[tuple] = []
+        with self.engine.connect() as conn:
+            for name in parts:
+                if name not in existing:
+                    continue
+                out += conn.exec_driver_sql(
+                    f"SELECT ts, {', '.join(columns)} FROM {name} WHERE kiosk_id = {self.ph} AND ts >= {self.ph} "
+                    f"AND ts < {self.ph} ORDER BY ts", (kiosk_id, since, until)).all()
+        out.sort(key=lambda r: r[0])
+        return out
+
+    def fault_events(self, kiosk_id: str, since: int) -> list[tuple[int, str, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(events.c.ts, events.c.device, events.c.code).where(and_(
+                events.c.kiosk_id == kiosk_id, events.c.ts >= since, events.c.active.is_(True),
+                events.c.severity.in_(["critical", "major"])))).all()
+        return [(r.ts, r.device, r.code) for r in rows]
+
+    def sample_totals(self) -> dict[str, int]:
+        """Rows and distinct (kiosk, mid) over every partition (the bench's duplicate check)."""
+        rows = distinct = 0
+        with self.engine.connect() as conn:
+            for name in self.refresh_partitions():
+                rows += conn.exec_driver_sql(f"SELECT COUNT(*) FROM {name}").scalar_one()
+                distinct += conn.exec_driver_sql(
+                    f"SELECT COUNT(*) FROM (SELECT DISTINCT kiosk_id, mid FROM {name}) d").scalar_one()
+        return {"rows": rows, "distinct": distinct}
+
+    def summary(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(kiosks)).scalar_one()
+            online = conn.execute(select(func.count()).select_from(kiosks).where(kiosks.c.online.is_(True))
+                                  ).scalar_one()
+            by_state = dict(conn.execute(select(kiosks.c.state, func.count()).group_by(kiosks.c.state)).all())
+            by_sev = dict(conn.execute(select(alerts.c.severity, func.count()).where(alerts.c.status == "open")
+                                       .group_by(alerts.c.severity)).all())
+            unacked = conn.execute(select(func.count()).select_from(alerts).where(and_(
+                alerts.c.status == "open", alerts.c.acked_at.is_(None)))).scalar_one()
+            oos = conn.execute(select(func.count()).select_from(kiosks).where(
+                kiosks.c.service == "out_of_service")).scalar_one()
+        return {"kiosks": total, "online": online, "offline": total - online, "by_state": by_state,
+                "open_alerts": sum(by_sev.values()), "open_by_severity": by_sev, "unacknowledged": unacked,
+                "out_of_service": oos}
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# --- row → dict ----------------------------------------------------------------------------------------------------
+
+def _worse_paper(a: str | None, b: str | None) -> str | None:
+    order = {"out": 0, "near-end": 1, "ok": 2}
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if order.get(a, 3) <= order.get(b, 3) else b
+
+
+def kiosk_dict(r: Any) -> dict[str, Any]:
+    return {"kiosk_id": r.kiosk_id, "name": r.name, "district": r.district, "location": r.location,
+            "app_version": r.app_version, "profile_hash": r.profile_hash, "agent_version": r.agent_version,
+            "online": bool(r.online), "state": r.state, "service": r.service, "announcement": r.announcement,
+            "bd_seq": r.bd_seq, "heartbeat_s": r.heartbeat_s, "commands": json.loads(r.commands or "[]"),
+            "last_seen": r.last_seen or None, "born_at": r.born_at, "offline_since": r.offline_since,
+            "offline_reason": r.offline_reason, "host": json.loads(r.host or "{}"),
+            "counters": json.loads(r.counters or "{}"), "gap_open": bool(r.gap_open)}
+
+
+def device_dict(r: Any) -> dict[str, Any]:
+    return {"kind": r.kind, "state": r.state, "paper": r.paper, "error_code": r.error_code,
+            "error_text": r.error_text or "", "counters": json.loads(r.counters or "{}"), "xfs": r.xfs,
+            "changed_at": r.changed_at, "updated_at": r.updated_at}
+
+
+def alert_dict(r: Any) -> dict[str, Any]:
+    m = r._mapping
+    return {"id": m["id"], "kiosk_id": m["kiosk_id"], "kiosk_name": m.get("name") or "",
+            "district": m.get("district") or "", "rule": m["rule"], "device": m["device"] or None,
+            "severity": m["severity"], "status": m["status"], "detail": m["detail"], "opened_at": m["opened_at"],
+            "last_seen_at": m["last_seen_at"], "cleared_at": m["cleared_at"], "hits": m["hits"],
+            "acked_by": m["acked_by"], "acked_at": m["acked_at"]}
+
+
+def command_dict(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "kiosk_id": r.kiosk_id, "name": r.name, "args": json.loads(r.args or "{}"),
+            "status": r.status, "detail": r.detail, "data": json.loads(r.data or "{}"), "created_by": r.created_by,
+            "created_at": r.created_at, "expires_at": r.expires_at, "sent_at": r.sent_at,
+            "accepted_at": r.accepted_at, "finished_at": r.finished_at, "updated_at": r.updated_at}
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+__all__ = ["Batch", "Store", "normalize_db_url", "text"]

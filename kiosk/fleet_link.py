@@ -1,0 +1,123 @@
+"""The kiosk's link to the fleet: builds the :class:`fleet.agent.FleetAgent` from the profile and turns the
+controller's signed commands into core actions. The agent sees devices only through the device manager.
+
+Commands run on the agent's command thread; anything that touches the session or screens is handed to the core's
+dispatcher (the UI thread in the shell).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from device_profiles.loader import ProfileError, parse_profile
+
+if TYPE_CHECKING:
+    from kiosk.core import KioskCore
+
+log = logging.getLogger(__name__)
+APP_VERSION = "0.1.0"
+
+
+class FleetLink:
+    def __init__(self, core: "KioskCore") -> None:
+        from fleet.agent import CommandResult, FleetAgent, HostProbe, identity_from_profile
+
+        self.core = core
+        self._result = CommandResult
+        profile = core.profile
+        config = profile.fleet
+        assert config is not None
+        self.sessions_started = 0
+        self.agent = FleetAgent(
+            profile.kiosk.id, config.broker_url,
+            status_source=core.devices.statuses,
+            verify_key=config.verify_key,
+            identity=identity_from_profile(profile, app_version=APP_VERSION),
+            app_source=self._app_state,
+            host_probe=HostProbe(profile.kiosk.data_dir, profile.platform.url),
+            command_handlers={
+                "out_of_service": self._out_of_service,
+                "back_in_service": self._back_in_service,
+                "show_announcement": self._announce,
+                "restart_app": self._restart,
+                "push_profile": self._push_profile,
+                "self_test": self._self_test,
+            },
+            outbox_path=Path(profile.kiosk.data_dir) / "fleet-outbox.sqlite3",
+            heartbeat_s=config.heartbeat_s,
+        )
+
+    def start(self) -> None:
+        self.agent.start()
+
+    def stop(self) -> None:
+        self.agent.stop()
+
+    def changed(self) -> None:
+        """Something operators care about changed (availability, paper, a session): report it now."""
+        self.agent.notify_changed()
+
+    # what the agent reports besides devices ---------------------------------------------------------------------------
+    def _app_state(self) -> dict[str, Any]:
+        avail = self.core.availability
+        state: dict[str, Any] = {"service": "out_of_service" if avail.out_of_service else "in_service",
+                                 "counters": {"sessions": self.sessions_started}}
+        if self.core.announcement:
+            state["announcement"] = self.core.announcement.get("zh_CN", "")
+        return state
+
+    # commands ---------------------------------------------------------------------------------------------------------
+    def _out_of_service(self, args: dict[str, Any]) -> Any:
+        reason = str(args.get("reason") or "operator")
+        self.core.dispatch(lambda: self.core.set_maintenance(f"fleet: {reason}"))
+        return self._result.done("out of service once the current citizen (if any) has finished")
+
+    def _back_in_service(self, args: dict[str, Any]) -> Any:
+        self.core.dispatch(lambda: self.core.set_maintenance(None))
+        return self._result.done()
+
+    def _announce(self, args: dict[str, Any]) -> Any:
+        texts = {k: str(v) for k, v in args.items() if k in ("zh_CN", "en") and v}
+        if not texts and args.get("text"):
+            texts = {"zh_CN": str(args["text"])}
+        self.core.dispatch(lambda: self.core.announce(texts or None))
+        return self._result.done("announcement cleared" if not texts else "announcement shown")
+
+    def _restart(self, args: dict[str, Any]) -> Any:
+        # the result is published first; the shell exits and its supervisor (systemd Restart=) starts it again
+        self.core.dispatch(lambda: self.core.request_restart("fleet"))
+        return self._result.done("restarting")
+
+    def _push_profile(self, args: dict[str, Any]) -> Any:
+        """Validate the pushed profile completely before it replaces the current one (atomically); then restart."""
+        text = args.get("profile")
+        if not isinstance(text, str):
+            return self._result.failed("no profile text")
+        try:
+            data = yaml.safe_load(text)
+            new = parse_profile(data, "pushed profile", environ={})
+        except (yaml.YAMLError, ProfileError) as exc:
+            problems = getattr(exc, "problems", [str(exc)])
+            return self._result.failed("invalid profile", problems=problems[:20])
+        if new.kiosk.id != self.core.profile.kiosk.id:
+            return self._result.failed("profile is for another kiosk")
+        target = Path(self.core.profile.source)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".profile-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        self.core.dispatch(lambda: self.core.request_restart("profile pushed"))
+        return self._result.done("profile saved; restarting", digest=new.digest)
+
+    def _self_test(self, args: dict[str, Any]) -> Any:
+        results = {kind: status.to_dict() for kind, status in self.core.devices.self_test().items()}
+        ok = all(status.get("device") == "online" for status in results.values())
+        return self._result.done("all devices online", devices=results) if ok else \
+            self._result.failed("device fault", devices=results)
