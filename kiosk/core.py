@@ -258,6 +258,16 @@ class KioskCore:
         if token:
             self.workers.submit(self.platform.close_citizen_session, token, on_error=lambda exc: None)
 
+    def submit_card_pin(self, pin: str) -> None:
+        """The citizen typed their social-security card PIN (after a ``card_error`` whose code is ``pin_required``
+        or ``pin_incorrect``): the smart card watcher reads the card again with it. Raises ValueError for a
+        malformed PIN. The PIN goes to the card only: never stored, logged or audited."""
+        for watcher in self._watchers:
+            if hasattr(watcher, "submit_pin"):
+                watcher.submit_pin(pin)
+                return
+        raise InvalidSessionState("no smart card reader")
+
     def _on_card_event(self, event: Any) -> None:
         """From the card watcher's thread: hand over to the dispatcher (UI thread in the shell)."""
         self.dispatch(lambda: self._handle_card_event(event))

@@ -64,6 +64,7 @@ class KioskApp(App):
         self._automation_addr = automation
         self.automation = None
         self._warning = None
+        self._pin_pad = None
         self.restart_pending = False  # an operator asked for a restart: exit once no citizen is being served
         self.title = profile.kiosk.name.get("zh_CN", "kiosk")
 
@@ -181,6 +182,14 @@ class KioskApp(App):
             self.citizen_id = citizen.id_masked if citizen else ""
             if self.sm.current in ("attract", "out_of_service", "menu"):
                 self.go("menu")
+        elif name == "card_error" and getattr(payload["error"], "code", "") in ("pin_required", "pin_incorrect"):
+            from screens.pin_pad import PinPad
+
+            if self._pin_pad is None or self._pin_pad.parent is None:
+                self._pin_pad = PinPad()
+                self._pin_pad.open()
+            self._pin_pad.message = "" if payload["error"].code == "pin_required" else \
+                self.core.translator.error_text(payload["error"])
         elif name == "card_error":
             text = self.core.translator.error_text(payload["error"])
             if self.sm.current == "attract":
@@ -192,6 +201,8 @@ class KioskApp(App):
         elif name == "warning_cleared":
             self._close_warning()
         elif name == "ended":
+            if self._pin_pad is not None:
+                self._pin_pad.cancel()
             if self.restart_pending:  # a restart waited for the citizen to finish
                 self.stop()
                 return
