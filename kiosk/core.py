@@ -201,7 +201,7 @@ class KioskCore:
         self.print_journal.purge(30 * 86400)
         unfinished = self.print_service.recover()
         if unfinished:
-            self._audit("print_unfinished", jobs=[e.job_id for e in unfinished])
+            self._audit("print_unfinished", jobs=[e.id for e in unfinished])
             self._emit("print_unfinished", jobs=unfinished)
 
     def _on_print_event(self, name: str, payload: dict[str, Any]) -> None:
@@ -393,6 +393,24 @@ class KioskCore:
         target = RatingTarget("application", application.number, "print_progress")
         self._run("print_progress", self.print_service.print_progress, application, self.status_texts(),
                   on_result=self._printed("print_progress", target, on_result), on_error=self._print_failed(on_error))
+
+    def reprint(self, failed: BaseException, kind: str, payload: Any, on_result: Callback = None,
+                on_error: Callback = None) -> None:
+        """Print again after a job failed part-way (paper ran out mid-receipt): a journaled reprint of that job,
+        marked 补打 on paper, so the journal shows one receipt delivered rather than a failed job left open.
+        ``kind``/``payload`` as for the first print: "notice" + ServiceDetail or "progress" + Application."""
+        self.session.begin_service()
+        if kind == "notice":
+            action, target = "print_notice", RatingTarget("service", payload.summary.code, "print_notice")
+        else:
+            action, target = "print_progress", RatingTarget("application", payload.number, "print_progress")
+        self._run(action, self.print_service.reprint, getattr(failed, "job_id"),
+                  on_result=self._printed(action, target, on_result), on_error=self._print_failed(on_error))
+
+    @staticmethod
+    def needs_reprint(exc: BaseException) -> bool:
+        """Whether a failed print reached the printer in part (then a retry must be a reprint of that job)."""
+        return bool(getattr(exc, "job_id", "")) and getattr(exc, "bytes_sent", 0) > 0
 
     def _print_failed(self, on_error: Callback) -> Callable[[BaseException], None]:
         def failed(exc: BaseException) -> None:

@@ -22,13 +22,17 @@ class PrintConfirmScreen(KScreen):
         self.what = app.t("print.what_notice") if kind == "notice" else app.t("print.what_progress")
         self.status = ""
         self.busy = self.failed = False
+        self.last_error: BaseException | None = None
         self.return_to = "guide_detail" if kind == "notice" else "progress"
 
     def confirm(self) -> None:
         app = App.get_running_app()
         self.busy, self.failed = True, False
         self.status = app.t("print.printing")
-        if self.kind == "notice":
+        failed, self.last_error = self.last_error, None
+        if failed is not None and app.core.needs_reprint(failed):  # paper ran out part-way: reprint that job
+            app.core.reprint(failed, self.kind, self.payload, on_result=self._done, on_error=self._failed)
+        elif self.kind == "notice":
             app.core.print_service_notice(self.payload, on_result=self._done, on_error=self._failed)
         else:
             app.core.print_progress(self.payload, on_result=self._done, on_error=self._failed)
@@ -40,10 +44,12 @@ class PrintConfirmScreen(KScreen):
 
     def _failed(self, exc: BaseException) -> None:
         app = App.get_running_app()
+        self.last_error = exc
         self.busy, self.failed = False, True
         self.status = app.t("print.failed") + "：" + app.core.translator.error_text(exc)
 
     def reset(self) -> None:
+        self.last_error = None
         self.kind, self.payload = "", None
         self.what = self.status = ""
         self.busy = self.failed = False

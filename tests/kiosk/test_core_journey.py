@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,3 +181,40 @@ def test_operator_maintenance_waits_for_the_citizen(core, wait_for):
     wait_for(lambda: not core.availability.out_of_service, what="back in service")
     core.flush_audit()
     assert [e for e in core.audit.entries() if e["event"] == "maintenance"][0]["reason"].startswith("fleet")
+
+
+def test_paper_out_mid_receipt_then_reprint_after_refill(core, wait_for):
+    printer = core.devices.simulators["receipt_printer"]
+    detail = call(core.service_detail, call(core.search_services, "公积金")[0].code)
+    printer.control("paper_out_after", bytes=300)
+    with pytest.raises(PaperOut) as info:
+        call(core.print_service_notice, detail)
+    failed = info.value
+    assert core.needs_reprint(failed)
+    assert [e.id for e in core.print_service.unfinished()] == [failed.job_id]
+    printer.control("set_paper", state="ok")
+    result = call(core.reprint, failed, "notice", detail)
+    receipts = wait_for(lambda: [r for r in printer.control("receipts")["receipts"] if r["cut"]],
+                        what="the reprinted receipt")
+    assert "补打" in receipts[-1]["text"] and failed.job_id in receipts[-1]["text"]
+    assert result.job_id != failed.job_id
+    assert core.print_service.unfinished() == [], "the failed job is settled by its reprint"
+
+
+def test_jobs_left_open_by_a_crash_are_reported_at_start(make_profile, tmp_path):
+    from kiosk.print_journal import PrintJournal
+
+    profile = load_profile(make_profile(), environ={})
+    with PrintJournal(Path(profile.kiosk.data_dir) / "print-journal.sqlite3") as journal:  # as a killed kiosk left it
+        journal.create("receipt", "progress", "PJCRASH1", summary="办件进度回执")
+        journal.mark_sent("PJCRASH1")
+    kiosk = KioskCore(profile)
+    events: "queue.Queue[tuple[str, dict[str, Any]]]" = queue.Queue()
+    kiosk.subscribe(lambda name, payload: events.put((name, payload)))
+    kiosk.events = events
+    try:
+        kiosk.start()
+        unfinished = next_event(kiosk, "print_unfinished")["jobs"]
+        assert [e.id for e in unfinished] == ["PJCRASH1"]
+    finally:
+        kiosk.stop()
