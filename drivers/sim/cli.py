@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="control endpoint HOST:PORT (default: a free loopback port)")
     parser.add_argument("--out", help="folder for the simulator's output (printed receipts, …)")
     parser.add_argument("--baud", type=int, default=115200, help="serial speed to emulate (idcard)")
+    parser.add_argument("--video", help="camera: play this video file in a loop")
+    parser.add_argument("--images", help="camera: play this folder of images in a loop")
+    parser.add_argument("--demo", help="camera: the demo clip (built from packaged photos on first use) at this path")
+    parser.add_argument("--fps", type=float, help="camera: frames per second (default 25)")
     parser.add_argument("rest", nargs="*", help="for ctl: ADDRESS CMD [key=value ...]")
     return parser
 

@@ -19,7 +19,8 @@ from drivers.sim.control import send_command
 
 def _die_with_parent() -> None:
     """In the child before exec: ask Linux to send SIGTERM when the parent dies (even by kill -9), so a crashed
-    kiosk leaves no orphaned simulators holding ports."""
+    kiosk leaves no orphaned simulators holding ports. Linux ties this to the *thread* that started the child: start
+    managed processes from the main thread or a long-lived pool thread, never from a short-lived thread."""
     try:
         import ctypes
 

@@ -229,11 +229,21 @@ def face_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
 
 
-def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-    """An encoded image (JPEG/PNG/BMP bytes) or an image array → BGR uint8 array. ValueError if unreadable."""
+def decode_image(data: Any) -> np.ndarray:
+    """An encoded image (JPEG/PNG/BMP bytes), a BGR image array, or a decoded card photo (anything with ``width``,
+    ``height``, ``pixels`` and ``mode`` "BGR"/"RGB", as ``drivers.idcard.wlt.DecodedPhoto``) → BGR uint8 array.
+    ValueError if unreadable."""
     import cv2
 
-    if isinstance(data, np.ndarray):
+    if all(hasattr(data, a) for a in ("width", "height", "pixels", "mode")):
+        try:
+            image = np.frombuffer(bytes(data.pixels), np.uint8).reshape(int(data.height), int(data.width), 3)
+        except ValueError as exc:
+            raise ValueError("photo pixels do not match its size") from exc
+        if data.mode == "RGB":
+            image = image[:, :, ::-1]
+        image = np.ascontiguousarray(image)
+    elif isinstance(data, np.ndarray):
         image = data
     else:
         buf = np.frombuffer(bytes(data), dtype=np.uint8)
