@@ -32,7 +32,11 @@ def shoot(driver: Any, out: Path, name: str, full: bool = True) -> Path:
 
 
 def rows(driver: Any, table: str) -> list[str]:
-    return [r.get_attribute("data-kiosk") for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr[data-kiosk]")]
+    """The kiosk ids of a table's rows, read in one script call (a page reload between finding the rows and reading
+    them would otherwise leave stale element references)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(r => r.getAttribute('data-kiosk'))",
+        f"#{table} tbody tr[data-kiosk]")
 
 
 def test_operator_dashboard(broker: Any, start_controller: Any, start_agents: Any, chromium: Any,
@@ -74,8 +78,9 @@ def test_operator_dashboard(broker: Any, start_controller: Any, start_agents: An
     # fleet table with filters
     d.get(base + "/")
     assert len(rows(d, "fleet-table")) == 6
-    tiles = {t.find_element(By.CLASS_NAME, "t-label").text: t.find_element(By.CLASS_NAME, "t-value").text
-             for t in d.find_elements(By.CLASS_NAME, "tile")}
+    tiles = d.execute_script(  # one atomic read: the page swaps its content every 10 s
+        "const o = {}; document.querySelectorAll('.tile').forEach(t => "
+        "{ o[t.querySelector('.t-label').innerText] = t.querySelector('.t-value').innerText; }); return o;")
     assert tiles["终端总数"] == "6" and tiles["在线"] == "5" and tiles["离线"] == "1" and tiles["故障"] == "2"
     shoot(d, output_dir, "overview")
     Select(d.find_element(By.NAME, "district")).select_by_value("蚌山区")
@@ -91,7 +96,8 @@ def test_operator_dashboard(broker: Any, start_controller: Any, start_agents: An
     paper_row = d.find_element(By.CSS_SELECTOR, "#alert-table tr[data-rule='paper_out']")
     assert "KSK-340302-0002" in paper_row.text and "打印纸用尽" in paper_row.text
     paper_row.find_element(By.CSS_SELECTOR, "button[data-ack]").click()
-    wait_for(lambda: "admin 已确认" in d.find_element(By.CSS_SELECTOR, "#alert-table tr[data-rule='paper_out']").text,
+    wait_for(lambda: "admin 已确认" in (d.execute_script(
+        "const r = document.querySelector(\"#alert-table tr[data-rule='paper_out']\"); return r ? r.innerText : ''")),
              5, what="the acknowledgement shown")
     assert [a for a in controller.alerts() if a["rule"] == "paper_out"][0]["acked_by"] == "admin"
     shoot(d, output_dir, "alerts")
