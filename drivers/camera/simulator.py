@@ -206,24 +206,10 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
+    """``python -m drivers.camera.simulator`` is ``kiosk-sim camera``."""
+    from drivers.sim.cli import main as kiosk_sim
 
-    parser = argparse.ArgumentParser(prog="python -m drivers.camera.simulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--video", help="video file played in a loop")
-    group.add_argument("--images", help="folder of images played in a loop")
-    group.add_argument("--demo", help="the demo clip (the packaged astronaut photo blinking and turning): "
-                                      "built at this path if missing, then played")
-    parser.add_argument("--fps", type=float, default=25.0)
-    parser.add_argument("--tcp", type=_address, default=("127.0.0.1", 0))
-    parser.add_argument("--control", type=_address, default=("127.0.0.1", 0))
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run(args, stop)
-    return 0
+    return kiosk_sim(["camera", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -492,16 +492,10 @@ def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drivers.licence_printer.simulator", description=__doc__)
-    parser.add_argument("--out", help="folder for the printed PDFs (default: inside the server's own folder)")
-    parser.add_argument("--control", type=lambda t: (t.rpartition(":")[0] or "127.0.0.1", int(t.rpartition(":")[2])),
-                        default=("127.0.0.1", 0), help="control endpoint HOST:PORT")
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run(args, stop)
-    return 0
+    """``python -m drivers.licence_printer.simulator`` is ``kiosk-sim licence-printer``."""
+    from drivers.sim.cli import main as kiosk_sim
+
+    return kiosk_sim(["licence-printer", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from typing import Callable
 SIMULATORS: dict[str, str] = {
     "idcard": "drivers.idcard.simulator:run",
     "receipt-printer": "drivers.receipt_printer.emulator:run",
-    "smartcard": "drivers.smartcard.simulator:run",
-    "licence-printer": "drivers.licence_printer.simulator:run",  # a private cupsd with a cups-pdf queue  # a virtual card behind pcscd's vpcd reader
+    "smartcard": "drivers.smartcard.simulator:run",  # a virtual card behind pcscd's vpcd reader
+    "licence-printer": "drivers.licence_printer.simulator:run",  # a private cupsd with a cups-pdf queue
+    "camera": "drivers.camera.simulator:run",  # MJPEG over HTTP from a video, an image folder or a demo clip
 }
 
 

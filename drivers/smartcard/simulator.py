@@ -644,18 +644,10 @@ def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m drivers.smartcard.simulator [--tcp VPCD] [--control H:P]`` — the same as ``kiosk-sim smartcard``
-    (usable before the kind is registered in ``drivers/sim/cli.py``)."""
-    import signal
+    """``python -m drivers.smartcard.simulator`` is ``kiosk-sim smartcard``."""
+    from drivers.sim.cli import main as kiosk_sim
 
-    from drivers.sim.cli import build_parser
-
-    args = build_parser().parse_args(["smartcard", *(sys.argv[1:] if argv is None else argv)])
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run(args, stop)
-    return 0
+    return kiosk_sim(["smartcard", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from drivers.sim.process import ManagedProcess
 
 @pytest.fixture
 def camera_sim(make_clip):
-    proc = ManagedProcess([sys.executable, "-m", "drivers.camera.simulator", "--video", str(make_clip(frames=20)),
+    proc = ManagedProcess([sys.executable, "-m", "drivers.sim.cli", "camera", "--video", str(make_clip(frames=20)),
                            "--fps", "25"], "camera-sim", start_timeout=30)
     try:
         yield proc
@@ -65,7 +65,7 @@ def test_driver_reads_the_stream_and_recovers_from_stalls_and_outages(camera_sim
 
 def test_demo_clip_is_built_once_and_served(tmp_path, wait_for):
     clip = tmp_path / "demo" / "live.avi"
-    proc = ManagedProcess([sys.executable, "-m", "drivers.camera.simulator", "--demo", str(clip)], "camera-sim",
+    proc = ManagedProcess([sys.executable, "-m", "drivers.sim.cli", "camera", "--demo", str(clip)], "camera-sim",
                           start_timeout=120)
     try:
         assert clip.is_file() and clip.stat().st_size > 0
@@ -75,7 +75,7 @@ def test_demo_clip_is_built_once_and_served(tmp_path, wait_for):
     finally:
         proc.stop()
     built = clip.stat().st_mtime_ns
-    proc = ManagedProcess([sys.executable, "-m", "drivers.camera.simulator", "--demo", str(clip)], "camera-sim",
+    proc = ManagedProcess([sys.executable, "-m", "drivers.sim.cli", "camera", "--demo", str(clip)], "camera-sim",
                           start_timeout=60)
     proc.stop()
     assert clip.stat().st_mtime_ns == built, "an existing demo clip is reused"

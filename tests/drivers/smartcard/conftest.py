@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -145,12 +144,8 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
 
 
 def start_card_process(*args: str) -> ManagedProcess:
-    """``kiosk-sim smartcard`` once it is registered in drivers/sim/cli.py, else the module itself."""
-    from drivers.sim.cli import SIMULATORS
-
-    if "smartcard" in SIMULATORS:
-        return SimulatorProcess("smartcard", *args)
-    return ManagedProcess([sys.executable, "-m", "drivers.smartcard.simulator", *args], "kiosk-sim smartcard")
+    """``kiosk-sim smartcard``: the virtual card process, connected to pcscd's vpcd reader."""
+    return SimulatorProcess("smartcard", *args)
 
 
 class CardSlot:
