@@ -45,10 +45,19 @@ class Feed:
     lines: int = 1
 
 
-Block = Union[Text, Rule, QRCode, Barcode, Feed]
+@dataclass(frozen=True)
+class Logo:
+    """A picture printed as raster graphics (the issuing authority's emblem); scaled down to the paper width."""
+
+    path: str
+    align: Align = "center"
+
+
+Block = Union[Text, Rule, QRCode, Barcode, Feed, Logo]
 
 #: block type name in :meth:`Receipt.to_dict` → class
-BLOCK_TYPES: dict[str, type] = {"text": Text, "rule": Rule, "qr": QRCode, "barcode": Barcode, "feed": Feed}
+BLOCK_TYPES: dict[str, type] = {"text": Text, "rule": Rule, "qr": QRCode, "barcode": Barcode, "feed": Feed,
+                                 "logo": Logo}
 _TYPE_NAMES = {cls: name for name, cls in BLOCK_TYPES.items()}
 
 

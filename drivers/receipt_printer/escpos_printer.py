@@ -46,7 +46,7 @@ from typing import Any, Callable
 from drivers.base import DeviceState, DeviceStatus, PaperState
 from drivers.errors import DeviceError, DeviceTimeout, NoDevice, ProtocolError
 from drivers.receipt_printer.base import PrintResult, ReceiptPrinter, error_for_status, job_error
-from drivers.receipt_printer.document import Barcode, Feed, QRCode, Receipt, Rule, Text
+from drivers.receipt_printer.document import Barcode, Feed, Logo, QRCode, Receipt, Rule, Text
 
 
 def _use_stable_capabilities_cache() -> str:
@@ -504,11 +504,30 @@ class EscposReceiptPrinter(ReceiptPrinter):
             elif isinstance(block, Feed):
                 if block.lines > 0:
                     d.print_and_feed(min(255, block.lines))
+            elif isinstance(block, Logo):
+                self._render_logo(d, block)
             else:
                 raise ValueError(f"unknown receipt block {block!r}")
         d.set(align="left", bold=False, custom_size=True, width=1, height=1)
         d.cut()
         return d.output
+
+    def _render_logo(self, d: Any, block: Logo) -> None:
+        """Raster image (GS v 0), at most a third of the paper width, dithered to black and white."""
+        from PIL import Image
+
+        try:
+            with Image.open(block.path) as src:
+                img = src.convert("RGBA")
+        except OSError as exc:
+            raise ValueError(f"logo cannot be printed: {exc}") from exc
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img).convert("L")
+        max_px = (576 if self.cfg["paper_width_mm"] == 80 else 384) // 3
+        if img.width > max_px:
+            img = img.resize((max_px, max(1, round(img.height * max_px / img.width))))
+        d.set(align=block.align)
+        d.image(img.convert("1"), impl="bitImageRaster", center=False)
 
     def _render_barcode(self, d: Any, block: Barcode) -> None:
         symbology = block.symbology.upper()

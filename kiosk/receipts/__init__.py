@@ -3,6 +3,7 @@
 A template is Jinja2 text in which each output line is one block; a line may start with a directive:
 
     @title TEXT     centred, bold, double size         @rule          a line across the paper
+    @logo NAME      the picture assets/NAME.png
     @center TEXT    centred                             @qr DATA       a QR code
     @bold TEXT      bold                                @barcode DATA  a CODE128 barcode
     @right TEXT     right-aligned                       @feed N        N empty lines
@@ -17,11 +18,12 @@ vouchers). Templates: ``service_notice``, ``progress``, ``queue_ticket``, ``paym
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from drivers.receipt_printer.document import Barcode, Block, Feed, QRCode, Receipt, Rule, Text
+from drivers.receipt_printer.document import Barcode, Block, Feed, Logo, QRCode, Receipt, Rule, Text
 
 #: template → the context it needs besides kiosk_id, kiosk_name, printed_at (and job_id)
 TEMPLATES: dict[str, str] = {
@@ -97,6 +99,8 @@ def _one_line(value: Any) -> Any:
     return value
 
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # pictures for @logo (shipped as package data)
+
 _env = Environment(loader=PackageLoader("kiosk.receipts", "templates"), undefined=StrictUndefined,
                    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
                    finalize=_one_line)
@@ -123,6 +127,8 @@ def parse_markup(text: str) -> list[Block]:
             blocks.append(Text(rest, bold=True))
         elif directive == "@right":
             blocks.append(Text(rest, align="right"))
+        elif directive == "@logo":
+            blocks.append(Logo(str(ASSETS / f"{rest}.png")))
         elif directive == "@rule":
             blocks.append(Rule())
         elif directive == "@qr":

@@ -90,6 +90,7 @@ def test_card_to_progress_print_rating_and_timeout(core, platform_server, wait_f
     text = receipts[-1]["text"]
     assert chosen.number in text and "办件进度回执" in text
     assert chosen.number in receipts[-1]["qr"]
+    assert receipts[-1]["images"] == 1, "the emblem printed as a raster image at the top"
     assert ZHANG_ID not in text and "张明华" not in text, "receipts carry masked personal data only"
 
     before = platform_server.query("SELECT max(id) FROM ratings")[0][0] or 0
