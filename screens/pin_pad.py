@@ -5,26 +5,15 @@ from __future__ import annotations
 from kivy.app import App
 from kivy.lang import Builder
 from kivy.properties import StringProperty
-from kivy.uix.modalview import ModalView
 
-from screens.widgets import KButton
+from screens.widgets import KButton, KModal
 
 Builder.load_string("""
 <PinPad>:
     size_hint: 0.6, 0.8
-    auto_dismiss: False
-    background_color: 0, 0, 0, 0.6
-    BoxLayout:
-        orientation: 'vertical'
+    KPanel:
         padding: app.fs(1)
         spacing: app.fs(0.5)
-        canvas.before:
-            Color:
-                rgba: 1, 1, 1, 1
-            RoundedRectangle:
-                pos: self.pos
-                size: self.size
-                radius: [20]
         KLabel:
             aid: 'pin_title'
             text: app.t('pin.title', app.lang)
@@ -62,7 +51,7 @@ Builder.load_string("""
 """)
 
 
-class PinPad(ModalView):
+class PinPad(KModal):
     digits = StringProperty("")
     message = StringProperty("")
 

@@ -5,24 +5,15 @@ from kivy.app import App
 from kivy.clock import Clock
 from kivy.lang import Builder
 from kivy.properties import NumericProperty
-from kivy.uix.modalview import ModalView
+
+from screens.widgets import KModal
 
 Builder.load_string("""
 <TimeoutWarning>:
     size_hint: 0.7, 0.5
-    auto_dismiss: False
-    background_color: 0, 0, 0, 0.6
-    BoxLayout:
-        orientation: 'vertical'
+    KPanel:
         padding: app.fs(1.5)
         spacing: app.fs(1)
-        canvas.before:
-            Color:
-                rgba: 1, 1, 1, 1
-            RoundedRectangle:
-                pos: self.pos
-                size: self.size
-                radius: [20]
         KLabel:
             aid: 'timeout_title'
             text: app.t('timeout.title', app.lang)
@@ -43,7 +34,7 @@ Builder.load_string("""
 """)
 
 
-class TimeoutWarning(ModalView):
+class TimeoutWarning(KModal):
     seconds_left = NumericProperty(0)
 
     def on_pre_open(self) -> None:

@@ -10,6 +10,7 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
+from kivy.uix.modalview import ModalView
 from kivy.uix.screenmanager import Screen
 
 MIN_TOUCH_PX = 60
@@ -68,6 +69,20 @@ Builder.load_string("""
         text_size: self.width, None
         halign: 'center'
 
+<KModal>:
+    auto_dismiss: False
+    background_color: 0, 0, 0, 0.6
+
+<KPanel>:
+    orientation: 'vertical'
+    canvas.before:
+        Color:
+            rgba: 1, 1, 1, 1
+        RoundedRectangle:
+            pos: self.pos
+            size: self.size
+            radius: [20]
+
 <KScreen>:
     canvas.before:
         Color:
@@ -119,6 +134,14 @@ class Tile(ButtonBehavior, BoxLayout):
     title = StringProperty("")
     hint = StringProperty("")
     tile_color = ColorProperty((0.09, 0.36, 0.75, 1))
+
+
+class KModal(ModalView):
+    """A dialog over the screen (timeout warning, PIN pad): dims what is behind, never closes by a stray tap."""
+
+
+class KPanel(BoxLayout):
+    """The white rounded card a dialog's content sits on."""
 
 
 class KScreen(Screen):
