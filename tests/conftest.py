@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,13 +27,33 @@ def output_dir(request: pytest.FixtureRequest) -> Path:
     return path
 
 
+class FakeClock:
+    """A clock tests move by hand (``now += 5`` or ``advance(5)``), safe to read from worker threads."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def python() -> str:
     return sys.executable
 
 
 # --- servers started the way the demo starts them ---------------------------------------------------------------------
-import json  # noqa: E402
 import time  # noqa: E402
 from typing import Any, Callable, Iterator  # noqa: E402
 

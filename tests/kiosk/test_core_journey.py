@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,9 @@ from kiosk.session import State
 ZHANG_ID = "340302195803172018"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
 
 @pytest.fixture
-def core(make_profile):
-    clock = Clock()
+def core(make_profile, clock):
     kiosk = KioskCore(load_profile(make_profile(), environ={}), clock=clock)
     events: "queue.Queue[tuple[str, dict[str, Any]]]" = queue.Queue()
     kiosk.subscribe(lambda name, payload: events.put((name, payload)))

@@ -14,21 +14,10 @@ from kiosk.print_journal import InvalidTransition, PrintJournal, UnknownJob
 ZHANG_ID = "340302195803172018"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def journal(tmp_path: Path, clock: Clock):
+def journal(tmp_path: Path, clock):
     with PrintJournal(tmp_path / "print-journal.sqlite3", clock=clock) as j:
         yield j
 
@@ -38,7 +27,7 @@ def payload(text: str = "张*华") -> dict:
                                                              "size": "normal", "align": "left"}]}
 
 
-def test_a_job_goes_queued_sent_done_and_keeps_its_history(journal: PrintJournal, clock: Clock) -> None:
+def test_a_job_goes_queued_sent_done_and_keeps_its_history(journal: PrintJournal, clock) -> None:
     created = journal.create("receipt", "progress", "PJ1", summary="办件进度回执", payload=payload())
     assert (created.state, created.attempts, created.reprint_of, created.root_id) == ("queued", 0, None, "PJ1")
     assert created.payload == payload() and not created.may_have_printed
@@ -81,7 +70,7 @@ def test_transitions_that_make_no_sense_are_refused(journal: PrintJournal) -> No
     assert journal.mark_done("PJ3", pages=2).state == "done"
 
 
-def test_the_journal_is_durable_and_survives_reopening(tmp_path: Path, clock: Clock) -> None:
+def test_the_journal_is_durable_and_survives_reopening(tmp_path: Path, clock) -> None:
     path = tmp_path / "j.sqlite3"
     journal = PrintJournal(path, clock=clock)
     journal.create("receipt", "progress", "PJ1", payload=payload())
@@ -155,7 +144,7 @@ def test_reprints_close_the_original_and_are_counted_per_document(journal: Print
     assert ("failed", "reprinted:L2") in journal.history("L1")
 
 
-def test_old_finished_jobs_are_purged_and_open_ones_kept(journal: PrintJournal, clock: Clock) -> None:
+def test_old_finished_jobs_are_purged_and_open_ones_kept(journal: PrintJournal, clock) -> None:
     journal.create("receipt", "progress", "old-done")
     journal.mark_sent("old-done")
     journal.mark_done("old-done")

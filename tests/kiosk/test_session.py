@@ -13,21 +13,10 @@ class FakeDocument:
     id_number = "340302195803172018"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def session(clock: Clock, tmp_path: Path) -> tuple[Session, list[tuple[str, dict]]]:
+def session(clock, tmp_path: Path) -> tuple[Session, list[tuple[str, dict]]]:
     s = Session(idle_timeout_s=90, warning_s=20, clock=clock, temp_root=str(tmp_path))
     events: list[tuple[str, dict]] = []
     s.subscribe(lambda name, payload: events.append((name, payload)))
