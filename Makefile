@@ -12,4 +12,4 @@ test: setup
 	@bash scripts/test.sh $(ARGS)
 
 bench: setup
-	@for b in bench/*.py; do .venv/bin/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do .venv/bin/python $$b || exit 1; done

@@ -13,21 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _support import rss_mb, simulated_profile, start_platform  # noqa: E402
 
 from drivers.sim.control import send_command  # noqa: E402
 from drivers.sim.process import ManagedProcess  # noqa: E402
 from kiosk.display import Xvfb  # noqa: E402
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
@@ -35,15 +28,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cold-"))
-    platform = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
-                               f"sqlite:///{work / 'p.db'}", "--port", "0", "--no-access-log"], "platform",
-                              start_timeout=30)
-    profile = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
-    profile["platform"]["url"] = platform.endpoints["url"]
-    profile["kiosk"]["data_dir"] = str(work / "kiosk")
-    profile["kiosk"]["demo_controls"] = False
-    path = work / "profile.yaml"
-    path.write_text(yaml.safe_dump(profile, allow_unicode=True), "utf-8")
+    platform = start_platform(work)
+    path = simulated_profile(work, platform.endpoints["url"])
     times, memory = [], []
     with Xvfb(1920, 1080) as display:
         env = {"DISPLAY": display.display, "KIVY_HOME": str(work / "kivy"), "KIVY_NO_ARGS": "1"}

@@ -13,23 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _support import rss_mb, simulated_profile, start_platform  # noqa: E402
 
 from device_profiles.loader import load_profile  # noqa: E402
-from drivers.sim.process import ManagedProcess  # noqa: E402
 from kiosk.core import KioskCore  # noqa: E402
 
 IDENTITIES = ["zhang", "li", "chen", "yang", "zhao", "huang_hk"]
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def call(method: Any, *args: Any) -> Any:
@@ -46,14 +38,8 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=300)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    platform = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
-                               f"sqlite:///{work / 'p.db'}", "--port", "0", "--no-access-log"], "platform",
-                              start_timeout=30)
-    data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
-    data["platform"]["url"] = platform.endpoints["url"]
-    data["kiosk"]["data_dir"] = str(work / "kiosk")
-    (work / "profile.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
-    core = KioskCore(load_profile(work / "profile.yaml", environ={}))
+    platform = start_platform(work)
+    core = KioskCore(load_profile(simulated_profile(work, platform.endpoints["url"]), environ={}))
     identified: "queue.Queue[str]" = queue.Queue()
     core.subscribe(lambda name, payload: identified.put(name) if name in ("identified", "card_error") else None)
     core.start()

@@ -1,0 +1,38 @@
+"""What the kiosk benchmarks share: a reference platform on a free port, the simulated profile pointed at it, RSS."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from drivers.sim.process import ManagedProcess  # noqa: E402
+
+
+def start_platform(work: Path) -> ManagedProcess:
+    """``service-platform serve`` with a fresh SQLite file under ``work``, on a free loopback port."""
+    return ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
+                           f"sqlite:///{work / 'p.db'}", "--port", "0", "--no-access-log"], "platform",
+                          start_timeout=30)
+
+
+def simulated_profile(work: Path, platform_url: str, demo_controls: bool = False) -> Path:
+    """device_profiles/simulated.yaml pointed at ``platform_url``, with its data under ``work``."""
+    data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
+    data["platform"]["url"] = platform_url
+    data["kiosk"]["data_dir"] = str(work / "kiosk")
+    data["kiosk"]["demo_controls"] = demo_controls
+    path = work / "profile.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return path
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
