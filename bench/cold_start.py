@@ -35,7 +35,7 @@ def main() -> int:
         env = {"DISPLAY": display.display, "KIVY_HOME": str(work / "kivy"), "KIVY_NO_ARGS": "1"}
         for i in range(args.runs):
             started = time.monotonic()
-            kiosk = ManagedProcess([sys.executable, "-m", "kiosk.cli", "run", "--profile", str(path), "--windowed",
+            kiosk = ManagedProcess([sys.executable, "-m", "screens.cli", "run", "--profile", str(path), "--windowed",
                                     "--automation", "127.0.0.1:0"], "kiosk", start_timeout=60, env=env)
             try:
                 while send_command(kiosk.endpoints["automation"], "state").get("screen") != "attract":

@@ -66,7 +66,7 @@ def main() -> int:
     demo_profile = workdir / "profile.yaml"
     demo_profile.write_text(yaml.safe_dump(profile, allow_unicode=True), "utf-8")
 
-    cmd = [sys.executable, "-m", "kiosk.cli", "run", "--profile", str(demo_profile)]
+    cmd = [sys.executable, "-m", "screens.cli", "run", "--profile", str(demo_profile)]
     if args.windowed:
         cmd.append("--windowed")
     if args.screenshot:

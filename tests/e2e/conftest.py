@@ -85,7 +85,7 @@ def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path) -> I
         profile = make_profile(**profile_overrides)
         env = {"DISPLAY": xvfb.display, "KIVY_HOME": str(tmp_path / "kivy-home"), "KIVY_NO_ARGS": "1",
                "KIVY_NO_FILELOG": "1", "KIVY_LOG_MODE": "PYTHON"}
-        proc = ManagedProcess([sys.executable, "-m", "kiosk.cli", "run", "--profile", str(profile), "--windowed",
+        proc = ManagedProcess([sys.executable, "-m", "screens.cli", "run", "--profile", str(profile), "--windowed",
                                "--automation", "127.0.0.1:0"], "kiosk", start_timeout=60, env=env)
         procs.append(proc)
         return KioskUI(proc, xvfb.display, output_dir)

@@ -1,4 +1,5 @@
-"""``kiosk run --profile PATH [--windowed] [--screenshot DIR] [--automation HOST:PORT]`` — the kiosk shell.
+"""``kiosk run --profile PATH [--windowed] [--screenshot DIR] [--automation HOST:PORT]`` — the kiosk shell (lives with
+the shell: it configures Kivy, which kiosk/ never imports).
 
 Fullscreen by default; ``--windowed`` for development. With no DISPLAY it starts a private Xvfb. ``--screenshot DIR``
 saves a picture of every screen shown. The first stdout line is a JSON object (pid, start-up time, automation
