@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", help="camera: play this folder of images in a loop")
     parser.add_argument("--demo", help="camera: the demo clip (built from packaged photos on first use) at this path")
     parser.add_argument("--fps", type=float, help="camera: frames per second (default 25)")
+    parser.add_argument("--vpcd-base", type=int,
+                        help="smartcard: the port of vpcd's first slot, its reader.conf CHANNELID (default 35963)")
     parser.add_argument("rest", nargs="*", help="for ctl: ADDRESS CMD [key=value ...]")
     return parser
 

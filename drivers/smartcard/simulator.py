@@ -79,9 +79,10 @@ def _atr_t1(historical: bytes) -> bytes:
     return b"\x3B" + body + bytes([tck])
 
 
-def reader_name_for_port(port: int) -> str:
-    """vpcd names its slots "Virtual PCD 00 0N" for port 35963 + N (the stock /etc/reader.conf.d/vpcd)."""
-    return f"Virtual PCD 00 {port - VPCD_PORT:02d}"
+def reader_name_for_port(port: int, base: int = VPCD_PORT) -> str:
+    """vpcd names its slots "Virtual PCD 00 0N" for port ``base`` + N, ``base`` being the CHANNELID of its reader.conf
+    (35963 in the stock /etc/reader.conf.d/vpcd)."""
+    return f"Virtual PCD 00 {port - base:02d}"
 
 
 def _sw(sw: int) -> bytes:
@@ -633,7 +634,8 @@ def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
     control = ControlServer(sim.handlers(), *args.control).start()
     try:
         print(json.dumps({"kind": "smartcard", "vpcd": "%s:%d" % sim.vpcd,
-                          "reader": reader_name_for_port(sim.vpcd[1]), "control": control.address}), flush=True)
+                          "reader": reader_name_for_port(sim.vpcd[1], getattr(args, "vpcd_base", None) or VPCD_PORT),
+                          "control": control.address}), flush=True)
         try:
             sim.serve(stop_event)
         finally:

@@ -2,8 +2,13 @@
 (``kiosk-sim smartcard``) connected to it, and the real PC/SC driver.
 
 pcscd's socket (/run/pcscd/pcscd.comm) is fixed, so there is one pcscd per machine: when one already runs with the
-vpcd reader it is used as it is; otherwise the session starts ``pcscd -f -c <dir with a copy of the vpcd reader
-config>`` itself and stops it by PID at the end. (No ``-a``/``-d``: those would log APDUs, i.e. card data.)
+vpcd reader it is used as it is (stock config: vpcd on TCP 35963); otherwise the session starts ``pcscd -f -c <dir>``
+itself with a vpcd reader config of its own and stops it by PID at the end. (No ``-a``/``-d``: those would log APDUs,
+i.e. card data.)
+
+Our config puts vpcd on TCP ``TEST_VPCD_PORT``, below the kernel's ephemeral range (32768–60999): the stock 35963 lies
+inside it, so any free-port server or client socket of another test could hold it, and then vpcd's bind fails
+("Address already in use") while pcscd runs on without the reader — seen once in CI.
 """
 from __future__ import annotations
 
@@ -27,13 +32,20 @@ from drivers.idcard.simulator import load_identities  # noqa: E402
 from drivers.sim.process import ManagedProcess, SimulatorProcess  # noqa: E402
 from drivers.smartcard.pcsc_reader import PcscSmartCardReader  # noqa: E402
 
-VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 VPCD_READER = "Virtual PCD 00 00"
 VPCD_READER_2 = "Virtual PCD 00 01"
-#: what /etc/reader.conf.d/vpcd holds on Debian 12 (used when the file itself is missing)
-VPCD_CONF_TEXT = ('FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x8C7B\n'
-                  f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x8C7B\n")
+STOCK_VPCD_PORT = 35963
+#: vpcd's first slot when this session starts pcscd (the second slot is the next port); outside the ephemeral range
+TEST_VPCD_PORT = 29963
+#: the vpcd port the card processes connect to (STOCK_VPCD_PORT when a pcscd was already running)
+vpcd_port = TEST_VPCD_PORT
+
+
+def vpcd_conf_text(port: int) -> str:
+    """A reader.conf entry for vpcd on TCP ``port`` (the same as Debian's /etc/reader.conf.d/vpcd but the port)."""
+    return (f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x{port:04X}\n'
+            f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n")
 
 
 def _unavailable(reason: str) -> None:
@@ -93,7 +105,8 @@ class Pcscd:
                 raise RuntimeError(f"pcscd exited with {code}: {tail}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"pcscd did not list {VPCD_READER!r} within {timeout} s")
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"pcscd did not list {VPCD_READER!r} within {timeout} s; its log ends: {tail}")
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -117,6 +130,7 @@ class Pcscd:
 
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+    global vpcd_port
     try:
         import smartcard  # noqa: F401
     except ImportError:
@@ -125,13 +139,15 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
     if readers is not None:
         if VPCD_READER not in readers:
             _unavailable(f"a pcscd already runs without the vpcd reader (lists {readers})")
+        vpcd_port = STOCK_VPCD_PORT
         yield Pcscd(None, None)
         return
     if shutil.which("pcscd") is None or not VPCD_DRIVER.exists():
         _unavailable("pcscd or the vpcd reader driver is not installed")
     conf = tmp_path_factory.mktemp("pcscd") / "reader.conf.d"
     conf.mkdir()
-    (conf / "vpcd").write_text(VPCD_CONF.read_text() if VPCD_CONF.exists() else VPCD_CONF_TEXT)
+    (conf / "vpcd").write_text(vpcd_conf_text(TEST_VPCD_PORT))
+    vpcd_port = TEST_VPCD_PORT
     daemon = Pcscd(conf, conf.parent / "pcscd.log")
     daemon.start()
     try:
@@ -144,8 +160,9 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
 
 
 def start_card_process(*args: str) -> ManagedProcess:
-    """``kiosk-sim smartcard``: the virtual card process, connected to pcscd's vpcd reader."""
-    return SimulatorProcess("smartcard", *args)
+    """``kiosk-sim smartcard``: the virtual card process, connected to pcscd's vpcd reader (``args`` may name another
+    ``--tcp``: the last one given wins)."""
+    return SimulatorProcess("smartcard", "--tcp", f"127.0.0.1:{vpcd_port}", "--vpcd-base", str(vpcd_port), *args)
 
 
 class CardSlot:

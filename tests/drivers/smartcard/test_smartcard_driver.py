@@ -198,7 +198,7 @@ def test_corrupt_record_is_a_typed_data_error(insert: Insert, card: CardSlot, re
 
 
 def test_a_second_slot_is_a_second_reader(card: CardSlot, make_reader: Callable[..., PcscSmartCardReader]) -> None:
-    other = make_reader(reader="Virtual PCD 00 01")   # vpcd's second slot (TCP 35964): no card process
+    other = make_reader(reader="Virtual PCD 00 01")   # vpcd's second slot (the next TCP port): no card process
     assert other.status().device is DeviceState.ONLINE
     assert other.card_present() is False
     card.must("insert_card", card="bank")
