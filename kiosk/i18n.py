@@ -1,7 +1,8 @@
 """Translation tables (zh_CN first, en) and the current language.
 
 Every string a citizen sees goes through :meth:`Translator.t` with a dotted key and named placeholders; tables live
-in ``kiosk/locales/<lang>.yaml`` as nested mappings. A key missing in English falls back to Chinese, and a key missing
+in ``kiosk/locales/<lang>.yaml`` as nested mappings, plus one file per capability in ``kiosk/locales/<lang>/*.yaml``
+(merged in name order; a key defined twice is an error). A key missing in English falls back to Chinese, and a key missing
 everywhere shows itself (and a test checks that none is missing).
 """
 from __future__ import annotations
@@ -29,8 +30,17 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 @lru_cache(maxsize=None)
 def table(language: str) -> dict[str, str]:
-    text = resources.files("kiosk.locales").joinpath(f"{language}.yaml").read_text("utf-8")
-    return _flatten(yaml.safe_load(text) or {})
+    root = resources.files("kiosk.locales")
+    merged = _flatten(yaml.safe_load(root.joinpath(f"{language}.yaml").read_text("utf-8")) or {})
+    folder = root.joinpath(language)
+    if folder.is_dir():
+        for part in sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name):
+            flat = _flatten(yaml.safe_load(part.read_text("utf-8")) or {})
+            twice = sorted(set(flat) & set(merged))
+            if twice:
+                raise ValueError(f"translation keys defined twice ({language}/{part.name}): {twice[:5]}")
+            merged.update(flat)
+    return merged
 
 
 class Translator:

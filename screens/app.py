@@ -39,6 +39,30 @@ def register_fonts() -> None:
         log.error("CJK font missing (%s): install fonts-noto-cjk", CJK_REGULAR)
 
 
+#: modules of this package that hold no screens
+NOT_SCREENS = frozenset({"app", "cli", "automation", "widgets", "display"})
+
+
+def collect_screens() -> dict[str, type]:
+    """Every screen of the shell: each module of ``screens/`` names its own in ``SCREENS`` (name → class), so a new
+    capability adds its screens by adding a module (and its .kv file), not by editing this one."""
+    import importlib
+    import pkgutil
+
+    import screens
+
+    found: dict[str, type] = {}
+    for info in sorted(pkgutil.iter_modules(screens.__path__), key=lambda i: i.name):
+        if info.name in NOT_SCREENS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"screens.{info.name}")
+        for name, cls in getattr(module, "SCREENS", {}).items():
+            if name in found:
+                raise ValueError(f"screen {name!r} defined twice ({found[name].__module__}, {module.__name__})")
+            found[name] = cls
+    return found
+
+
 def _dispatch_on_ui(fn) -> None:
     Clock.schedule_once(lambda _dt: fn(), 0)
 
@@ -87,21 +111,16 @@ class KioskApp(App):
         self.lang = self.core.translator.language
         self.core.translator.on_change(lambda lang: setattr(self, "lang", lang))
         self.bind(lang=lambda *_: self._show_announcement() if self.sm else None)
-        from screens import attract, guide, menu, out_of_service, printing, progress, rating  # noqa: F401 (kv rules)
         from screens.timeout_warning import TimeoutWarning
 
+        screens = collect_screens()
         for kv in sorted(HERE.glob("*.kv")):
             Builder.load_file(str(kv))
         self._warning_cls = TimeoutWarning
         sm = ScreenManager(transition=NoTransition())  # instant, unambiguous changes; cheap on software GL
-        sm.add_widget(attract.AttractScreen(name="attract"))
-        sm.add_widget(menu.MenuScreen(name="menu"))
-        sm.add_widget(guide.GuideListScreen(name="guide"))
-        sm.add_widget(guide.GuideDetailScreen(name="guide_detail"))
-        sm.add_widget(progress.ProgressScreen(name="progress"))
-        sm.add_widget(printing.PrintConfirmScreen(name="print_confirm"))
-        sm.add_widget(rating.RatingScreen(name="rating"))
-        sm.add_widget(out_of_service.OutOfServiceScreen(name="out_of_service"))
+        sm.add_widget(screens.pop("attract")(name="attract"))   # the first screen added is the one shown
+        for name, cls in screens.items():
+            sm.add_widget(cls(name=name))
         sm.bind(current=self._on_screen)
         self.sm = sm
         root = BoxLayout(orientation="vertical")
@@ -142,12 +161,7 @@ class KioskApp(App):
         if name != "attract" and not self.core.session.active:
             self.core.start_anonymous()
         screen = self.sm.get_screen(name)
-        if name == "guide_detail":
-            screen.load(kwargs["code"])
-        elif name == "progress":
-            screen.open(mine=kwargs.get("mine", False))
-        elif name == "print_confirm":
-            screen.prepare(kwargs["kind"], kwargs["payload"])
+        screen.on_go(**kwargs)
         self.sm.current = name
 
     def start_without_card(self) -> None:

@@ -26,3 +26,7 @@ class AttractScreen(KScreen):
 
     def reset(self) -> None:
         self.message = ""
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"attract": AttractScreen}

@@ -73,6 +73,9 @@ class GuideDetailScreen(KScreen):
     detail = ObjectProperty(None, allownone=True)
     status = StringProperty("")
 
+    def on_go(self, code: str, **_: Any) -> None:
+        self.load(code)
+
     def load(self, code: str) -> None:
         app = App.get_running_app()
         self.detail = None
@@ -125,3 +128,7 @@ class GuideDetailScreen(KScreen):
         self.detail = None
         self.ids.body.clear_widgets()
         self.status = ""
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"guide": GuideListScreen, "guide_detail": GuideDetailScreen}

@@ -6,3 +6,7 @@ from screens.widgets import KScreen
 
 class MenuScreen(KScreen):
     pass
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"menu": MenuScreen}

@@ -24,3 +24,7 @@ class OutOfServiceScreen(KScreen):
                                f"（{availability.device_errors.get(kind, '')}）")
         self.reasons = "\n".join(reasons)
         self.working = availability.working_features()
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"out_of_service": OutOfServiceScreen}

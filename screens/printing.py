@@ -16,6 +16,9 @@ class PrintConfirmScreen(KScreen):
     busy = BooleanProperty(False)
     failed = BooleanProperty(False)
 
+    def on_go(self, kind: str, payload: Any, **_: Any) -> None:
+        self.prepare(kind, payload)
+
     def prepare(self, kind: str, payload: Any) -> None:
         app = App.get_running_app()
         self.kind, self.payload = kind, payload
@@ -53,3 +56,7 @@ class PrintConfirmScreen(KScreen):
         self.kind, self.payload = "", None
         self.what = self.status = ""
         self.busy = self.failed = False
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"print_confirm": PrintConfirmScreen}

@@ -25,6 +25,9 @@ class ProgressScreen(KScreen):
             btn.bind(on_release=lambda b, k=key: self.press(k))
             self.ids.keypad.add_widget(btn)
 
+    def on_go(self, mine: bool = False, **_: Any) -> None:
+        self.open(mine=mine)
+
     def open(self, mine: bool = False) -> None:
         self.mine = mine
         self.application = None
@@ -102,3 +105,7 @@ class ProgressScreen(KScreen):
         self.application = None
         self.mine = False
         self.ids.timeline.clear_widgets()
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"progress": ProgressScreen}

@@ -73,3 +73,7 @@ class RatingScreen(KScreen):
 
     def reset(self) -> None:
         self.open("")
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"rating": RatingScreen}

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
@@ -153,3 +155,6 @@ class KScreen(Screen):
 
     def reset(self) -> None:
         pass
+
+    def on_go(self, **kwargs: Any) -> None:
+        """Called by ``app.go(name, **kwargs)`` before the screen shows: take what the caller hands over."""
