@@ -77,6 +77,18 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class VoiceConfig:
+    """Spoken prompts (kiosk/voice.py)."""
+    enabled: bool = True
+    #: words per minute (espeak-ng's default is 175; slower is easier for older citizens)
+    rate_wpm: int = 140
+    #: espeak-ng amplitude 0–200
+    volume: int = 120
+    #: write each utterance as NNNN-<lang>.wav here instead of playing it (no sound card, tests)
+    out_dir: str = ""
+
+
+@dataclass(frozen=True)
 class FleetConfig:
     broker_url: str
     verify_key: str
@@ -92,6 +104,7 @@ class Profile:
     devices: Mapping[str, DeviceConfig]
     digest: str = ""
     fleet: FleetConfig | None = None
+    voice: VoiceConfig = VoiceConfig()
 
 
 def _schema() -> dict[str, Any]:
@@ -152,6 +165,7 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
         fleet=FleetConfig(broker_url=data["fleet"]["broker_url"], verify_key=data["fleet"]["verify_key"],
                           heartbeat_s=float(data["fleet"].get("heartbeat_s", 30.0))) if data.get("fleet") else None,
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16],
+        voice=VoiceConfig(**data.get("voice", {})),
     )
 
 

@@ -28,6 +28,7 @@ from kiosk.session import RatingTarget, Session, State
 from kiosk.print_journal import PrintJournal
 from kiosk.usecases import identify
 from kiosk.usecases.printing import PrintService
+from kiosk.voice import Voice
 from kiosk.workers import Dispatcher, Workers, call_now
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class KioskCore:
         self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, profile.platform.kiosk_key,
                                                    profile.platform.timeout_s, profile.platform.retries)
         self.devices = devices or DeviceManager(profile)
+        self.voice = Voice(profile.voice)
         self.print_journal = PrintJournal(data_dir / "print-journal.sqlite3")
         self.print_service = PrintService(self.print_journal, devices=self.devices.get, kiosk_id=self.kiosk_id,
                                           kiosk_name=profile.kiosk.name.get("zh_CN", ""),
@@ -126,6 +128,7 @@ class KioskCore:
             self._audit("identified", payload["session_id"], id=payload["id_masked"])
         elif name == "ended":
             self._audit("session_end", payload["session_id"], reason=payload["reason"])
+            self.voice.stop()   # nothing more is said about this citizen
         self._emit(name, **payload)
 
     # lifecycle ------------------------------------------------------------------------------------------------------
@@ -162,6 +165,7 @@ class KioskCore:
         self.print_journal.close()
         self.devices.stop()
         self.platform.close()
+        self.voice.close()
         self._audit("kiosk_stop")
         self._audit_writer.shutdown(wait=True)
 
@@ -250,6 +254,11 @@ class KioskCore:
 
     def start_anonymous(self) -> None:
         self.session.start_anonymous()
+
+    def speak(self, key: str, **placeholders: Any) -> None:
+        """Say the text of ``key`` in the citizen's language (nothing when the key has no text)."""
+        if self.translator.has(key):
+            self.voice.say(self.translator.t(key, **placeholders), self.translator.language)
 
     def end_session(self, reason: str = "finished") -> None:
         citizen = self.session.citizen

@@ -70,6 +70,10 @@ class Translator:
                 return text
         return text
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` has a text (in this language or in Chinese)."""
+        return key in table(self.language) or key in table(DEFAULT_LANGUAGE)
+
     def pick(self, texts: Mapping[str, str]) -> str:
         """Choose from a ``{"zh_CN": ..., "en": ...}`` mapping (profile texts, platform data with two names)."""
         return texts.get(self.language) or texts.get(DEFAULT_LANGUAGE) or next(iter(texts.values()), "")

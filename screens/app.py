@@ -177,6 +177,7 @@ class KioskApp(App):
         self._tick_clock(0)
 
     def _on_screen(self, _sm: Any, name: str) -> None:
+        self.core.speak(f"voice.{name}")
         if self.screenshot_dir is not None:
             self._shots += 1
             path = self.screenshot_dir / f"{self._shots:02d}-{name}.png"
@@ -212,6 +213,7 @@ class KioskApp(App):
             if self._warning is None:
                 self._warning = self._warning_cls()
                 self._warning.open()
+                self.core.speak("voice.timeout_warning")
         elif name == "warning_cleared":
             self._close_warning()
         elif name == "ended":

@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libcups2-dev                                        # to build pycups
   postgresql                                          # the platform (and fleet) also run on PostgreSQL, tested
   chromium chromium-driver                            # the fleet dashboard is tested in headless Chromium
+  espeak-ng alsa-utils                                # spoken prompts for citizens (espeak-ng → aplay)
 )
 
 missing=()
