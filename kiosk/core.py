@@ -13,7 +13,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +21,7 @@ from device_profiles.loader import Profile
 from drivers.errors import DeviceError
 from kiosk.audit import AuditJournal
 from kiosk.devices import DeviceManager
-from kiosk.errors import InvalidSessionState, PlatformUnavailable, error_code
+from kiosk.errors import InvalidSessionState, KioskError, PlatformUnavailable, error_code
 from kiosk.i18n import Translator
 from kiosk.platform_client import Application, PlatformClient, ServiceDetail
 from kiosk.session import RatingTarget, Session, State
@@ -29,6 +29,7 @@ from kiosk.print_journal import PrintJournal
 from kiosk.usecases import identify
 from kiosk.usecases.printing import PrintService
 from kiosk.voice import Voice
+from kiosk.guide_cache import GuideCache
 from kiosk.workers import Dispatcher, Workers, call_now
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ Callback = Callable[[Any], None] | None
 EventListener = Callable[[str, dict[str, Any]], None]
 
 HEALTH_INTERVAL_S = 15.0
+#: how often the shell's tick looks whether the offline guide copy is a day old
+GUIDE_CHECK_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class KioskCore:
                                                    profile.platform.timeout_s, profile.platform.retries)
         self.devices = devices or DeviceManager(profile)
         self.voice = Voice(profile.voice)
+        self.guide_cache = GuideCache(data_dir / "guide-cache.sqlite3")
+        #: date of the offline copy the last guide answer came from (None: the answer was live)
+        self.guide_offline_as_of: datetime | None = None
+        self._last_guide_check = -GUIDE_CHECK_INTERVAL_S
         self.print_journal = PrintJournal(data_dir / "print-journal.sqlite3")
         self.print_service = PrintService(self.print_journal, devices=self.devices.get, kiosk_id=self.kiosk_id,
                                           kiosk_name=profile.kiosk.name.get("zh_CN", ""),
@@ -154,6 +161,7 @@ class KioskCore:
         self._started.set()
         self.check_health()
         self.workers.submit(self._recover_prints)
+        self.workers.submit(self.refresh_guides)
 
     def stop(self) -> None:
         for watcher in self._watchers:
@@ -166,12 +174,16 @@ class KioskCore:
         self.devices.stop()
         self.platform.close()
         self.voice.close()
+        self.guide_cache.close()
         self._audit("kiosk_stop")
         self._audit_writer.shutdown(wait=True)
 
     def tick(self) -> None:
         """Called about twice a second by the shell: session timeouts and periodic health checks."""
         self.session.tick()
+        if self._started.is_set() and self._clock() - self._last_guide_check >= GUIDE_CHECK_INTERVAL_S:
+            self._last_guide_check = self._clock()
+            self.workers.submit(self.refresh_guides)
         if self._started.is_set() and self._clock() - self._last_health >= HEALTH_INTERVAL_S:
             self.check_health()
 
@@ -334,12 +346,36 @@ class KioskCore:
     def search_services(self, query: str, on_result: Callback = None, on_error: Callback = None,
                         category: str = "") -> None:
         self.session.touch()
-        self._run("guide_search", self.platform.search_services, query, category, on_result=on_result,
-                  on_error=on_error)
+        self._run("guide_search", self._guide, lambda: self.platform.search_services(query, category),
+                  lambda: self.guide_cache.search(query, category), on_result=on_result, on_error=on_error)
 
     def service_detail(self, code: str, on_result: Callback = None, on_error: Callback = None) -> None:
         self.session.touch()
-        self._run("guide_detail", self.platform.service_detail, code, on_result=on_result, on_error=on_error)
+        self._run("guide_detail", self._guide, lambda: self.platform.service_detail(code),
+                  lambda: self.guide_cache.detail(code), on_result=on_result, on_error=on_error)
+
+    def _guide(self, live: Callable[[], Any], offline: Callable[[], Any]) -> Any:
+        """A guide answer from the platform, or from the offline copy while the platform is unreachable (then
+        ``guide_offline_as_of`` says the copy's date, which the screens show)."""
+        try:
+            answer = live()
+        except PlatformUnavailable:
+            if self.guide_cache.refreshed_at is None:
+                raise
+            answer = offline()
+            self.guide_offline_as_of = self.guide_cache.refreshed_at
+            return answer
+        self.guide_offline_as_of = None
+        return answer
+
+    def refresh_guides(self) -> int:
+        """Refresh the offline copy of the catalogue when it is a day old (on a worker; a failure keeps the old one)."""
+        self._last_guide_check = self._clock()
+        try:
+            return self.guide_cache.refresh_if_stale(self.platform)
+        except KioskError as exc:
+            log.warning("guide cache not refreshed: %s", error_code(exc))
+            return 0
 
     def query_progress(self, number: str, on_result: Callback = None, on_error: Callback = None) -> None:
         self.session.begin_service()

@@ -594,7 +594,22 @@ class PlatformClient:
         return [ServiceSummary.from_json(item) for item in data["items"]]
 
     def service_detail(self, code: str) -> ServiceDetail:
-        return ServiceDetail.from_json(self._request("GET", f"/api/v1/services/{code}", idempotent=True))
+        return ServiceDetail.from_json(self.service_detail_json(code))
+
+    def service_detail_json(self, code: str) -> dict[str, Any]:
+        """One guide as the platform sends it (what the kiosk's offline copy stores)."""
+        return dict(self._request("GET", f"/api/v1/services/{code}", idempotent=True))
+
+    def catalogue(self, page_size: int = 100) -> list[dict[str, Any]]:
+        """Every service's summary as the platform sends it, in catalogue order (all pages)."""
+        items: list[dict[str, Any]] = []
+        while True:
+            data = self._request("GET", "/api/v1/services", idempotent=True,
+                                 params={"limit": page_size, "offset": len(items)})
+            items += data["items"]
+            if not data["items"] or len(items) >= int(data.get("total", 0)):
+                return items
+
 
     def application_progress(self, number: str) -> Application:
         return Application.from_json(self._request("GET", f"/api/v1/applications/{number}", idempotent=True))

@@ -15,6 +15,12 @@ HOT_KEYWORDS = (("公积金", "housing_fund"), ("社保", "social_insurance"), (
                 ("不动产", "real_estate"), ("驾驶证", "driving_licence"))
 
 
+def offline_notice(app: Any) -> str:
+    """"Offline copy of <date>" when the last guide answer came from the kiosk's copy, else nothing."""
+    as_of = app.core.guide_offline_as_of
+    return app.t("guide_offline.notice", date=f"{as_of:%Y-%m-%d}") + "\n" if as_of else ""
+
+
 class GuideListScreen(KScreen):
     status = StringProperty("")
     busy = BooleanProperty(False)
@@ -52,6 +58,7 @@ class GuideListScreen(KScreen):
         results = self.ids.results
         results.clear_widgets()
         self.status = app.t("guide.results", count=len(services)) if services else app.t("guide.no_results")
+        self.status = offline_notice(app) + self.status
         for i, service in enumerate(services):
             name = service.name if app.lang == "zh_CN" else service.name_en
             btn = KButton(text=f"{name}\n[size={int(app.fs(0.8))}]{service.department}[/size]", markup=True,
@@ -90,7 +97,7 @@ class GuideDetailScreen(KScreen):
         app = App.get_running_app()
         t = app.t
         self.detail = detail
-        self.status = ""
+        self.status = offline_notice(app).strip()
         body = self.ids.body
         body.clear_widgets()
         s = detail.summary
