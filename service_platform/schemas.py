@@ -384,6 +384,10 @@ class PaymentCancel(_In):
     reason: str = Field(default="cancelled at the kiosk", min_length=1, max_length=200)
 
 
+class CashierPay(_In):
+    method: Literal["wechat_pay", "alipay", "ecny"] = Field(description="The wallet the citizen's phone pays with")
+
+
 class ReconciliationTotals(BaseModel):
     paid_count: int
     paid_fen: int

@@ -26,7 +26,7 @@ from service_platform.models import (
 from service_platform.numbering import daily_number
 from service_platform.routes.applications import local
 from service_platform.schemas import (
-    PaymentCancel, PaymentConfirm, PaymentOrderCreate, PaymentOrderList, PaymentOrderOut, Reconciliation,
+    CashierPay, PaymentCancel, PaymentConfirm, PaymentOrderCreate, PaymentOrderList, PaymentOrderOut, Reconciliation,
     ReconciliationTotals)
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
@@ -178,6 +178,37 @@ def confirm_order(body: PaymentConfirm, order_no: str = Path(max_length=24), kio
 
     return run_idempotent(db, scope="POST /api/v1/payment-orders/{order_no}/confirm", key=idempotency_key,
                           payload=payload, now=now, create=create).response()
+
+
+@router.put("/cashier/{order_no}/payment", response_model=PaymentOrderOut, responses=error_responses(404, 409),
+             summary="The citizen's phone pays an order through the unified-payment cashier (simulated wallet)")
+def cashier_pay(body: CashierPay, order_no: str = Path(max_length=24), db: Session = Depends(get_db),
+                now: dt.datetime = Depends(get_now)) -> PaymentOrderOut:
+    """The QR a kiosk shows for an order encodes ``{platform}/cashier/{order_no}``; the wallet app that opens it
+    pays here (no kiosk credentials: it is the citizen's phone; PUT: idempotent by nature, no key needed). The wallet is simulated in this reference platform:
+    a pending order is paid at once (``txn_ref`` ``QR…``), the kiosk learns it by polling the order. Safe to repeat:
+    an order this wallet already paid is returned; 409 ``already_paid`` / ``order_cancelled`` / ``order_expired``."""
+    order = db.scalar(select(PaymentOrder).where(PaymentOrder.order_no == order_no).with_for_update(of=PaymentOrder))
+    if order is None:
+        raise not_found(f"payment order {order_no!r}")
+    status = effective_status(order, now)
+    if status == "paid":
+        if order.txn_ref and order.txn_ref.startswith("QR") and order.method == body.method:
+            return order_out(order, now)
+        raise ApiError(409, "already_paid", "this order is paid")
+    if status == "cancelled":
+        raise ApiError(409, "order_cancelled", "this order was cancelled")
+    if status == "expired":
+        raise ApiError(409, "order_expired", "this order has expired")
+    if any(o.status == "paid" for o in _orders_of_app(db, order.application_id)):
+        raise ApiError(409, "fee_already_paid", "this fee was paid through another order")
+    order.status, order.paid_at, order.method = "paid", now.replace(microsecond=0), body.method
+    order.txn_ref = f"QR{now:%Y%m%d%H%M%S}{order.id:06d}"
+    app = order.application
+    db.add(ApplicationEvent(application_id=app.id, status=app.status, at=order.paid_at, department=app.department,
+                            note=f"已缴纳{order.purpose} {order.amount_fen / 100:.2f}元（{METHOD_TEXT[body.method]}）"))
+    db.commit()
+    return order_out(order, now)
 
 
 @router.post("/payment-orders/{order_no}/cancel", response_model=PaymentOrderOut,

@@ -1,0 +1,1 @@
+"""QR / barcode scanners (one line + CR per code): interface, serial driver, pty simulator."""
