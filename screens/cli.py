@@ -39,6 +39,9 @@ def configure_kivy(profile_size: tuple[int, int], windowed: bool, orientation: s
     Config.set("graphics", "left", "0")
     Config.set("graphics", "top", "0")
     Config.set("graphics", "resizable", "0")
+    # no multisampling: under software GL (kiosks without a GPU driver, Xvfb) Kivy's default 2× MSAA triples the CPU
+    # per frame (45–60 ms → 16–18 ms measured by bench/face_ui_fps.py); the cost is slightly rougher round corners
+    Config.set("graphics", "multisamples", "0")
     Config.set("input", "mouse", "mouse,disable_multitouch")  # a touch screen: no red multitouch-emulation dots
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("kivy", "keyboard_mode", "dock" if not windowed else "system")

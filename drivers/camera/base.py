@@ -276,6 +276,8 @@ class GrabbingCamera(Camera):
                     log.warning("camera read failed: %s", type(exc).__name__)
                     image = None
                 now = time.monotonic()
+                if image is None and self._paused:
+                    continue   # paused while a read was waiting: not a stall (the loop releases the source)
                 if image is None:
                     since = max(self._last_frame_at or 0.0, self._source_opened_at or now)
                     if now - since > self.stall_timeout_s:

@@ -130,8 +130,11 @@ class MjpegSimulator:
 
     def _produce(self) -> None:
         seq = 0
+        camera = self._camera
         while not self._stop.is_set():
-            frame = self._camera.wait_frame(seq, timeout=0.5)
+            if camera is not self._camera:   # set_source: the new clip's frames count from 1 again
+                camera, seq = self._camera, 0
+            frame = camera.wait_frame(seq, timeout=0.5)
             if frame is None:
                 continue
             seq = frame.seq

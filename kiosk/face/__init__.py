@@ -1,7 +1,8 @@
 """Face verification (人证核验) with active liveness, for the identify flow.
 
-Importing this package loads no face model: the models live in a worker process started lazily
-(:class:`FaceWorker`, :meth:`FaceVerifier.warm_up`). No Kivy here (kiosk/ never imports it).
+In the citizen flow this runs through :class:`kiosk.usecases.face_check.FaceCheck` (card → face check → personal
+services; screen ``screens/face_check.py``). Importing this package loads no face model: the models live in a worker
+process started lazily (:class:`FaceWorker`, :meth:`FaceVerifier.warm_up`). No Kivy here (kiosk/ never imports it).
 
 Typical use (on a kiosk worker thread)::
 

@@ -1,0 +1,161 @@
+"""人证核验 on the real window (issue 6): card → face check → menu with the citizen's services; and a held-up photo and
+another person refused, then after K failed attempts another route — services without identity — never a dead end.
+
+The camera is ``kiosk-sim camera`` (MJPEG over HTTP, read by the real OpenCV driver as an IP camera) playing clips
+built at test time from real face photos that ship in packages (tests/data/README.md); the platform serves the
+astronaut photo as 张明华's registered photo."""
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from drivers.camera import synthetic as synth
+from drivers.camera.samples import load_sample_photo, sample_photo_path
+from drivers.sim.process import ManagedProcess, SimulatorProcess
+from kiosk.face.worker import FaceWorker
+
+pytestmark = pytest.mark.e2e
+
+KIOSK_KEY = "test-kiosk-key"
+ZHANG_ID = "340302195803172018"
+#: look, blink, look, turn to the citizen's left and back, look (~4.6 s, looped by the simulator)
+LIVE_SCRIPT = (synth.Gesture("still", 1.0), synth.Gesture("blink", 0.5), synth.Gesture("still", 0.8),
+               synth.Gesture("turn_left", 1.4), synth.Gesture("still", 0.9))
+#: the profile's face block: both requests in a random order, steps long enough for the looping clip
+FACE = {"challenges": ["blink", "turn_left"], "max_attempts": 3, "attempt_timeout_s": 25,
+        "liveness": {"step_timeout_s": 8}}
+
+
+class PhotoPlatform:
+    def __init__(self, proc: ManagedProcess, db: Path) -> None:
+        self.proc, self.url, self.db = proc, proc.endpoints["url"], db
+
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhotoPlatform]:
+    """Overrides the shared platform for this module: same seed, 张明华's registered photo is a real face."""
+    folder = tmp_path_factory.mktemp("photo-platform")
+    photos = folder / "photos.yaml"
+    photos.write_text(yaml.safe_dump({"identities": {ZHANG_ID: str(sample_photo_path("astronaut"))}}), "utf-8")
+    db = folder / "platform.db"
+    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
+                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30,
+                          env={"PLATFORM_DEMO_KIOSK_KEY": KIOSK_KEY, "PLATFORM_PHOTOS": str(photos)})
+    try:
+        yield PhotoPlatform(proc, db)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def face_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """live (the holder blinking and turning), spoof (the holder's photo held up), impostor (another person)."""
+    folder = tmp_path_factory.mktemp("face-clips")
+    bases = {}
+    with FaceWorker() as worker:
+        for who, name in (("holder", "astronaut"), ("other", "grace_hopper")):
+            photo = load_sample_photo(name)
+            box = worker.analyze(photo, reference=True, landmarks=False).faces[0]
+            frame = synth.place_face(photo, box.css())
+            bases[who] = (frame, worker.analyze(frame).landmarks)
+    holder, other = bases["holder"], bases["other"]
+    return {
+        "live": synth.write_clip(folder / "live.avi", synth.live_frames(*holder, LIVE_SCRIPT)),
+        "spoof": synth.write_clip(folder / "spoof.avi", synth.photo_frames(holder[0], 4.0)),
+        "impostor": synth.write_clip(folder / "impostor.avi", synth.live_frames(*other, LIVE_SCRIPT[:2])),
+    }
+
+
+@pytest.fixture
+def camera_sim(face_clips: dict[str, Path]) -> Iterator[SimulatorProcess]:
+    sim = SimulatorProcess("camera", "--video", str(face_clips["live"]), "--tcp", "127.0.0.1:0")
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def start_with_camera(start_kiosk, camera_sim: SimulatorProcess, **face: Any):
+    return start_kiosk(devices__camera={"driver": "opencv", "settings": {"source": camera_sim.endpoints["url"]}},
+                       face={**FACE, **face})
+
+
+def assert_touch_targets(ui) -> None:
+    buttons = ui.ask("buttons")["buttons"]
+    assert buttons and not [b for b in buttons if min(b["width"], b["height"]) < 60], buttons
+
+
+def test_card_face_check_passes_then_menu(start_kiosk, camera_sim, platform_server, wait_for):
+    ui = start_with_camera(start_kiosk, camera_sim)
+    ui.wait_screen("attract", wait_for, timeout=30)
+    sims = ui.simulators(wait_for)
+    from drivers.sim.control import send_command
+
+    send_command(sims["idcard"]["control"], "place_card", identity="zhang")
+    ui.wait_screen("face_check", wait_for)
+    ui.wait_text("张*华，请核验本人身份", wait_for)
+    assert not any("张明华" in t or ZHANG_ID in t for t in ui.texts()), "only masked data on screen"
+    wait_for(lambda: ui.find("face_prompt")["text"] in ("请眨一眨眼睛", "请慢慢向左转头，再转回来"), timeout=30,
+             what="a liveness request (random order)")
+    assert "共 2 步" in ui.find("face_steps")["text"]
+    assert_touch_targets(ui)
+    ui.screenshot("13-face-check")
+
+    ui.wait_screen("menu", wait_for, timeout=60)
+    ui.wait_text("您好，张*华", wait_for)
+    ui.screenshot("14-menu-face-verified")
+    ui.tap("tile_my_applications", wait_for)
+    ui.wait_screen("progress", wait_for)
+    ui.wait_text("我的办件", wait_for)
+    assert platform_server.query("SELECT verification_method, face_match FROM citizen_sessions "
+                                 "WHERE id_number = ? ORDER BY id DESC LIMIT 1", ZHANG_ID) == [("card+face", 1)]
+
+
+def test_spoof_and_impostor_refused_then_another_route(start_kiosk, camera_sim, face_clips, platform_server,
+                                                       wait_for):
+    ui = start_with_camera(start_kiosk, camera_sim, liveness={"step_timeout_s": 3})
+    ui.wait_screen("attract", wait_for, timeout=30)
+    sims = ui.simulators(wait_for)
+    from drivers.sim.control import send_command
+
+    sessions_before = platform_server.query("SELECT count(*) FROM citizen_sessions WHERE id_number = ?", ZHANG_ID)
+    camera_sim.control("set_source", path=str(face_clips["spoof"]))
+    send_command(sims["idcard"]["control"], "place_card", identity="zhang")
+    ui.wait_screen("face_check", wait_for)
+    # attempt 1: the holder's photo held up matches, but does not blink or turn
+    ui.wait_text("动作没有及时完成", wait_for, timeout=40)
+    ui.wait_text("还可以再试 2 次", wait_for)
+    ui.screenshot("15-face-retry")
+    # attempts 2 and 3: another person in front of the camera
+    camera_sim.control("set_source", path=str(face_clips["impostor"]))
+    ui.tap("face_retry", wait_for)
+    ui.wait_text("未能确认是本人", wait_for, timeout=40)
+    ui.wait_text("还可以再试 1 次", wait_for)
+    ui.tap("face_retry", wait_for)
+    ui.wait_text("多次核验未通过", wait_for, timeout=40)
+    assert ui.find("face_route_staff_assistance")["found"]
+    assert_touch_targets(ui)
+    ui.screenshot("16-face-other-route")
+    assert not ui.find("face_retry")["found"], "no fourth attempt"
+
+    ui.tap("face_route_staff_assistance", wait_for)
+    ui.wait_text("请找现场工作人员协助", wait_for)
+    ui.tap("face_route_continue_without_identity", wait_for)
+    ui.wait_screen("menu", wait_for)
+    ui.wait_text("您好，欢迎使用自助服务", wait_for)
+    assert ui.find("tile_my_applications")["disabled"], "personal services stay closed"
+    assert not ui.find("tile_guide")["disabled"], "services without identity stay open"
+    assert not any("张*华" in t for t in ui.texts()), "the citizen's data was dropped"
+    assert platform_server.query("SELECT count(*) FROM citizen_sessions WHERE id_number = ?", ZHANG_ID) == \
+        sessions_before, "no citizen session was opened on the platform"
+    ui.tap("tile_guide", wait_for)
+    ui.wait_screen("guide", wait_for)
