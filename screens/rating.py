@@ -58,7 +58,11 @@ class RatingScreen(KScreen):
     def _saved(self, result: Any) -> None:
         self.busy = False
         self.submitted = True
-        self.status = App.get_running_app().t("rating.thanks")
+        app = App.get_running_app()
+        queued = isinstance(result, dict) and result.get("queued")
+        # the platform is unreachable: the rating waits in the kiosk's outbox and is sent later (say so honestly)
+        self.status = app.t("rating.thanks_queued", reference=result.get("reference", "")) if queued \
+            else app.t("rating.thanks")
 
     def _failed(self, exc: BaseException) -> None:
         self.busy = False
