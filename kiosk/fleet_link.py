@@ -52,6 +52,10 @@ class FleetLink:
             heartbeat_s=config.heartbeat_s,
         )
 
+        # print jobs left unfinished (crash, paper out mid-job): a counter operators see, reported when it changes
+        self._prints_unfinished = self._unfinished_prints()
+        core.print_service.subscribe(self._on_print_event)
+
     def start(self) -> None:
         self.agent.start()
 
@@ -66,10 +70,26 @@ class FleetLink:
     def _app_state(self) -> dict[str, Any]:
         avail = self.core.availability
         state: dict[str, Any] = {"service": "out_of_service" if avail.out_of_service else "in_service",
-                                 "counters": {"sessions": self.sessions_started}}
+                                 "counters": {"sessions": self.sessions_started,
+                                              "prints_unfinished": self._unfinished_prints()}}
         if self.core.announcement:
             state["announcement"] = self.core.announcement.get("zh_CN", "")
         return state
+
+    def _unfinished_prints(self) -> int:
+        """Print jobs waiting for staff: not completed, not settled, not printing right now (a count, no details)."""
+        try:
+            return int(self.core.staff_desk.count())
+        except Exception:  # noqa: BLE001 - a journal error must not stop the telemetry
+            return self._prints_unfinished if hasattr(self, "_prints_unfinished") else 0
+
+    def _on_print_event(self, name: str, payload: dict[str, Any]) -> None:
+        if name != "print_job":
+            return
+        count = self._unfinished_prints()
+        if count != self._prints_unfinished:
+            self._prints_unfinished = count
+            self.changed()
 
     # commands ---------------------------------------------------------------------------------------------------------
     def _out_of_service(self, args: dict[str, Any]) -> Any:

@@ -36,6 +36,10 @@ TEMPLATES: dict[str, str] = {
     "fault_slip": "fault (what, code, job_id, occurred_at, advice), staff_hotline",
     "transaction_receipt": "txn (number, service_name, applicant_masked, id_masked, department, accepted_at, "
                            "promised_date, materials[name, form], fee_fen, pickup)",
+    "appointment_slip": "appointment (number, service_name, hall_name, hall_address, date, start, end, "
+                        "citizen_masked)",
+    "delivery_receipt": "delivery (number, waybill_no, application_number, recipient_masked, phone_masked, "
+                        "address_masked, status_text, created_at)",
 }
 
 _DIGITS = "零壹贰叁肆伍陆柒捌玖"

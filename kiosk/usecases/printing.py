@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -217,6 +218,25 @@ class PrintService:
                             payload={"options": options.to_dict(), "document_ref": document_ref})
         return self._send_licence(printer, job_id, pdf_path, options)
 
+    def print_licence_again(self, original_job_id: str, pdf_path: str | os.PathLike[str], *,
+                            authorised_by: str | None = None) -> JobResult:
+        """Another copy of a licence that printed completely (e.g. the citizen asks for the same certificate again):
+        a new job recorded as a reprint of ``original_job_id`` — marked and counted (:meth:`reprint_count`).
+        An unfinished job goes through :meth:`reprint` instead."""
+        try:
+            original = self.journal.get(original_job_id)
+        except KeyError:
+            raise ReprintRefused(f"no print job {original_job_id}") from None
+        if original.kind != "licence" or original.state != "done":
+            raise ReprintRefused(f"print job {original_job_id} is not a completed licence")
+        printer = self.licence_printer()
+        options = getattr(printer, "default_options", None) or LicenceOptions()
+        job_id = new_job_id()
+        self.journal.create("licence", original.template, job_id, summary=original.summary,
+                            payload={"options": options.to_dict(), "document_ref": ""},
+                            reprint_of=original_job_id, is_reprint=True, authorised_by=authorised_by)
+        return self._send_licence(printer, job_id, pdf_path, options)
+
     def _send_licence(self, printer: LicencePrinter, job_id: str, pdf_path: str | os.PathLike[str],
                       options: LicenceOptions) -> JobResult:
         try:
@@ -347,3 +367,177 @@ class PrintService:
 
     def reprint_count(self, job_id: str) -> int:
         return self.journal.reprint_count(job_id)
+
+
+# --- the staff desk: unfinished jobs for staff, behind the maintenance PIN ------------------------------------------
+
+PIN_HASH_SCHEME = "pbkdf2_sha256"
+PIN_ITERATIONS = 200_000
+#: wrong PINs in a row before the desk refuses to check PINs for :data:`PIN_LOCKOUT_S`
+PIN_ATTEMPTS = 5
+PIN_LOCKOUT_S = 300.0
+#: a queued/sent job younger than this may still be printing: not offered to staff yet
+IN_FLIGHT_S = 120.0
+
+
+def hash_pin(pin: str, *, salt: bytes | None = None, iterations: int = PIN_ITERATIONS) -> str:
+    """The profile's ``maintenance_pin_hash`` for ``pin``: ``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>``
+    (``python -c 'from kiosk.usecases.printing import hash_pin; print(hash_pin("…"))'``)."""
+    import hashlib
+
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
+    return f"{PIN_HASH_SCHEME}${iterations}${salt.hex()}${digest.hex()}"
+
+
+def check_pin(pin: str, pin_hash: str) -> bool:
+    """Whether ``pin`` matches ``pin_hash`` (constant-time); False for an empty or malformed hash (no PIN set: the
+    staff desk stays locked rather than open)."""
+    import hashlib
+    import hmac
+
+    try:
+        scheme, iterations, salt, expected = pin_hash.split("$")
+        if scheme != PIN_HASH_SCHEME or not pin:
+            return False
+        digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest.hex(), expected)
+
+
+class StaffLocked(KioskError):
+    """The staff desk needs the maintenance PIN first (or is refusing PINs for a while after wrong ones)."""
+
+    code = "staff_locked"
+    translation_key = "staff.error.locked"
+
+
+class StaffActionRefused(KioskError):
+    """The action does not apply to this job (e.g. a licence is never reprinted from the desk)."""
+
+    code = "staff_action_refused"
+    translation_key = "staff.error.refused"
+
+
+@dataclass(frozen=True)
+class StaffJob:
+    """One unfinished job as staff see it: what, when, why, how often reprinted — never personal data (the journal
+    keeps a non-personal summary only)."""
+
+    id: str
+    kind: str
+    summary: str
+    state: str
+    reason: str | None
+    created_at: float
+    reprint_count: int
+    may_have_printed: bool
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Receipts: reprint or dismiss; licences: hand over / mark handled (a licence is reprinted only with the
+        document fetched again, through :meth:`PrintService.reprint`)."""
+        return ("reprint", "dismiss") if self.kind == "receipt" else ("handed_over", "handled")
+
+
+class StaffDesk:
+    """Unfinished print jobs for staff, behind the profile's maintenance PIN; every action audited.
+
+    ``audit(event, **fields)`` records an entry (the kiosk's audit journal); blocking calls (reprint): on a worker."""
+
+    def __init__(self, service: PrintService, pin_hash: str, audit: Callable[..., None] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.service = service
+        self._pin_hash = pin_hash
+        self._audit = audit or (lambda event, **fields: None)
+        self._clock = clock or time.monotonic
+        self._unlocked = False
+        self._failures = 0
+        self._locked_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return self._pin_hash.startswith(PIN_HASH_SCHEME + "$")
+
+    @property
+    def unlocked(self) -> bool:
+        return self._unlocked
+
+    def unlock(self, pin: str) -> bool:
+        """Check the PIN (never stored, logged or audited). After :data:`PIN_ATTEMPTS` wrong ones in a row, PINs are
+        refused for :data:`PIN_LOCKOUT_S` (:class:`StaffLocked`)."""
+        with self._lock:
+            now = self._clock()
+            if now < self._locked_until:
+                self._audit("staff_unlock", result="locked_out")
+                raise StaffLocked("too many wrong PINs; try again later")
+            ok = self.configured and check_pin(pin, self._pin_hash)
+            if ok:
+                self._failures, self._unlocked = 0, True
+            else:
+                self._failures += 1
+                if self._failures >= PIN_ATTEMPTS:
+                    self._failures, self._locked_until = 0, now + PIN_LOCKOUT_S
+            self._audit("staff_unlock", result="ok" if ok else "wrong_pin")
+            return ok
+
+    def lock(self) -> None:
+        if self._unlocked:
+            self._unlocked = False
+            self._audit("staff_lock")
+
+    def _require(self) -> None:
+        if not self._unlocked:
+            raise StaffLocked("enter the maintenance PIN first")
+
+    def jobs(self) -> list[StaffJob]:
+        """Open jobs (unfinished or failed, not settled), oldest first."""
+        self._require()
+        return [StaffJob(id=e.id, kind=e.kind, summary=e.summary, state=e.state, reason=e.reason,
+                         created_at=e.created_at, reprint_count=self.service.reprint_count(e.id),
+                         may_have_printed=e.may_have_printed)
+                for e in self._open()]
+
+    def _open(self) -> list[JournalEntry]:
+        import time
+
+        now = time.time()
+        return [e for e in self.service.unfinished()
+                if e.state == "failed" or now - e.updated_at > IN_FLIGHT_S]  # not one printing right now
+
+    def count(self) -> int:
+        """How many jobs wait for staff (no PIN needed: a number only, for telemetry and a hint on screens)."""
+        return len(self._open())
+
+    def _job(self, job_id: str) -> StaffJob:
+        for job in self.jobs():
+            if job.id == job_id:
+                return job
+        raise StaffActionRefused(f"print job {job_id} is not open")
+
+    def reprint(self, job_id: str) -> PrintResult:
+        """Reprint an unfinished receipt (marked 补打 when the first may have partly printed)."""
+        job = self._job(job_id)
+        if job.kind != "receipt":
+            raise StaffActionRefused("licences are handed over or marked handled, not reprinted here")
+        try:
+            result = self.service.reprint(job_id)
+        except Exception as exc:
+            self._audit("staff_reprint", job=job_id, result=getattr(exc, "code", "failed"))
+            raise
+        self._audit("staff_reprint", job=job_id, new_job=result.job_id, result="printed")
+        return result
+
+    def settle(self, job_id: str, how: str) -> JournalEntry:
+        """Close an open job without printing: ``dismiss`` (a receipt nobody waits for), ``handed_over`` (a licence
+        given to the citizen by hand) or ``handled`` (staff dealt with it otherwise)."""
+        job = self._job(job_id)
+        if how not in job.actions or how == "reprint":
+            raise StaffActionRefused(f"{how!r} does not apply to a {job.kind}")
+        entry = self.service.dismiss(job_id, reason="dismissed" if how == "dismiss" else how, by="staff")
+        self._audit("staff_settled", job=job_id, kind=job.kind, how=how)
+        return entry

@@ -1,0 +1,376 @@
+"""Appointments and queue tickets: hall → service → day → slot → book → slip; my appointments (cancel, check in);
+take a queue number now. The flow is :class:`kiosk.usecases.booking.BookingFlow` (``core.booking``); this screen
+shows its steps and forwards taps.
+
+:class:`FlowScreen` is the step-by-step layout the citizen flows share (appointment, delivery, certificates, staff):
+a heading, a status line, a scrolling column of large choice buttons and labels, and a bottom bar (back, one
+primary action, done). Its kv rule is in ``appointment.kv`` and applies to every subclass.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kivy.app import App
+from kivy.properties import BooleanProperty, StringProperty
+
+from screens.widgets import KButton, KLabel, KScreen
+
+
+class FlowScreen(KScreen):
+    """Steps shown one at a time; ``back()`` returns to the previous step (or the menu from the first)."""
+
+    title_key = StringProperty("")
+    heading = StringProperty("")
+    status = StringProperty("")
+    failed = BooleanProperty(False)
+    busy = BooleanProperty(False)
+    action_text = StringProperty("")
+    action_aid = StringProperty("flow_action")
+    done_text = StringProperty("")
+    prefix = "flow"
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        self.step = ""
+        self._history: list[str] = []
+        self._action: Callable[[], None] | None = None
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+    @property
+    def app(self) -> Any:
+        return App.get_running_app()
+
+    def t(self, key: str, **kw: Any) -> str:
+        return self.app.t(key, **kw)
+
+    def clear(self) -> None:
+        self.ids.choices.clear_widgets()
+        self.action_text = ""
+        self._action = None
+
+    def add_label(self, text: str, aid: str = "", **kw: Any) -> KLabel:
+        label = KLabel(text=text, aid=aid, **kw)
+        self.ids.choices.add_widget(label)
+        return label
+
+    def add_button(self, text: str, aid: str, on_press: Callable[[], None], primary: bool = False,
+                   lines: int = 1) -> KButton:
+        app = self.app
+        button = KButton(text=text, aid=aid, primary=primary, height=max(app.fs(1.5 + 1.1 * lines), 96))
+        button.bind(on_release=lambda *_: self._pressed(on_press))
+        self.ids.choices.add_widget(button)
+        return button
+
+    def set_action(self, text: str, aid: str, fn: Callable[[], None]) -> None:
+        self.action_text, self.action_aid, self._action = text, aid, fn
+
+    def _pressed(self, fn: Callable[[], None]) -> None:
+        if self.busy:
+            return
+        self.app.core.touch()
+        fn()
+
+    def action(self) -> None:
+        if self._action is not None and not self.busy:
+            self._pressed(self._action)
+
+    def go_step(self, step: str, remember: bool = True) -> None:
+        """Show ``step`` (method ``show_<step>``); remembered for Back unless ``remember`` is False."""
+        if remember and self.step and self.step != step:
+            self._history.append(self.step)
+        self.step = step
+        self.status, self.failed = "", False
+        self.clear()
+        getattr(self, f"show_{step}")()
+
+    def back(self) -> None:
+        if self.busy:
+            return
+        if self._history:
+            self.go_step(self._history.pop(), remember=False)
+        else:
+            self.app.go("menu")
+
+    def working(self) -> None:
+        self.busy, self.failed = True, False
+        self.status = self.t("common.loading")
+
+    def ok(self, text: str = "") -> None:
+        self.busy, self.failed = False, False
+        self.status = text
+
+    def fail(self, exc: BaseException) -> None:
+        self.busy, self.failed = False, True
+        self.status = self.error_text(exc)
+
+    def error_text(self, exc: BaseException) -> str:
+        return self.app.core.translator.error_text(exc)
+
+    def start(self, first: str) -> None:
+        self._history = []
+        self.step = ""
+        self.busy = False
+        self.go_step(first)
+
+    def done(self) -> None:
+        self.app.go("menu")
+
+    def reset(self) -> None:
+        self._history = []
+        self.step = ""
+        self.heading = self.status = self.action_text = self.done_text = ""
+        self.busy = self.failed = False
+        self._action = None
+        self.ids.choices.clear_widgets()
+
+
+class AppointmentScreen(FlowScreen):
+    """Steps: home · hall · service · day · slot · confirm · booked · mine · appointment · ticket_hall ·
+    ticket_service · ticketed."""
+
+    prefix = "booking"
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        super().on_kv_post(base_widget)
+        self.title_key = "booking.title"
+        self._clear_choice()
+
+    def _clear_choice(self) -> None:
+        self.halls: list[Any] = []
+        self.hall = self.service = self.day = self.slot = None
+        self.booked = self.ticketed = self.appointment = None
+        self.appointments: list[Any] = []
+        self.services: list[Any] = []
+        self.days: list[Any] = []
+        self.ticket_mode = False
+
+    @property
+    def flow(self) -> Any:
+        return self.app.core.booking
+
+    def error_text(self, exc: BaseException) -> str:
+        return self.flow.error_text(exc)
+
+    def on_go(self, **_: Any) -> None:
+        self._clear_choice()
+        self.done_text = ""
+        self.start("home")
+
+    # --- steps --------------------------------------------------------------------------------------------------
+    def show_home(self) -> None:
+        self.heading = self.t("booking.home_hint")
+        self.add_button(self.t("booking.book") + "\n" + self.t("booking.book_hint"), "booking_book",
+                        lambda: self._start(False), primary=True, lines=2)
+        self.add_button(self.t("booking.mine"), "booking_mine", lambda: self.go_step("mine"))
+        self.add_button(self.t("booking.ticket") + "\n" + self.t("booking.ticket_hint"), "booking_ticket",
+                        lambda: self._start(True), lines=2)
+        if not self.app.core.session.citizen:
+            self.status = self.t("booking.card_needed")
+
+    def _start(self, ticket: bool) -> None:
+        if not ticket and not self.app.core.session.citizen:
+            self.failed, self.status = True, self.t("booking.error.not_identified")
+            return
+        self.ticket_mode = ticket
+        self.go_step("hall")
+
+    def show_hall(self) -> None:
+        self.heading = self.t("booking.pick_hall")
+        if self.halls:
+            self._show_halls(self.halls)
+            return
+        self.working()
+        self.flow.halls(on_result=self._halls, on_error=self.fail)
+
+    def _halls(self, halls: list[Any]) -> None:
+        self.halls = halls
+        self.ok()
+        if self.step == "hall":
+            self._show_halls(halls)
+
+    def _show_halls(self, halls: list[Any]) -> None:
+        for hall in halls:
+            self.add_button(f"{hall.name}\n{hall.address}", f"hall_{hall.code}", lambda h=hall: self._pick_hall(h),
+                            lines=2)
+
+    def _pick_hall(self, hall: Any) -> None:
+        self.hall = hall
+        self.go_step("service")
+
+    def show_service(self) -> None:
+        self.heading = self.t("booking.pick_service_ticket" if self.ticket_mode else "booking.pick_service",
+                              hall=self.hall.name)
+        self.working()
+        self.flow.services_at(self.hall, on_result=self._services, on_error=self.fail)
+
+    def _services(self, services: list[Any]) -> None:
+        self.services = services
+        self.ok("" if services else self.t("booking.no_services"))
+        if self.step != "service":
+            return
+        for service in services:
+            self.add_button(self.app.pick({"zh_CN": service.name, "en": service.name_en}), f"service_{service.code}",
+                            lambda s=service: self._pick_service(s))
+
+    def _pick_service(self, service: Any) -> None:
+        self.service = service
+        if self.ticket_mode:
+            self.working()
+            self.flow.take_ticket(self.hall, service, on_result=self._ticketed, on_error=self.fail)
+        else:
+            self.go_step("day")
+
+    def show_day(self) -> None:
+        self.heading = self.t("booking.pick_day", service=self.service.name)
+        self.working()
+        self.flow.days(self.hall, self.service, on_result=self._days, on_error=self.fail)
+
+    def _days(self, days: list[Any]) -> None:
+        self.days = days
+        self.ok("" if days else self.t("booking.no_days"))
+        if self.step != "day":
+            return
+        for i, day in enumerate(days):
+            self.add_button(self.t("booking.day_line", day=day.date, count=day.available), f"day_{i}",
+                            lambda d=day: self._pick_day(d))
+
+    def _pick_day(self, day: Any) -> None:
+        self.day = day
+        self.go_step("slot")
+
+    def show_slot(self) -> None:
+        self.heading = self.t("booking.pick_slot", day=self.day.date)
+        for i, slot in enumerate(self.day.slots):
+            self.add_button(self.t("booking.slot_line", start=slot.start, end=slot.end, count=slot.available),
+                            f"slot_{i}", lambda s=slot: self._pick_slot(s))
+
+    def _pick_slot(self, slot: Any) -> None:
+        self.slot = slot
+        self.go_step("confirm")
+
+    def show_confirm(self) -> None:
+        self.heading = self.t("booking.confirm_title")
+        self.add_label(self.t("booking.confirm_line", hall=self.hall.name, service=self.service.name,
+                              day=self.slot.date, start=self.slot.start, end=self.slot.end),
+                       aid="booking_summary", font_size=self.app.fs(1.3))
+        self.set_action(self.t("booking.confirm"), "booking_confirm", self._book)
+
+    def _book(self) -> None:
+        self.working()
+        self.flow.book(self.hall, self.service, self.slot, on_result=self._booked, on_error=self.fail)
+
+    def _booked(self, booked: Any) -> None:
+        self.booked = booked
+        self.busy = False
+        self._history = ["home"]  # Back from here never books again
+        self.go_step("booked", remember=False)
+
+    def show_booked(self) -> None:
+        booked, a = self.booked, self.booked.appointment
+        self.heading = self.t("booking.booked") if booked.print_error is None else \
+            self.t("booking.booked_not_printed", reason=self.error_text(booked.print_error))
+        self.failed = booked.print_error is not None
+        self.add_label(self.t("booking.appointment_no", number=a.appointment_no), aid="appointment_no",
+                       font_size=self.app.fs(1.6), bold=True)
+        self.add_label(self.t("booking.appointment_time", day=a.date, start=a.start, end=a.end))
+        self.add_label(self.t("booking.appointment_place", hall=a.hall_name))
+        if booked.print_error is not None:
+            self.set_action(self.t("booking.reprint"), "booking_reprint", self._reprint_slip)
+        self.done_text = self.t("booking.done")
+
+    def _reprint_slip(self) -> None:
+        self.working()
+        self.flow.reprint_slip(self.booked, on_result=self._booked, on_error=self.fail)
+
+    def show_mine(self) -> None:
+        self.heading = self.t("booking.mine")
+        if not self.app.core.session.citizen:
+            self.failed, self.status = True, self.t("booking.error.not_identified")
+            return
+        self.working()
+        self.flow.my_appointments(on_result=self._mine, on_error=self.fail)
+
+    def _mine(self, appointments: list[Any]) -> None:
+        self.appointments = appointments
+        self.ok(self.t("booking.mine_title", count=len(appointments)) if appointments else self.t("booking.mine_none"))
+        if self.step != "mine":
+            return
+        for i, a in enumerate(appointments):
+            self.add_button(self.t("booking.mine_line", service=a.service_name, day=a.date, start=a.start,
+                                   end=a.end, hall=a.hall_name, status=self.t(f"booking.status.{a.status}")),
+                            f"mine_{i}", lambda a=a: self._pick_appointment(a), lines=2)
+
+    def _pick_appointment(self, appointment: Any) -> None:
+        self.appointment = appointment
+        self.go_step("appointment")
+
+    def show_appointment(self) -> None:
+        a = self.appointment
+        self.heading = a.service_name
+        self.add_label(self.t("booking.appointment_no", number=a.appointment_no), aid="appointment_no",
+                       font_size=self.app.fs(1.4), bold=True)
+        self.add_label(self.t("booking.appointment_time", day=a.date, start=a.start, end=a.end))
+        self.add_label(self.t("booking.appointment_place", hall=a.hall_name))
+        self.add_label(self.t(f"booking.status.{a.status}"), aid="appointment_status")
+        if a.status == "booked":
+            self.add_button(self.t("booking.check_in"), "booking_check_in", self._check_in)
+            self.set_action(self.t("booking.cancel"), "booking_cancel", self._cancel)
+
+    def _cancel(self) -> None:
+        self.working()
+        self.flow.cancel(self.appointment, on_result=self._cancelled, on_error=self.fail)
+
+    def _cancelled(self, appointment: Any) -> None:
+        self.appointment = appointment
+        self.busy = False
+        self.go_step("appointment", remember=False)
+        self.status = self.t("booking.cancelled")
+        self.done_text = self.t("booking.done")
+
+    def _check_in(self) -> None:
+        self.working()
+        self.flow.check_in(self.appointment, on_result=self._ticketed, on_error=self.fail)
+
+    def _ticketed(self, ticketed: Any) -> None:
+        self.ticketed = ticketed
+        self.busy = False
+        self._history = ["home"]
+        self.go_step("ticketed", remember=False)
+
+    def show_ticketed(self) -> None:
+        ticketed, ticket = self.ticketed, self.ticketed.ticket
+        self.heading = self.t("booking.ticket_taken") if ticketed.print_error is None else \
+            self.t("booking.ticket_not_printed", reason=self.error_text(ticketed.print_error))
+        self.failed = ticketed.print_error is not None
+        self.add_label(self.t("booking.ticket_no", number=ticket.ticket_no), aid="ticket_no",
+                       font_size=self.app.fs(2.2), bold=True)
+        self.add_label(self.t("booking.ticket_window", queue=ticket.queue_name, windows="、".join(ticket.windows)),
+                       aid="ticket_window")
+        self.add_label(self.t("booking.ticket_ahead", count=ticket.waiting_before), aid="ticket_ahead")
+        if not ticket.hall_open_now and ticket.next_open_at:
+            self.add_label(self.t("booking.ticket_later", at=ticket.next_open_at[:16].replace("T", " ")))
+        if ticketed.print_error is not None:
+            self.set_action(self.t("booking.reprint"), "booking_reprint", self._reprint_ticket)
+        self.done_text = self.t("booking.done")
+
+    def _reprint_ticket(self) -> None:
+        self.working()
+        self.flow.reprint_ticket(self.ticketed, on_result=self._ticketed, on_error=self.fail)
+
+    def done(self) -> None:
+        """The citizen has read the outcome: rate the service (booked, cancelled or queued for)."""
+        if self.step == "booked" and self.booked is not None:
+            self.flow.done(self.booked.appointment.service_code, "book_appointment")
+        elif self.step == "ticketed" and self.ticketed is not None:
+            self.flow.done(self.ticketed.ticket.service_code, "queue_ticket")
+        elif self.step == "appointment" and self.appointment is not None:
+            self.flow.done(self.appointment.service_code, "cancel_appointment")
+        else:
+            self.app.go("menu")
+
+    def reset(self) -> None:
+        super().reset()
+        self._clear_choice()
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"appointment": AppointmentScreen}

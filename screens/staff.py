@@ -1,0 +1,152 @@
+"""The staff screen (PIN-locked): print jobs the journal holds as unfinished or failed — kind, time, reason, reprint
+count, never personal data — with "reprint" for receipts and "hand over" / "mark handled" for licences, each action
+audited (:class:`kiosk.usecases.printing.StaffDesk`, ``core.staff_desk``).
+
+Reached by a hidden gesture staff know: five taps within three seconds in the top-left corner of any screen. The PIN
+is checked against the profile's ``kiosk.maintenance_pin_hash``; the screen locks again when staff leave it or the
+session ends."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from kivy.core.window import Window
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.gridlayout import GridLayout
+
+from screens.appointment import FlowScreen
+from screens.widgets import KButton
+
+CORNER_PX = 120
+TAPS, WITHIN_S = 5, 3.0
+
+
+class StaffScreen(FlowScreen):
+    """Steps: pin · jobs."""
+
+    prefix = "staff"
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        super().on_kv_post(base_widget)
+        self.title_key = "staff.title"
+        self.digits = ""
+        self._taps: list[float] = []
+        Window.bind(on_touch_down=self._corner_tap)
+
+    @property
+    def desk(self) -> Any:
+        return self.app.core.staff_desk
+
+    def _corner_tap(self, _window: Any, touch: Any) -> None:
+        if touch.x > CORNER_PX or touch.y < Window.height - CORNER_PX:
+            self._taps.clear()
+            return
+        now = time.monotonic()
+        self._taps = [t for t in self._taps if now - t < WITHIN_S] + [now]
+        if len(self._taps) >= TAPS and self.app.sm.current != self.name:
+            self._taps.clear()
+            self.app.go(self.name)
+
+    def on_go(self, **_: Any) -> None:
+        self.done_text = ""
+        self.start("jobs" if self.desk.unlocked else "pin")
+
+    # --- PIN ----------------------------------------------------------------------------------------------------
+    def show_pin(self) -> None:
+        app = self.app
+        self.digits = ""
+        self.heading = self.t("staff.pin_title")
+        if not self.desk.configured:
+            self.failed, self.status = True, self.t("staff.no_pin")
+        self._dots = self.add_label(self.t("staff.pin_hint"), aid="staff_pin_dots", font_size=app.fs(1.6),
+                                    halign="center")
+        keys = GridLayout(cols=3, spacing=app.fs(0.3), size_hint_y=None)
+        keys.bind(minimum_height=keys.setter("height"))
+        for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", ""):
+            btn = KButton(text=self.t("progress.backspace") if key == "DEL" else key, aid=f"staff_key_{key}",
+                          disabled=not key)
+            btn.bind(on_release=lambda _b, k=key: self._press(k))
+            keys.add_widget(btn)
+        self.ids.choices.add_widget(keys)
+        self.set_action(self.t("common.confirm"), "staff_pin_ok", self._submit)
+
+    def _press(self, key: str) -> None:
+        self.app.core.touch()
+        if key == "DEL":
+            self.digits = self.digits[:-1]
+        elif key and len(self.digits) < 12:
+            self.digits += key
+        self._dots.text = "●" * len(self.digits) if self.digits else self.t("staff.pin_hint")
+
+    def _submit(self) -> None:
+        pin, self.digits = self.digits, ""
+        self._dots.text = self.t("staff.pin_hint")
+        try:
+            ok = self.desk.unlock(pin)
+        except Exception as exc:  # locked out after wrong PINs
+            self.fail(exc)
+            return
+        if ok:
+            self._history = []
+            self.go_step("jobs", remember=False)
+        else:
+            self.failed, self.status = True, self.t("staff.wrong_pin")
+
+    # --- jobs ---------------------------------------------------------------------------------------------------
+    def show_jobs(self) -> None:
+        self.heading = self.t("staff.jobs_title")
+        self.working()
+        self.app.core.workers.submit(self.desk.jobs, on_result=self._jobs, on_error=self.fail)
+
+    def _jobs(self, jobs: list[Any]) -> None:
+        note, self._note = getattr(self, "_note", ""), ""
+        count = self.t("staff.jobs_count", count=len(jobs)) if jobs else self.t("staff.jobs_none")
+        self.ok(f"{note}  ·  {count}" if note else count)
+        if self.step != "jobs":
+            return
+        self.clear()
+        app = self.app
+        for i, job in enumerate(jobs):
+            when = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
+            self.add_label(self.t("staff.job_line", kind=self.t(f"staff.kind.{job.kind}"), summary=job.summary,
+                                  at=when, state=self.t(f"staff.state.{job.state}"), reason=job.reason or "—", count=job.reprint_count),
+                           aid=f"staff_job_{i}")
+            row = BoxLayout(size_hint_y=None, height=max(app.fs(2.4), 90), spacing=app.fs(0.4))
+            for action in job.actions:
+                btn = KButton(text=self.t(f"staff.action.{action}"), aid=f"staff_{action}_{i}",
+                              primary=action in ("reprint", "handed_over"))
+                btn.bind(on_release=lambda _b, j=job, a=action: self._act(j, a))
+                row.add_widget(btn)
+            self.ids.choices.add_widget(row)
+
+    def _act(self, job: Any, action: str) -> None:
+        if self.busy:
+            return
+        self.app.core.touch()
+        self.working()
+        if action == "reprint":
+            self.app.core.workers.submit(self.desk.reprint, job.id, on_result=lambda _r: self._acted("reprinted"),
+                                         on_error=self.fail)
+        else:
+            self.app.core.workers.submit(self.desk.settle, job.id, action, on_result=lambda _r: self._acted("settled"),
+                                         on_error=self.fail)
+
+    def _acted(self, what: str) -> None:
+        self.busy = False
+        self._note = self.t(f"staff.done_{what}")   # shown with the refreshed list
+        self.go_step("jobs", remember=False)
+
+    def back(self) -> None:
+        if not self.busy:
+            self.desk.lock()
+            self.app.go("menu")
+
+    def reset(self) -> None:
+        super().reset()
+        self.digits = ""
+        self.desk.lock()
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"staff": StaffScreen}
