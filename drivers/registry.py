@@ -23,6 +23,8 @@ BUILTIN_DRIVERS: dict[str, dict[str, str]] = {
     },
     "licence_printer": {"cups": "drivers.licence_printer.cups_printer:CupsLicencePrinter"},
     "camera": {"opencv": "drivers.camera.opencv_camera:OpenCvCamera"},
+    "payment_pad": {"ecr_serial": "drivers.payment.ecr_pad:EcrPaymentPad"},
+    "qr_scanner": {"serial": "drivers.qr_scanner.serial_scanner:SerialQrScanner"},
 }
 
 

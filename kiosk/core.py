@@ -26,7 +26,10 @@ from kiosk.i18n import Translator
 from kiosk.platform_client import Application, PlatformClient, ServiceDetail
 from kiosk.session import RatingTarget, Session, State
 from kiosk.print_journal import PrintJournal
+from kiosk.outbox import Outbox, OutboxDrainer
+from kiosk.usecases.apply import ApplyFlow
 from kiosk.usecases import identify
+from kiosk.usecases.face_check import FaceCheck
 from kiosk.usecases.printing import PrintService
 from kiosk.voice import Voice
 from kiosk.guide_cache import GuideCache
@@ -96,14 +99,33 @@ class KioskCore:
                                           kiosk_name=profile.kiosk.name.get("zh_CN", ""),
                                           listener=self._on_print_event)
         self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
+        # 人证核验 after the card when the profile has a camera (kiosk/usecases/face_check.py)
+        self.face_check = FaceCheck(profile, self.session, self.platform, devices=self.devices.get,
+                                    workers=self.workers, emit=self._emit, audit=self._audit)
         self._listeners: list[EventListener] = []
         self._watchers: list[Any] = []  # one per card device (ID reader, PC/SC); same CardEvent from each
+        # issue 5: online applications; applications and ratings go through the encrypted outbox
+        self.outbox = Outbox(data_dir / "outbox.sqlite3", data_dir / "outbox.key")
+        self.apply = ApplyFlow(self, self.outbox)  # wipes its state itself when the session ends
+        self.outbox_drainer = OutboxDrainer(self.outbox, listener=self.apply.drained)
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
         self._maintenance: str | None = None
         self.announcement: dict[str, str] | None = None
         self.fleet: Any = None  # kiosk.fleet_link.FleetLink when the profile names a broker
+        # citizen flows (kiosk/usecases): appointments and queue tickets, EMS delivery, e-certificate printing
+        from kiosk.usecases.booking import BookingFlow
+        self.booking = BookingFlow(self)
+        from kiosk.usecases.delivery import DeliveryFlow
+        self.delivery = DeliveryFlow(self)
+        from kiosk.usecases.certificates import CertificatesFlow
+        self.certificates = CertificatesFlow(self)
+        from kiosk.usecases.printing import StaffDesk
+        self.staff_desk = StaffDesk(self.print_service, profile.kiosk.maintenance_pin_hash, audit=self._audit)
         self._started = threading.Event()  # devices opened: health checks before that would report them missing
+        # issue 7: fees — payment journal, reconciler, pad / payment code / phone QR (kiosk/payments)
+        from kiosk.payments.flow import PaymentFlow
+        self.payments = PaymentFlow(self)
 
     # audit ----------------------------------------------------------------------------------------------------------
     def _audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
@@ -143,6 +165,7 @@ class KioskCore:
         """Open devices (starting simulators where the profile says so), start card polling, check health."""
         self.devices.start()
         self._audit("kiosk_start", profile=self.profile.digest)
+        self.payments.reconcile_now()  # settle payments left open by a crash before anyone is served
         reader = self.devices.get("idcard")
         if reader is not None:
             from drivers.idcard.base import CardWatcher
@@ -158,19 +181,25 @@ class KioskCore:
 
             self.fleet = FleetLink(self)
             self.fleet.start()
+        self.face_check.start()
         self._started.set()
         self.check_health()
         self.workers.submit(self._recover_prints)
         self.workers.submit(self.refresh_guides)
+        self.outbox_drainer.start()
 
     def stop(self) -> None:
         for watcher in self._watchers:
             watcher.stop()
         self.end_session("shutdown")
+        self.face_check.close()
         if self.fleet is not None:
             self.fleet.stop()  # explicit death message: operators see a clean shutdown, not a crash
+        self.outbox_drainer.stop()
         self.workers.shutdown()
+        self.payments.close()
         self.print_journal.close()
+        self.outbox.close()
         self.devices.stop()
         self.platform.close()
         self.voice.close()
@@ -317,6 +346,8 @@ class KioskCore:
             self._emit("card_error", error=exc)
             return
         self.session.identify(citizen)
+        if self.face_check.begin(citizen):
+            return  # the platform session opens once the face check passes, with face_match
 
         def opened(token: str) -> None:
             if self.session.citizen is citizen:
@@ -384,7 +415,7 @@ class KioskCore:
 
     def my_applications(self, on_result: Callback = None, on_error: Callback = None) -> None:
         citizen = self.session.citizen
-        if citizen is None:
+        if citizen is None or not self.face_check.identity_confirmed():
             if on_error:
                 self.dispatch(lambda: on_error(InvalidSessionState("no identified citizen")))
             return
@@ -490,8 +521,8 @@ class KioskCore:
                 on_result(result)
 
         self.session.touch()
-        self._run("rating", self.platform.submit_rating, target.target_type, target.target_id, stars, tags or [],
-                  comment, token, key, on_result=saved, on_error=on_error)
+        self._run("rating", self.apply.rate, target.target_type, target.target_id, stars, tags or [],
+                  comment, token, key, on_result=saved, on_error=on_error)  # via the outbox: kept if unreachable
 
     def rating_finished(self, continue_service: bool) -> None:
         if self.session.state is State.RATING:

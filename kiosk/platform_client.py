@@ -610,6 +610,9 @@ class PlatformClient:
             if not data["items"] or len(items) >= int(data.get("total", 0)):
                 return items
 
+    def categories(self) -> list[dict[str, Any]]:
+        """Life-event categories: ``[{code, name_zh, name_en, service_count}]``."""
+        return list(self._request("GET", "/api/v1/categories", idempotent=True)["items"])
 
     def application_progress(self, number: str) -> Application:
         return Application.from_json(self._request("GET", f"/api/v1/applications/{number}", idempotent=True))
@@ -762,6 +765,16 @@ class PlatformClient:
     def cancel_payment(self, order_no: str, reason: str = "cancelled at the kiosk") -> PaymentOrder:
         return PaymentOrder.from_json(self._request("POST", f"/api/v1/payment-orders/{order_no}/cancel",
                                                     idempotent=True, json={"reason": reason}))
+
+    def order_qr_url(self, order_no: str) -> str:
+        """What the kiosk shows as a QR for the citizen's phone: the platform cashier page of the order."""
+        return f"{self._http.base_url}".rstrip("/") + f"/cashier/{order_no}"
+
+    def cashier_pay(self, order_no: str, method: str = "wechat_pay") -> PaymentOrder:
+        """What the citizen's wallet app does after scanning :meth:`order_qr_url` (the platform simulates the
+        wallet): used by the demo controls and the tests, never by the kiosk's own flow."""
+        return PaymentOrder.from_json(self._request("PUT", f"/api/v1/cashier/{order_no}/payment", idempotent=True,
+                                                    json={"method": method}))
 
     def reconciliation(self, day: dt.date) -> Reconciliation:
         return Reconciliation.from_json(self._request("GET", "/api/v1/payment-reconciliation", idempotent=True,

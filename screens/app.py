@@ -191,11 +191,14 @@ class KioskApp(App):
 
     # core events ------------------------------------------------------------------------------------------------------
     def _on_core_event(self, name: str, payload: dict[str, Any]) -> None:
-        if name == "identified":
+        if name in ("identified", "face_verified"):
             citizen = self.core.session.citizen
+            if name == "identified" and self.core.face_check.needs_check(citizen):
+                self.go("face_check")   # 人证核验 first: name and personal services show once it passes
+                return
             self.citizen_name = citizen.name_masked if citizen else ""
             self.citizen_id = citizen.id_masked if citizen else ""
-            if self.sm.current in ("attract", "out_of_service", "menu"):
+            if name == "face_verified" or self.sm.current in ("attract", "out_of_service", "menu"):
                 self.go("menu")
         elif name == "card_error" and getattr(payload["error"], "code", "") in ("pin_required", "pin_incorrect"):
             from screens.pin_pad import PinPad

@@ -34,14 +34,27 @@ def main() -> int:
     parser.add_argument("--windowed", action="store_true")
     parser.add_argument("--screenshot", metavar="DIR")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--no-camera", action="store_true",
+                        help="no simulated camera, so no face check after the card (starts faster: no dlib)")
     args = parser.parse_args()
 
     var = ROOT / "var" / "demo"
     var.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    env: dict[str, str] = {}
+    if not args.no_camera:
+        # 人证核验 in the demo: the simulated camera plays a packaged photo blinking and turning, and the platform
+        # serves that same face as the registered photo of every demo identity
+        from drivers.camera.samples import sample_photo_path
+        from drivers.idcard.simulator import load_identities
+
+        photos = workdir / "photos.yaml"
+        photos.write_text(yaml.safe_dump({"identities": {doc.id_number: str(sample_photo_path("astronaut"))
+                                                         for doc in load_identities().values()}}), "utf-8")
+        env["PLATFORM_PHOTOS"] = str(photos)
     platform = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
                                f"sqlite:///{var / 'platform.db'}", "--host", "127.0.0.1", "--port", "0"],
-                              "service-platform", start_timeout=30, cwd=str(ROOT))
+                              "service-platform", start_timeout=30, cwd=str(ROOT), env=env)
     url = platform.endpoints["url"]
     print(f"demo: service platform at {url} (API docs {url}/docs), pid {platform.pid}")
     from fleet.broker import Mosquitto
@@ -63,6 +76,8 @@ def main() -> int:
     profile["platform"]["url"] = url
     profile["kiosk"]["data_dir"] = str(var / "kiosk")
     profile["fleet"] = {"broker_url": broker.url, "verify_key": str(keys / "command-signing.pub")}
+    if not args.no_camera:
+        profile["devices"].setdefault("camera", {"driver": "opencv", "required": False, "simulate": True})
     demo_profile = workdir / "profile.yaml"
     demo_profile.write_text(yaml.safe_dump(profile, allow_unicode=True), "utf-8")
 

@@ -20,6 +20,8 @@ SIMULATORS: dict[str, str] = {
     "smartcard": "drivers.smartcard.simulator:run",  # a virtual card behind pcscd's vpcd reader
     "licence-printer": "drivers.licence_printer.simulator:run",  # a private cupsd with a cups-pdf queue
     "camera": "drivers.camera.simulator:run",  # MJPEG over HTTP from a video, an image folder or a demo clip
+    "payment-pad": "drivers.payment.simulator:run",  # ECR framed bank-card pad + its acquirer host, on a pty
+    "qr-scanner": "drivers.qr_scanner.simulator:run",  # serial QR scanner (one line + CR per code), on a pty
 }
 
 

@@ -18,6 +18,10 @@ SIMULATED_KINDS: dict[str, tuple[str, tuple[str, ...], Callable[[Mapping[str, An
     # needs pcscd running with the vpcd reader (scripts/pcscd.sh); the card process connects to vpcd
     "smartcard": ("smartcard", (), lambda ep: {"reader": ep["reader"]}),
     "licence_printer": ("licence-printer", (), lambda ep: {"server": ep["server"], "queue": ep["queue"]}),
+    "payment_pad": ("payment-pad", ("--pty",), lambda ep: {"port": ep["pty"]}),
+    "qr_scanner": ("qr-scanner", ("--pty",), lambda ep: {"port": ep["pty"]}),
+    # the demo clip (a packaged photo blinking and turning), built on first use; a profile may name other settings
+    "camera": ("camera", ("--demo", "var/demo/camera-live.avi", "--tcp", "127.0.0.1:0"), lambda ep: {"source": ep["url"]}),
 }
 
 
@@ -34,4 +38,4 @@ def placeholder_settings(kind: str) -> dict[str, Any]:
     """The settings a simulator will supply, with stand-in values, for validating a profile before start-up."""
     return settings_from_endpoints(kind, {"pty": "/dev/null", "tcp": "127.0.0.1:9100", "control": "127.0.0.1:1",
                                           "reader": "Virtual PCD 00 00", "server": "/run/cups/cups.sock",
-                                          "queue": "KioskPDF"})
+                                          "queue": "KioskPDF", "url": "http://127.0.0.1:1/stream.mjpg"})

@@ -73,7 +73,8 @@ class KioskUI:
         return path
 
     def simulators(self, wait: Callable[..., Any]) -> dict[str, Any]:
-        return wait(lambda: (lambda s: s if len(s) == 2 else None)(
+        # the card reader and the printer at least (the profile may simulate more devices)
+        return wait(lambda: (lambda s: s if {"idcard", "receipt_printer"} <= set(s) else None)(
             {k: v for k, v in self.ask("simulators").items() if k != "ok"}), what="simulators started")
 
 
