@@ -143,8 +143,10 @@ class IngestClient(mqtt.Client):
 
 
 def make_client(broker: BrokerConfig, client_id: str, *, protocol: int = mqtt.MQTTv5, clean: bool = True,
-                ingest: bool = False, manual_ack: bool = False, connect_timeout: float = 5.0) -> mqtt.Client:
-    cls = IngestClient if ingest else mqtt.Client
+                ingest: bool = False, manual_ack: bool = False, connect_timeout: float = 5.0,
+                cls: type[mqtt.Client] | None = None) -> mqtt.Client:
+    """A paho client set up from ``broker`` (credentials, TLS); ``cls`` a paho Client subclass to build instead."""
+    cls = cls or (IngestClient if ingest else mqtt.Client)
     kwargs: dict[str, Any] = {"client_id": client_id, "protocol": protocol, "manual_ack": manual_ack}
     if protocol != mqtt.MQTTv5:
         kwargs["clean_session"] = clean

@@ -10,6 +10,10 @@ the kiosk sent them, however far behind that controller is. So seq *e* is lost o
 a later message of the same session (none of them can still be holding *e*), or — for a controller that has gone
 quiet — after ``fallback_ms``. Data from a session whose birth nobody logged is judged the same way (the birth is
 seq 0). A gap opens a ``seq_gap`` alert and asks the kiosk for a rebirth, which resets the sequence.
+
+Entries are ``[kiosk, bdSeq, seq, kind, recv]`` or runs ``[kiosk, bdSeq, seq, kind, recv, count]``: ``count``
+consecutive seqs from ``seq`` (kind and receive time of the first; only a run's first message can be a birth). A run
+that continues where its session stands is taken in one step.
 """
 from __future__ import annotations
 
@@ -56,10 +60,11 @@ class SequenceAuditor:
 
     def audit(self, entries: Iterable[tuple[str, list[Any]]], now: int, alive: set[str],
               lookup: Callable[[list[str]], Mapping[str, tuple[int, bool]]]) -> list[tuple[str, str]]:
-        """Take ``(controller, [kiosk, bdSeq, seq, kind, recv])`` entries (kind B = birth); return the gaps found as
+        """Take ``(controller, entry)`` pairs (entries or runs, see the module doc; kind B = birth); return the gaps found as
         ``[(kiosk, detail)]``. ``alive``: controllers heartbeating now; ``lookup``: stored (bdSeq, online) for
         kiosks this auditor has no state for yet."""
         touched: dict[str, list[tuple[str, list[Any]]]] = {}
+        drain = self._drain
         for controller, e in entries:
             touched.setdefault(e[0], []).append((controller, e))
         new = [k for k in touched if k not in self.kiosks]
@@ -78,14 +83,20 @@ class SequenceAuditor:
         gaps: list[tuple[str, str]] = []
         for kiosk, items in touched.items():
             st = self.kiosks[kiosk]
-            for controller, (_k, bd, seq, kind, recv) in items:
-                st.last[controller] = (bd, seq)
+            for controller, e in items:
+                bd, seq, kind, recv = e[1], e[2], e[3], e[4]
+                count = e[5] if len(e) > 5 else 1
                 if kind == "B":
                     if bd != st.bd or seq == 0:
                         st.bd, st.expected = bd, 0
                         st.pending = {key: r for key, r in st.pending.items() if key[0] == bd}
-                st.pending[(bd, seq)] = recv
-                self._drain(st)
+                if count > 1 and not st.pending and st.bd == bd and st.expected == seq:
+                    st.expected = (seq + count) % 256  # the run follows on where the session stands
+                else:
+                    for i in range(count):
+                        st.pending[(bd, (seq + i) % 256)] = recv
+                        drain(st)
+                st.last[controller] = (bd, (seq + count - 1) % 256)
         for kiosk, st in self.kiosks.items():
             while st.pending:
                 gap = self._gap(st, now, alive)

@@ -1,7 +1,8 @@
 """The fleet controller's runtime: MQTT ingest through a shared subscription, batched storage, alert rules, the
 sweeper (offline detection, sequence audit, command delivery and expiry, retention) and signed remote commands.
 
-Threads: paho's network loop (puts raw messages on a queue, nothing else), ``fleet-ingest`` (parses, validates,
+Threads: paho's network loop (parses whole receive buffers of PUBLISH packets, :mod:`fleet.controller.ingest`, and
+puts the raw messages on a queue, nothing else), ``fleet-ingest`` (parses, validates,
 batches, writes one transaction per flush, evaluates rules for the kiosks that moved, then acknowledges the MQTT
 messages — at-least-once end to end, stored once thanks to the unique (kiosk, mid)), ``fleet-sweeper`` (the periodic
 jobs; only the controller holding the ``sweeper`` lease runs them, so several controllers can share one database).
@@ -19,20 +20,27 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import orjson
 import paho.mqtt.client as mqtt
 
 from fleet import protocol as P
 from fleet.controller import rules as R
 from fleet.controller.audit import SequenceAuditor
+from fleet.controller.ingest import PublishItem, make_ingest_client
 from fleet.controller.store import Batch, Store
-from fleet.mqtt import BrokerConfig, make_client
+from fleet.mqtt import BrokerConfig
 from fleet.signing import CommandSigner
 
 log = logging.getLogger("fleet.controller")
 
-_decode = json.JSONDecoder().raw_decode
-_NO_HOST = (None, None, None, None)
+_loads = orjson.loads  # bytes → objects; invalid UTF-8, trailing data, NaN and > 64-bit integers are errors
+_TOPIC_CACHE_MAX = 100_000
+_NO_HOST = (None, (None, None, None, None), False)  # host JSON, its time-series columns, disk low
 REWRITE_S = 30.0
+#: controllers heartbeating this recently still count for the sequence audit: one that stalled (a long pause, all
+#: controllers frozen together) is waited for instead of its backlog being taken for lost; one that died is only
+#: waited for until the audit's fallback (``audit_fallback_ms`` after the message), so a wide window costs nothing
+ALIVE_WINDOW_MS = 60_000
 SUBSCRIPTIONS = ("birth", "death", "data", "alarm", "cmd-result/+")
 ALARM_RULE = {"paper_out": "paper_out", "paper_near_end": "paper_near_end", "device_fault": "device_fault",
               "device_offline": "device_fault"}
@@ -58,6 +66,17 @@ class ControllerConfig:
     state_topic: str = P.CONTROLLER_STATE_TOPIC
 
 
+@dataclass(frozen=True, slots=True)
+class _DeviceSet:
+    """A kiosk's last ``devices`` object and what it makes: device rows without mid and times (per kind), the
+    time-series columns (paper code, pages, cards read, devices in fault), the kinds in an unusual state."""
+
+    models: dict[str, Any]
+    rows: dict[str, tuple]
+    sample: tuple[int | None, int | None, int | None, int]
+    unusual: frozenset[str]
+
+
 class FleetController:
     def __init__(self, config: ControllerConfig, store: Store | None = None) -> None:
         self.config = config
@@ -70,7 +89,10 @@ class FleetController:
         self.stats: dict[str, Any] = {"received": 0, "processed": 0, "stored": 0, "duplicates": 0, "malformed": 0,
                                       "malformed_by_reason": {}, "flushes": 0, "db_errors": 0, "gaps": 0,
                                       "rebirths_requested": 0, "forged_results": 0, "connects": 0}
-        self._inbox: deque[tuple[str, bytes, int, int, int, int]] = deque()
+        self._inbox: deque[tuple[bytes | str, bytes, int, int, int, int]] = deque()
+        self._state_topic_b = config.state_topic.encode()
+        self._topics: dict[bytes | str, tuple[str, str, str | None]] = {}
+        self._kiosk_devices: dict[str, _DeviceSet] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._generation = 0
@@ -94,8 +116,8 @@ class FleetController:
 
     # lifecycle -------------------------------------------------------------------------------------------------
     def start(self) -> "FleetController":
-        client = make_client(self.broker, f"fleet-controller-{self.id}"[:64], protocol=mqtt.MQTTv311, clean=True,
-                             ingest=True, manual_ack=True)  # QoS 1 acknowledged once in the database
+        # QoS 1 acknowledged once in the database
+        client = make_ingest_client(self.broker, f"fleet-controller-{self.id}"[:64], manual_ack=True)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(0.2, 5)
@@ -103,7 +125,8 @@ class FleetController:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_raw_publish = self._on_raw_publish  # the fast path (MQTT 3.1.1, QoS 0/1)
+        client.on_publish_batch = self._on_publish_batch  # the fast path (MQTT 3.1.1, QoS 0/1, whole buffers)
+        client.on_raw_publish = self._on_raw_publish  # single packets paho read itself
         client.on_subscribe = lambda *_a: self._subscribed.set()
         self._client = client
         client.connect_async(self.broker.host, self.broker.port, keepalive=20)
@@ -161,17 +184,26 @@ class FleetController:
         if not self._stopping.is_set():
             log.warning("controller lost the broker (%s); reconnecting", rc)
 
+    def _on_publish_batch(self, items: list[PublishItem]) -> None:
+        recv = int(time.time() * 1000)
+        gen = self._generation
+        state = self._state_topic_b
+        out = [(topic, payload, mid, qos, recv, gen) for topic, payload, mid, qos in items if topic != state]
+        if len(out) != len(items):
+            for topic, payload, mid, qos in items:
+                if topic == state:
+                    self._on_raw_publish(topic, payload, mid, qos)
+        self._inbox.extend(out)
+        self.stats["received"] += len(out)
+
     def _on_raw_publish(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
-        try:
-            name = topic.decode("utf-8")
-        except UnicodeDecodeError:
-            name = "?"
-        if name == self.config.state_topic:
+        topic, payload = bytes(topic), bytes(payload)  # paho's packet buffer is a bytearray (unhashable, mutable)
+        if topic == self._state_topic_b:
             self._on_state(payload)
             if qos and self._client is not None:
                 self._client.ack_many([mid])  # type: ignore[attr-defined]
             return
-        self._inbox.append((name, payload, mid, qos, int(time.time() * 1000), self._generation))
+        self._inbox.append((topic, payload, mid, qos, int(time.time() * 1000), self._generation))
         self.stats["received"] += 1
 
     def _on_state(self, payload: bytes) -> None:
@@ -198,14 +230,15 @@ class FleetController:
         self.stats["received"] += 1
 
     # ingest ----------------------------------------------------------------------------------------------------
-    def _malformed(self, reason: str, topic: str) -> None:
+    def _malformed(self, reason: str, topic: bytes | str) -> None:
         self.stats["malformed"] += 1
         by = self.stats["malformed_by_reason"]
         by[reason] = by.get(reason, 0) + 1
         now = time.monotonic()
         if now - self._last_malformed_log > 5:
             self._last_malformed_log = now
-            log.warning("dropped malformed message on %s: %s (%d so far)", topic[:120], reason,
+            name = topic.decode("utf-8", "replace") if isinstance(topic, bytes) else topic
+            log.warning("dropped malformed message on %s: %s (%d so far)", name[:120], reason,
                         self.stats["malformed"])
 
     def _ingest_loop(self) -> None:
@@ -242,6 +275,7 @@ class FleetController:
                     client.ack_many([mid for mid, qos, gen in acks if qos == 1 and gen == generation])  # type: ignore[attr-defined]
 
     def _flush(self, batch: Batch, count: int) -> None:
+        self._settle(batch)
         delay = 0.5
         while True:
             try:
@@ -267,17 +301,28 @@ class FleetController:
         with self.processed_event:
             self.processed_event.notify_all()
 
-    def _process(self, batch: Batch, topic: str, raw: bytes, recv: int) -> None:
-        parsed = P.parse_topic(topic)
+    def _parse_topic(self, topic: bytes | str) -> tuple[str, str, str | None]:
+        parsed = self._topics.get(topic)
+        if parsed is not None:
+            return parsed
+        try:
+            name = topic.decode("utf-8") if isinstance(topic, bytes) else topic
+        except UnicodeDecodeError:
+            raise P.PayloadError("bad_topic") from None
+        parsed = P.parse_topic(name)
         if parsed is None:
             raise P.PayloadError("bad_topic")
-        kiosk_id, kind, command_id = parsed
+        if parsed[2] is None:  # one per kiosk and kind (command results carry an id each: not kept)
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        return parsed
+
+    def _process(self, batch: Batch, topic: bytes | str, raw: bytes, recv: int) -> None:
+        kiosk_id, kind, command_id = self._parse_topic(topic)
         try:
-            text = raw.decode("utf-8")
-            payload, end = _decode(text)
-            if end != len(text) and text[end:].strip():
-                raise ValueError("trailing data")
-        except (ValueError, UnicodeDecodeError):
+            payload = _loads(raw)
+        except (ValueError, TypeError):
             raise P.PayloadError("not_json") from None
         P.check_envelope(kind, kiosk_id, payload)
         if kind == "death":
@@ -298,31 +343,19 @@ class FleetController:
                                   "reason": P.scrub_text(payload.get("reason") or "", 200),
                                   "data": payload.get("data") if isinstance(payload.get("data"), dict) else {},
                                   "recv": recv})
-            batch.seq_entries.append([kiosk_id, bd, seq, "R", recv])
+            batch.log_seq(kiosk_id, bd, seq, "R", recv)
             return
         devices = payload.get("devices") or {}
-        rows = {}
-        models = self._model_cache
-        paper = pages = cards = None
-        faults = 0
-        for k, m in devices.items():
-            cached = models.get((kiosk_id, k))
-            if cached is None or cached[0] != m:
-                cached = models[(kiosk_id, k)] = (m, *self._device_row(kiosk_id, k, m))
-            rows[k] = cached[1] + (mid, recv, recv)
-            d_paper, d_pages, d_cards, d_fault = cached[2]
-            if d_paper is not None:
-                paper = d_paper if paper is None else min(paper, d_paper)
-            if d_pages is not None:
-                pages = (pages or 0) + d_pages
-            if d_cards is not None:
-                cards = (cards or 0) + d_cards
-            faults += d_fault
+        dset = self._kiosk_devices.get(kiosk_id)
+        if dset is None or dset.models != devices:  # most messages repeat the kiosk's last device set
+            dset = self._kiosk_devices[kiosk_id] = self._device_set(kiosk_id, devices)
+        rows8 = dset.rows
+        paper, pages, cards, faults = dset.sample
         reason = payload.get("reason")
         kc = "B" if kind == "birth" else ("A" if kind == "alarm" else ("H" if reason == "heartbeat" else "D"))
         host = payload.get("host")
         counters = payload.get("counters")
-        host_json, host_metrics = self._host(kiosk_id, host) if type(host) is dict else (None, _NO_HOST)
+        _host_json, host_metrics, disk_low = self._host(kiosk_id, host) if type(host) is dict else _NO_HOST
         sessions = counters.get("sessions") if type(counters) is dict else None
         ts = payload["ts"]
         if abs(ts - recv) > 172_800_000 and not payload.get("historical"):
@@ -330,7 +363,7 @@ class FleetController:
         batch.samples.append((kiosk_id, ts, recv, mid, bd, seq, kc, paper,
                               sessions if type(sessions) is int else None, pages, cards,
                               faults if kc in ("B", "H") else None, *host_metrics))
-        batch.seq_entries.append([kiosk_id, bd, seq, kc, recv])
+        batch.log_seq(kiosk_id, bd, seq, kc, recv)
         if kind == "birth":
             ident = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
             cmds = payload.get("commands") if isinstance(payload.get("commands"), list) else []
@@ -350,57 +383,36 @@ class FleetController:
                     "host": json.dumps(host if isinstance(host, dict) else {}),
                     "counters": json.dumps(counters if isinstance(counters, dict) else {}),
                     "devices": {k: {"state": r[2], "paper": r[3], "error_code": r[4], "error_text": r[5],
-                                    "counters": r[6], "xfs": r[7]} for k, r in rows.items()},
+                                    "counters": r[6], "xfs": r[7]} for k, r in rows8.items()},
                 }
-            for k, r in rows.items():
+            mono = time.monotonic()
+            for k, r in rows8.items():
                 self._device_cache[(kiosk_id, k)] = (r[2], r[3], r[4])
-                self._written[(kiosk_id, k)] = (r[:8], time.monotonic())
+                self._written[(kiosk_id, k)] = (r, mono)
             batch.candidates.add(kiosk_id)
             return
         historical = bool(payload.get("historical"))
-        if historical:
-            # sent from the kiosk's outbox after the broker was unreachable: history (time series, events), never
-            # latest state — the birth that came before it in this session already carried the newer state
-            rows = {}
-            host_json = counters = None
-        mono = time.monotonic()
-        written = self._written
-        for k, row in rows.items():
-            key = (kiosk_id, k)
-            sig = (row[2], row[3], row[4])
-            unusual = row[2] != "ok" or row[3] not in (None, "ok")
-            if self._device_cache.get(key) != sig or unusual:
-                batch.candidates.add(kiosk_id)
-            self._device_cache[key] = sig
-            # a device row unchanged since this controller last wrote it is not written again — for at most
-            # REWRITE_S, so that another controller's write of an older state is overwritten in bounded time
-            # (at once for anything an alert looks at: unusual states and kiosks with open alerts)
-            last = written.get(key)
-            if last is not None and last[0] == row[:8] and mono - last[1] < REWRITE_S and not unusual \
-                    and kiosk_id not in self._open_alert_kiosks:
-                continue
-            prev_row = batch.devices.get(key)
-            if prev_row is None or prev_row[8] < mid:
-                batch.devices[key] = row
-                written[key] = (row[:8], mono)
-        fields: dict[str, Any] = {}
         if not historical:
-            if payload.get("service") in P.SERVICE_MODES:
-                fields["service"] = payload["service"]
-            if payload.get("announcement"):
-                fields["announcement"] = P.scrub_text(payload["announcement"], 200)
-        if isinstance(counters, dict):
-            fields["counters"] = self._json(kiosk_id, "counters", counters)
-        if host_json is not None:
-            fields["host"] = host_json
-            pct, mb = host.get("disk_free_pct"), host.get("disk_free_mb")  # type: ignore[union-attr]
-            if (isinstance(pct, (int, float)) and pct < self.config.rules.disk_low_pct) or \
-                    (isinstance(mb, (int, float)) and mb < self.config.rules.disk_low_mb):
+            # sent from the kiosk's outbox after the broker was unreachable (historical): history (time series,
+            # events), never latest state — the birth that came before it already carried the newer state.
+            # Latest state is settled once per kiosk and flush (:meth:`_settle`): only the newest message counts.
+            if disk_low:
                 batch.candidates.add(kiosk_id)
-        if fields:
-            prev_f = batch.kiosk_fields.get(kiosk_id)
-            if prev_f is None or prev_f["mid"] < mid:
-                batch.kiosk_fields[kiosk_id] = {"mid": mid, **fields}
+            latest = batch.latest.get(kiosk_id)
+            if latest is None:
+                latest = batch.latest[kiosk_id] = [[[dset, mid, recv]], None]
+            else:
+                run = latest[0][-1]
+                if run[0] is dset:  # the same device set as the kiosk's message before: keep the newest
+                    if mid > run[1]:
+                        run[1], run[2] = mid, recv
+                else:
+                    latest[0].append([dset, mid, recv])
+            service, announcement = payload.get("service"), payload.get("announcement")
+            if service in P.SERVICE_MODES or announcement or isinstance(counters, dict) or type(host) is dict:
+                src = latest[1]
+                if src is None or src[0] < mid:
+                    latest[1] = (mid, service, announcement, counters, host)
         if kind == "alarm":
             if not historical:
                 batch.candidates.add(kiosk_id)
@@ -417,6 +429,54 @@ class FleetController:
                 if active and code in ALARM_RULE and not historical:
                     batch.alarm_hits.add((kiosk_id, ALARM_RULE[code], device))
 
+    def _settle(self, batch: Batch) -> None:
+        """The latest state from this flush's messages (births aside), once per kiosk: device rows newest per device
+        (by the kiosk's message number), the kiosk's fields from its newest message that has any; and which kiosks
+        the alert rules must look at (a device state changed along the way, or is unusual)."""
+        mono = time.monotonic()
+        written = self._written
+        device_cache = self._device_cache
+        candidates = batch.candidates
+        for kiosk_id, (runs, src) in batch.latest.items():
+            alerted = kiosk_id in self._open_alert_kiosks
+            # device sets in arrival order (a run: consecutive messages with the same set, and the newest of them)
+            newest: dict[str, tuple[int, int, tuple, bool]] = {}
+            for dset, mid, recv in runs:
+                for k, row in dset.rows.items():
+                    key = (kiosk_id, k)
+                    sig = (row[2], row[3], row[4])
+                    unusual = k in dset.unusual
+                    if unusual or device_cache.get(key) != sig:
+                        candidates.add(kiosk_id)
+                        device_cache[key] = sig
+                    cur = newest.get(k)
+                    if cur is None or cur[0] < mid:
+                        newest[k] = (mid, recv, row, unusual)
+            for k, (mid, recv, row, unusual) in newest.items():
+                key = (kiosk_id, k)
+                # a device row unchanged since this controller last wrote it is not written again — for at most
+                # REWRITE_S, so that another controller's write of an older state is overwritten in bounded time
+                # (at once for anything an alert looks at: unusual states and kiosks with open alerts)
+                last = written.get(key)
+                if last is not None and mono - last[1] < REWRITE_S and not unusual and not alerted and \
+                        (last[0] is row or last[0] == row):
+                    continue
+                batch.devices[key] = row + (mid, recv, recv)
+                written[key] = (row, mono)
+            if src is not None:  # the kiosk's own fields, from its newest message carrying any
+                mid, service, announcement, counters, host = src
+                fields: dict[str, Any] = {"mid": mid}
+                if service in P.SERVICE_MODES:
+                    fields["service"] = service
+                if announcement:
+                    fields["announcement"] = P.scrub_text(announcement, 200)
+                if isinstance(counters, dict):
+                    fields["counters"] = self._json(kiosk_id, "counters", counters)
+                if type(host) is dict:
+                    fields["host"] = self._host(kiosk_id, host)[0]
+                batch.kiosk_fields[kiosk_id] = fields
+        batch.latest.clear()
+
     def _json(self, kiosk_id: str, name: str, value: Any) -> str:
         cached = self._json_cache.get((kiosk_id, name))
         if cached is not None and cached[0] == value:
@@ -424,6 +484,30 @@ class FleetController:
         text = json.dumps(value, ensure_ascii=False)
         self._json_cache[(kiosk_id, name)] = (value, text)
         return text
+
+    def _device_set(self, kiosk_id: str, devices: dict[str, Any]) -> "_DeviceSet":
+        """What a message's ``devices`` make: the device rows, the time-series columns, which are unusual."""
+        models = self._model_cache
+        rows: dict[str, tuple] = {}
+        unusual: set[str] = set()
+        paper = pages = cards = None
+        faults = 0
+        for k, m in devices.items():
+            cached = models.get((kiosk_id, k))
+            if cached is None or cached[0] != m:
+                cached = models[(kiosk_id, k)] = (m, *self._device_row(kiosk_id, k, m))
+            row = rows[k] = cached[1]
+            if row[2] != "ok" or row[3] not in (None, "ok"):
+                unusual.add(k)
+            d_paper, d_pages, d_cards, d_fault = cached[2]
+            if d_paper is not None:
+                paper = d_paper if paper is None else min(paper, d_paper)
+            if d_pages is not None:
+                pages = (pages or 0) + d_pages
+            if d_cards is not None:
+                cards = (cards or 0) + d_cards
+            faults += d_fault
+        return _DeviceSet(devices, rows, (paper, pages, cards, faults), frozenset(unusual))
 
     @staticmethod
     def _device_row(kiosk_id: str, kind: str, m: Mapping[str, Any]) -> tuple[tuple, tuple]:
@@ -445,7 +529,7 @@ class FleetController:
                    cards if type(cards) is int else None, 1 if m["state"] in ("fault", "offline") else 0)
         return row, contrib
 
-    def _host(self, kiosk_id: str, host: dict[str, Any]) -> tuple[str, tuple]:
+    def _host(self, kiosk_id: str, host: dict[str, Any]) -> tuple[str, tuple, bool]:
         cached = self._json_cache.get((kiosk_id, "host"))
         if cached is not None and cached[0] == host:
             return cached[1]
@@ -453,9 +537,13 @@ class FleetController:
         def num(v: Any) -> float | None:
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
+        pct, mb = host.get("disk_free_pct"), host.get("disk_free_mb")
+        rules = self.config.rules
+        disk_low = (isinstance(pct, (int, float)) and pct < rules.disk_low_pct) or \
+            (isinstance(mb, (int, float)) and mb < rules.disk_low_mb)
         value = (json.dumps(host, ensure_ascii=False),
-                 (num(host.get("cpu_temp_c")), num(host.get("disk_free_pct")), num(host.get("mem_used_pct")),
-                  num(host.get("platform_latency_ms"))))
+                 (num(host.get("cpu_temp_c")), num(pct), num(host.get("mem_used_pct")),
+                  num(host.get("platform_latency_ms"))), bool(disk_low))
         self._json_cache[(kiosk_id, "host")] = (host, value)
         return value
 
@@ -543,7 +631,7 @@ class FleetController:
         if rows:
             self._audit_cursor = max(r[1] for r in rows)
         entries = self._auditor.feed_rows(rows, now)
-        alive = self.store.alive_controllers(now - 10_000) | {self.id}
+        alive = self.store.alive_controllers(now - ALIVE_WINDOW_MS) | {self.id}
         gaps = self._auditor.audit(entries, now, alive, self.store.kiosk_sessions)
         for kiosk_id, detail in gaps:
             self.stats["gaps"] += 1

@@ -12,7 +12,7 @@ Tables
   operators   dashboard users (scrypt password hashes)
   leases      which controller runs the periodic jobs (sweeper, sequence audit)
   controllers each controller process's ingest counters
-  seq_log     per-flush (kiosk, bdSeq, seq) lists for the cross-controller sequence audit (kept a minute)
+  seq_log     per-flush (kiosk, bdSeq, seq) runs for the cross-controller sequence audit (kept two minutes)
   settings    shared secrets (dashboard session key)
 
 All times are integer milliseconds since the epoch (UTC).
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import orjson
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, and_,
                         create_engine, delete, event, func, insert, inspect, or_, select, text, update)
 from sqlalchemy.engine import Connection, Engine
@@ -232,12 +233,26 @@ class Batch:
     devices: dict[tuple[str, str], tuple] = field(default_factory=dict)   # (kiosk, kind) → row, newest mid
     events: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
-    seq_entries: list[list[Any]] = field(default_factory=list)
+    seq_entries: list[list[Any]] = field(default_factory=list)  # runs: [kiosk, bdSeq, seq, kind, recv, count]
+    seq_runs: dict[str, list[Any]] = field(default_factory=dict)   # kiosk → its last run in seq_entries
     candidates: set[str] = field(default_factory=set)
     alarm_hits: set[tuple[str, str, str]] = field(default_factory=set)    # (kiosk, rule, device) re-reported
+    # kiosk → [[device set, newest mid, its recv] per run of messages, (mid, service, announcement, counters, host)
+    # of the newest message with kiosk fields]: what the controller settles latest state from before writing
+    latest: dict[str, list[Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples) + len(self.deaths) + len(self.results)
+
+    def log_seq(self, kiosk_id: str, bd: int, seq: int, kind: str, recv: int) -> None:
+        """Log a message's (bdSeq, seq) for the sequence audit: consecutive seqs of one kiosk in this batch make one
+        run ``[kiosk, bdSeq, first seq, first kind, first recv, count]`` (a birth always starts a new run)."""
+        run = self.seq_runs.get(kiosk_id)
+        if run is not None and kind != "B" and run[1] == bd and (run[2] + run[5]) & 255 == seq:
+            run[5] += 1
+            return
+        run = self.seq_runs[kiosk_id] = [kiosk_id, bd, seq, kind, recv, 1]
+        self.seq_entries.append(run)
 
 
 class Store:
@@ -346,13 +361,14 @@ class Store:
                 cols = ",".join(SAMPLE_COLUMNS)
                 marks = ",".join([self.ph] * len(SAMPLE_COLUMNS))
                 if self.is_sqlite:
-                    sql = f"INSERT OR IGNORE INTO {name} ({cols}) VALUES ({marks})"
+                    cur = conn.exec_driver_sql(f"INSERT OR IGNORE INTO {name} ({cols}) VALUES ({marks})", rows)
+                    stored += max(cur.rowcount, 0)
                 else:
-                    sql = f"INSERT INTO {name} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
-                cur = conn.exec_driver_sql(sql, rows)
-                stored += max(cur.rowcount, 0)
+                    stored += self._copy_samples(conn, name, rows, again=len(by_day) > 1)
             self._ensure_kiosks(conn, set(batch.kiosk_seen) | {d[0] for d in batch.deaths}, now)
-            for kiosk_id, birth in batch.births.items():
+            # rows in kiosk order: controllers sharing a PostgreSQL database then lock them in the same order
+            # (arrival order differs between controllers and made their transactions deadlock)
+            for kiosk_id, birth in sorted(batch.births.items()):
                 self._apply_birth(conn, kiosk_id, birth)
             if batch.kiosk_seen:
                 # one statement per kiosk: liveness always, its own fields only from a newer message
@@ -364,7 +380,7 @@ class Store:
                     "host = CASE WHEN kiosk_mid < ? THEN COALESCE(?, host) ELSE host END, "
                     "kiosk_mid = GREATEST(kiosk_mid, ?) WHERE kiosk_id = ?"))
                 rows_k = []
-                for k, (seen_at, seen_mid) in batch.kiosk_seen.items():
+                for k, (seen_at, seen_mid) in sorted(batch.kiosk_seen.items()):
                     f = batch.kiosk_fields.get(k) or {}
                     fm = f.get("mid", -1)
                     rows_k.append((seen_at, seen_mid, fm, f.get("service"), fm, f.get("announcement"), fm,
@@ -380,7 +396,7 @@ class Store:
                     "devices.state = excluded.state AND COALESCE(devices.paper, '') = COALESCE(excluded.paper, '') "
                     "AND COALESCE(devices.error_code, '') = COALESCE(excluded.error_code, '') "
                     "THEN devices.changed_at ELSE excluded.changed_at END WHERE excluded.mid > devices.mid")),
-                    list(batch.devices.values()))
+                    [batch.devices[key] for key in sorted(batch.devices)])
             for kiosk_id, bd, recv, reason in batch.deaths:
                 conn.execute(update(kiosks).where(and_(kiosks.c.kiosk_id == kiosk_id, kiosks.c.bd_seq == bd,
                                                        kiosks.c.online.is_(True)))
@@ -398,12 +414,28 @@ class Store:
                 conn.execute(insert(events), forged)
             if batch.seq_entries:
                 conn.execute(insert(seq_log).values(ingested_at=now, controller=controller_id,
-                                                    entries=json.dumps(batch.seq_entries, separators=(",", ":"))))
+                                                    entries=orjson.dumps(batch.seq_entries).decode()))
         return {"stored": stored, "duplicates": len(batch.samples) - stored, "forged": len(forged)}
+
+    @staticmethod
+    def _copy_samples(conn: Connection, name: str, rows: list[tuple], again: bool = False) -> int:
+        """PostgreSQL: COPY the rows into a temporary table (emptied at commit), then one INSERT … SELECT that skips
+        what is stored already (a redelivery, an outbox replay); returns how many were new. ``again``: another day
+        of this batch may have used the table in this transaction."""
+        cols = ",".join(SAMPLE_COLUMNS)
+        with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS samples_in (LIKE {name}) ON COMMIT DELETE ROWS")
+            if again:
+                cur.execute("DELETE FROM samples_in")
+            with cur.copy(f"COPY samples_in ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM samples_in ON CONFLICT DO NOTHING")
+            return max(cur.rowcount, 0)
 
     def _ensure_kiosks(self, conn: Connection, ids: Iterable[str], now: int) -> None:
         """A row for every kiosk heard from (data may arrive before its birth, e.g. after a controller restart)."""
-        missing = [k for k in ids if k not in self._known_kiosks]
+        missing = sorted(k for k in ids if k not in self._known_kiosks)
         if not missing:
             return
         sql = self._sql("newkiosk", (
@@ -583,7 +615,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(seq_log.c.id, seq_log.c.ingested_at, seq_log.c.controller, seq_log.c.entries)
                                 .where(seq_log.c.ingested_at >= since_ms).order_by(seq_log.c.id)).all()
-        return [(r.id, r.ingested_at, r.controller, json.loads(r.entries)) for r in rows]
+        return [(r.id, r.ingested_at, r.controller, orjson.loads(r.entries)) for r in rows]
 
     def alive_controllers(self, since_ms: int) -> set[str]:
         with self.engine.connect() as conn:

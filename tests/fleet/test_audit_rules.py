@@ -2,11 +2,13 @@
 processes elsewhere)."""
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
 from typing import Any
 
 from fleet.controller import rules as R
 from fleet.controller.audit import SequenceAuditor
+from fleet.controller.store import Batch
 
 NOW = 1_000_000
 
@@ -71,6 +73,54 @@ def test_a_quiet_controller_is_waited_for_only_until_the_fallback() -> None:
     a.audit(entries("c1", "K", 1, [0, 1]), NOW, alive, no_lookup)
     assert a.audit(entries("c1", "K", 1, [3], recv=NOW), NOW + 1_000, alive, no_lookup) == []
     assert a.audit([], NOW + 11_000, alive, no_lookup) == [("K", "bdSeq 1: expected seq 2, got 3")]
+
+
+def test_runs_logged_per_flush_audit_exactly_like_single_entries() -> None:
+    """What a controller logs per flush (Batch.log_seq: consecutive seqs of a kiosk as one run) finds the same gaps,
+    at the same audit, as one entry per message — over streams with losses, redeliveries, rebirths, the wrap at 256
+    and two controllers taking turns."""
+    for seed in range(40):
+        rng = random.Random(seed)
+        messages: list[tuple[str, int, int, str]] = []  # kiosk, bdSeq, seq, kind
+        for kiosk_id in ("K1", "K2", "K3"):
+            bd, seq = rng.randrange(256), 0
+            messages.append((kiosk_id, bd, 0, "B"))
+            for _ in range(rng.randrange(50, 700)):
+                r = rng.random()
+                if r < 0.01:
+                    bd, seq = (bd + 1) % 256, 0
+                    messages.append((kiosk_id, bd, 0, "B"))
+                    continue
+                seq = (seq + 1) % 256
+                if r < 0.03:
+                    continue  # lost on the way
+                messages.append((kiosk_id, bd, seq, "D"))
+                if r < 0.05:
+                    messages.append((kiosk_id, bd, seq, "D"))  # redelivered
+        rng.shuffle(messages)  # kiosks interleave; each kiosk's own order is restored below
+        messages.sort(key=lambda m: m[0])
+        by_kiosk = {k: [m for m in messages if m[0] == k] for k in ("K1", "K2", "K3")}
+        stream = [m for group in zip(*by_kiosk.values()) for m in group]
+        singles, runs = SequenceAuditor(), SequenceAuditor()
+        now, pos, turn = NOW, 0, 0
+        while pos < len(stream):
+            round_singles: list[tuple[str, list[Any]]] = []
+            round_runs: list[tuple[str, list[Any]]] = []
+            for _flush in range(rng.randrange(1, 4)):
+                ctrl = ("c1", "c2")[turn % 2]
+                turn += 1
+                take = stream[pos:pos + rng.randrange(1, 120)]
+                pos += len(take)
+                batch = Batch()
+                for k, bd, seq, kind in take:
+                    round_singles.append((ctrl, [k, bd, seq, kind, now]))
+                    batch.log_seq(k, bd, seq, kind, now)
+                round_runs += [(ctrl, e) for e in batch.seq_entries]
+            now += 1_000
+            expected = singles.audit(round_singles, now, {"c1", "c2"}, no_lookup)
+            assert runs.audit(round_runs, now, {"c1", "c2"}, no_lookup) == expected, seed
+        assert {k: (st.bd, st.expected, st.pending) for k, st in runs.kiosks.items()} == \
+            {k: (st.bd, st.expected, st.pending) for k, st in singles.kiosks.items()}
 
 
 def kiosk(**kw: Any) -> SimpleNamespace:
