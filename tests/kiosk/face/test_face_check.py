@@ -304,9 +304,15 @@ def test_core_journey_card_then_face_check_then_my_applications(make_profile, ca
         assert isinstance(refused.get(timeout=5), InvalidSessionState), "no personal service before the check"
 
         done: "queue.Queue[Any]" = queue.Queue()
-        core.face_check.attempt(on_done=done.put, on_error=done.put)
-        outcome = done.get(timeout=60)
-        assert isinstance(outcome, FaceOutcome) and outcome.next == "verified", outcome
+        for _ in range(core.face_check.max_attempts):
+            # on a loaded machine the analysed frames can miss a gesture: the citizen then simply tries again,
+            # as the policy allows — the journey must end verified within the attempts
+            core.face_check.attempt(on_done=done.put, on_error=done.put)
+            outcome = done.get(timeout=60)
+            assert isinstance(outcome, FaceOutcome), outcome
+            if outcome.next != "retry" or outcome.reason_code != "liveness_timeout":
+                break
+        assert outcome.next == "verified", outcome
         next_event("face_verified")
         apps: "queue.Queue[Any]" = queue.Queue()
         core.my_applications(on_result=apps.put, on_error=apps.put)
