@@ -1,7 +1,10 @@
 """Public catalogue reads: life-event categories, service list/search, service guide (办事指南)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+import time
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -29,6 +32,29 @@ def search_doc(svc: Service) -> SearchDoc:
                      pinyin_key=svc.search_pinyin)
 
 
+#: how long a process keeps its index of the catalogue (services change only when the catalogue is re-seeded)
+INDEX_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class IndexedService:
+    doc: SearchDoc
+    summary: ServiceSummary
+
+
+def catalogue_index(request: Request, db: Session) -> list[IndexedService]:
+    """Every service's search document and summary in catalogue order, built once per ``INDEX_TTL_S`` per process:
+    a search then ranks in memory instead of loading and decoding the whole catalogue from the database each time."""
+    cached = getattr(request.app.state, "catalogue_index", None)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    services = db.scalars(select(Service).options(selectinload(Service.categories))
+                          .order_by(Service.position, Service.id)).all()
+    index = [IndexedService(search_doc(s), service_summary(s)) for s in services]
+    request.app.state.catalogue_index = (time.monotonic() + INDEX_TTL_S, index)
+    return index
+
+
 @router.get("/categories", response_model=CategoryList, summary="Life-event categories")
 def list_categories(db: Session = Depends(get_db)) -> CategoryList:
     counts = dict(db.execute(select(service_categories.c.category_code, func.count())
@@ -41,6 +67,7 @@ def list_categories(db: Session = Depends(get_db)) -> CategoryList:
 @router.get("/services", response_model=ServiceList, responses=error_responses(422),
             summary="List or search services")
 def list_services(
+    request: Request,
     db: Session = Depends(get_db),
     q: str | None = Query(default=None, max_length=50,
                           description="Chinese text, pinyin initials (gjj) or full pinyin (gongjijin); "
@@ -51,14 +78,13 @@ def list_services(
 ) -> ServiceList:
     """Without ``q``: catalogue order. With ``q``: best match first (exact name > name prefix > pinyin initials /
     full pinyin > keywords, English name, department). An unknown category simply matches nothing."""
-    stmt = select(Service).options(selectinload(Service.categories)).order_by(Service.position, Service.id)
+    services = catalogue_index(request, db)
     if category:
-        stmt = stmt.where(Service.categories.any(Category.code == category))
-    services = list(db.scalars(stmt).all())
+        services = [s for s in services if category in s.summary.categories]
     if q and q.strip():
-        services = [svc for _score, svc in rank(q, [(search_doc(s), s) for s in services])]  # type: ignore[misc]
+        services = [svc for _score, svc in rank(q, [(s.doc, s) for s in services])]  # type: ignore[misc]
     page = services[offset:offset + limit]
-    return ServiceList(items=[service_summary(s) for s in page], total=len(services))
+    return ServiceList(items=[s.summary for s in page], total=len(services))
 
 
 @router.get("/services/{code}", response_model=ServiceDetail, responses=error_responses(404),
