@@ -567,6 +567,8 @@ class ApplyResultScreen(KScreen):
     status = StringProperty("")
     submitted = BooleanProperty(False)
     busy = BooleanProperty(False)
+    #: the pending payment order of this application's fee ("" when nothing is to be paid now)
+    fee_order = StringProperty("")
 
     def on_go(self, **_: Any) -> None:
         app = _app()
@@ -574,6 +576,8 @@ class ApplyResultScreen(KScreen):
         outcome = app.core.apply.outcome
         self.status = ""
         self.busy = False
+        orders = ((outcome.result or {}).get("payment_orders") or []) if outcome is not None else []
+        self.fee_order = orders[0]["order_no"] if orders else ""
         if outcome is None:
             return
         self.submitted = outcome.status == "submitted"
@@ -592,6 +596,11 @@ class ApplyResultScreen(KScreen):
             self.headline = t("apply.result.queued")
             self.number_text = t("apply.result.reference", reference=outcome.reference)
             self.detail = t("apply.result.queued_detail")
+
+    def pay_fee(self) -> None:
+        """The application has a fee: pay it now on the payment screen (its order is already at the platform)."""
+        if self.fee_order:
+            _app().go("payment", order_no=self.fee_order)
 
     def print_receipt(self) -> None:
         app = _app()
@@ -612,7 +621,7 @@ class ApplyResultScreen(KScreen):
         _app().core.apply.finish()
 
     def reset(self) -> None:
-        self.headline = self.number_text = self.detail = self.status = ""
+        self.headline = self.number_text = self.detail = self.status = self.fee_order = ""
         self.submitted = self.busy = False
 
 

@@ -127,7 +127,10 @@ def filed_result(filed: FiledApplication) -> dict[str, Any]:
             "promised_date": p.promised_date, "outstanding": filed.outstanding,
             "supplement_due": filed.supplement_due,
             "materials": [{"index": m.index, "name": m.name, "status": m.status, "source": m.source}
-                          for m in filed.materials]}
+                          for m in filed.materials],
+            # fees to pay now (the result screen offers the payment screen for them)
+            "payment_orders": [{"order_no": o.order_no, "amount_fen": o.amount_fen} for o in filed.payment_orders
+                               if o.status == "pending"]}
 
 
 def application_sender(platform: PlatformClient) -> Callable[[dict[str, Any], str, dt.datetime], dict[str, Any]]:

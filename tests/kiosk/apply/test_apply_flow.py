@@ -2,6 +2,9 @@
 e-certificate with one tap → pre-review → submit → number → printed receipt → rating; against the real platform."""
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import pytest
 
 from kiosk.errors import InvalidSessionState
@@ -55,6 +58,7 @@ def test_apply_pre_review_submit_print_and_rate(harness, call, platform_server, 
     before = max_id(platform_server)
     outcome = call(flow.submit)
     assert outcome.status == "submitted" and outcome.number and flow.step is Step.RESULT
+    assert outcome.result["payment_orders"] == [], "a free service: nothing to pay"
     assert new_rows(platform_server, before, CHEN_ID) == [(outcome.number, "birth-registration")]
     assert core.outbox.get(flow.item.id).payload is None, "nothing personal kept once submitted"
 
@@ -123,3 +127,26 @@ def test_going_back_to_correct_the_form(harness, call):
     assert flow.finish_form() == []
     flow.to_review()
     assert flow.step is Step.REVIEW
+
+
+def test_a_filed_fee_keeps_its_order_for_the_payment_screen(platform_server):
+    """A driving-licence renewal (10 yuan) filed through the outbox sender: the result the kiosk keeps names the
+    pending order (the result screen's "pay the fee" opens the payment screen with it); a free service names none."""
+    from kiosk.platform_client import MaterialRef, PlatformClient
+    from kiosk.usecases.apply import application_sender
+
+    client = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    try:
+        token = client.open_citizen_session("230202197511053015", "王建国", "resident_id", face_match=True).token
+        certs = {c.type_code: c.id for c in client.my_e_certificates(token)}
+        materials = [MaterialRef(1, e_certificate_id=certs["driving_licence"]),
+                     MaterialRef(2, e_certificate_id=certs["health_exam"]), MaterialRef(3, defer=True)]
+        result = application_sender(client)(
+            {"token": token, "service_code": "driving-licence-renewal", "commitment": True,
+             "form": {"licence_file_no": "230200123456", "pickup": "window", "phone": "13905520004"},
+             "materials": [m.to_json() for m in materials]}, str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc))
+        (order,) = result["payment_orders"]
+        assert order["amount_fen"] == 1000
+        assert client.payment_order(order["order_no"]).application_number == result["number"]
+    finally:
+        client.close()
