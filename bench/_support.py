@@ -1,8 +1,10 @@
 """What the kiosk benchmarks share: a reference platform on a free port, the simulated profile pointed at it, RSS."""
 from __future__ import annotations
 
+import queue
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,6 +31,28 @@ def simulated_profile(work: Path, platform_url: str, demo_controls: bool = False
     path = work / "profile.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
     return path
+
+
+def call(method: Any, *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
+    """Run a core method that answers through ``on_result``/``on_error``; return its result or raise its error."""
+    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
+    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)), **kwargs)
+    ok, value = box.get(timeout=timeout)
+    if not ok:
+        raise value
+    return value
+
+
+def started_core(work: Path, platform_url: str) -> tuple[Any, "queue.Queue[str]"]:
+    """A started kiosk core on the simulated profile, and a queue of its ``identified``/``card_error`` events."""
+    from device_profiles.loader import load_profile
+    from kiosk.core import KioskCore
+
+    core = KioskCore(load_profile(simulated_profile(work, platform_url), environ={}))
+    identified: "queue.Queue[str]" = queue.Queue()
+    core.subscribe(lambda name, payload: identified.put(name) if name in ("identified", "card_error") else None)
+    core.start()
+    return core, identified
 
 
 def rss_mb(pid: int | str = "self") -> float:

@@ -15,21 +15,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _support import simulated_profile, start_platform  # noqa: E402
+from _support import call, started_core, start_platform  # noqa: E402
 
-from device_profiles.loader import load_profile  # noqa: E402
 from kiosk.core import KioskCore  # noqa: E402
 
 IDENTITIES = ["zhang", "li", "chen", "yang", "zhao"]
-
-
-def call(method: Any, *args: Any, **kwargs: Any) -> Any:
-    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
-    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)), **kwargs)
-    ok, value = box.get(timeout=30)
-    if not ok:
-        raise value
-    return value
 
 
 def timed_submit(core: KioskCore, identity: str, identified: "queue.Queue[str]") -> tuple[float, Any]:
@@ -64,10 +54,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-apply-"))
     platform = start_platform(work)
-    core = KioskCore(load_profile(simulated_profile(work, platform.endpoints["url"]), environ={}))
-    identified: "queue.Queue[str]" = queue.Queue()
-    core.subscribe(lambda name, payload: identified.put(name) if name in ("identified", "card_error") else None)
-    core.start()
+    core, identified = started_core(work, platform.endpoints["url"])
     try:
         online: list[float] = []
         for i in range(args.runs):

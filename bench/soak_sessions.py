@@ -6,31 +6,18 @@ from __future__ import annotations
 
 import argparse
 import gc
-import queue
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _support import rss_mb, simulated_profile, start_platform  # noqa: E402
+from _support import call, rss_mb, started_core, start_platform  # noqa: E402
 
-from device_profiles.loader import load_profile  # noqa: E402
-from kiosk.core import KioskCore  # noqa: E402
 
 IDENTITIES = ["zhang", "li", "chen", "yang", "zhao", "huang_hk"]
 
 
-
-
-def call(method: Any, *args: Any) -> Any:
-    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
-    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)))
-    ok, value = box.get(timeout=30)
-    if not ok:
-        raise value
-    return value
 
 
 def main() -> int:
@@ -39,10 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     platform = start_platform(work)
-    core = KioskCore(load_profile(simulated_profile(work, platform.endpoints["url"]), environ={}))
-    identified: "queue.Queue[str]" = queue.Queue()
-    core.subscribe(lambda name, payload: identified.put(name) if name in ("identified", "card_error") else None)
-    core.start()
+    core, identified = started_core(work, platform.endpoints["url"])
     reader = core.devices.simulators["idcard"]
     printer = core.devices.simulators["receipt_printer"]
     baseline = None

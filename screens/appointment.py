@@ -28,6 +28,9 @@ class FlowScreen(KScreen):
     action_aid = StringProperty("flow_action")
     done_text = StringProperty("")
     prefix = "flow"
+    #: the core's use case this screen shows (``app.core.<flow_name>``), and the step ``on_go`` starts at
+    flow_name = ""
+    first_step = "home"
 
     def on_kv_post(self, base_widget: Any) -> None:
         self.step = ""
@@ -102,8 +105,21 @@ class FlowScreen(KScreen):
         self.busy, self.failed = False, True
         self.status = self.error_text(exc)
 
+    @property
+    def flow(self) -> Any:
+        return getattr(self.app.core, self.flow_name)
+
     def error_text(self, exc: BaseException) -> str:
-        return self.app.core.translator.error_text(exc)
+        flow_text = getattr(self.flow, "error_text", None) if self.flow_name else None
+        return flow_text(exc) if flow_text else self.app.core.translator.error_text(exc)
+
+    def forget(self) -> None:
+        """Drop what the citizen chose or was shown (called when the screen opens and at session end)."""
+
+    def on_go(self, **_: Any) -> None:
+        self.forget()
+        self.done_text = ""
+        self.start(self.first_step)
 
     def start(self, first: str) -> None:
         self._history = []
@@ -128,13 +144,14 @@ class AppointmentScreen(FlowScreen):
     ticket_service · ticketed."""
 
     prefix = "booking"
+    flow_name = "booking"
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
         self.title_key = "booking.title"
-        self._clear_choice()
+        self.forget()
 
-    def _clear_choice(self) -> None:
+    def forget(self) -> None:
         self.halls: list[Any] = []
         self.hall = self.service = self.day = self.slot = None
         self.booked = self.ticketed = self.appointment = None
@@ -143,17 +160,6 @@ class AppointmentScreen(FlowScreen):
         self.days: list[Any] = []
         self.ticket_mode = False
 
-    @property
-    def flow(self) -> Any:
-        return self.app.core.booking
-
-    def error_text(self, exc: BaseException) -> str:
-        return self.flow.error_text(exc)
-
-    def on_go(self, **_: Any) -> None:
-        self._clear_choice()
-        self.done_text = ""
-        self.start("home")
 
     # --- steps --------------------------------------------------------------------------------------------------
     def show_home(self) -> None:
@@ -369,7 +375,7 @@ class AppointmentScreen(FlowScreen):
 
     def reset(self) -> None:
         super().reset()
-        self._clear_choice()
+        self.forget()
 
 
 #: the screens this module adds to the shell (name → class); the app collects every module's SCREENS

@@ -12,27 +12,17 @@ class CertificatesScreen(FlowScreen):
     """Steps: home (the list) · detail · printed."""
 
     prefix = "certificates"
+    flow_name = "certificates"
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
         self.title_key = "certificates.title"
-        self._forget()
+        self.forget()
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         self.certs: list[Any] = []
         self.cert = self.printed = None
 
-    @property
-    def flow(self) -> Any:
-        return self.app.core.certificates
-
-    def error_text(self, exc: BaseException) -> str:
-        return self.flow.error_text(exc)
-
-    def on_go(self, **_: Any) -> None:
-        self._forget()
-        self.done_text = ""
-        self.start("home")
 
     def validity(self, cert: Any) -> str:
         if cert.status != "valid":
@@ -112,7 +102,7 @@ class CertificatesScreen(FlowScreen):
 
     def reset(self) -> None:
         super().reset()
-        self._forget()
+        self.forget()
 
 
 #: the screens this module adds to the shell (name → class); the app collects every module's SCREENS

@@ -31,15 +31,16 @@ class DeliveryScreen(FlowScreen):
     """Steps: home · consent · address · confirm · ordered · deliveries · tracking."""
 
     prefix = "delivery"
+    flow_name = "delivery"
     phone = StringProperty("")
     street = StringProperty("")
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
         self.title_key = "delivery.title"
-        self._forget()
+        self.forget()
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         """Drop everything the citizen gave or was shown (personal data)."""
         self.application = self.consent = self.ordered = self.delivery = None
         self.agreed = False
@@ -48,17 +49,6 @@ class DeliveryScreen(FlowScreen):
         self.region = default_region(profile.kiosk.district if profile is not None else "")
         self.overview = None
 
-    @property
-    def flow(self) -> Any:
-        return self.app.core.delivery
-
-    def error_text(self, exc: BaseException) -> str:
-        return self.flow.error_text(exc)
-
-    def on_go(self, **_: Any) -> None:
-        self._forget()
-        self.done_text = ""
-        self.start("home")
 
     # --- steps --------------------------------------------------------------------------------------------------
     def show_home(self) -> None:
@@ -247,7 +237,7 @@ class DeliveryScreen(FlowScreen):
     def reset(self) -> None:
         OnScreenKeyboard.close_all()  # a keyboard left open holds what the citizen typed
         super().reset()
-        self._forget()
+        self.forget()
 
 
 #: the screens this module adds to the shell (name → class); the app collects every module's SCREENS

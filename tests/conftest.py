@@ -77,17 +77,45 @@ class PlatformServer:
             return conn.execute(sql, params).fetchall()
 
 
+def start_platform_server(folder: Path, photos: dict[str, str] | None = None) -> PlatformServer:
+    """``service-platform serve`` on a free loopback port with a fresh SQLite file in ``folder``; ``photos`` maps ID
+    numbers to image files served as their registered photos (face checks need a real face)."""
+    env = {"PLATFORM_DEMO_KIOSK_KEY": DEMO_KIOSK_KEY}
+    if photos:
+        env["PLATFORM_PHOTOS"] = str(folder / "photos.yaml")
+        (folder / "photos.yaml").write_text(yaml.safe_dump({"identities": photos}), "utf-8")
+    db = folder / "platform.db"
+    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
+                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30, env=env)
+    return PlatformServer(proc, db)
+
+
+@pytest.fixture(scope="session")
+def make_platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., PlatformServer]]:
+    """``make_platform_server(photos=None)``: another platform (stopped at the end of the session); a module
+    overrides ``platform_server`` with one when it needs other seed data, e.g. real registered photos."""
+    started: list[PlatformServer] = []
+
+    def make(photos: dict[str, str] | None = None) -> PlatformServer:
+        server = start_platform_server(tmp_path_factory.mktemp("platform"), photos)
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.proc.stop()
+
+
 @pytest.fixture(scope="session")
 def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformServer]:
     """The reference service platform on a free loopback port with a fresh SQLite file."""
-    db = tmp_path_factory.mktemp("platform") / "platform.db"
-    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
-                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30,
-                          env={"PLATFORM_DEMO_KIOSK_KEY": DEMO_KIOSK_KEY})
+    server = start_platform_server(tmp_path_factory.mktemp("platform"))
     try:
-        yield PlatformServer(proc, db)
+        yield server
     finally:
-        proc.stop()
+        server.proc.stop()
 
 
 @pytest.fixture

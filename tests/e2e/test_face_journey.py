@@ -6,17 +6,14 @@ built at test time from real face photos that ship in packages (tests/data/READM
 astronaut photo as 张明华's registered photo."""
 from __future__ import annotations
 
-import sqlite3
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
 
 from drivers.camera import synthetic as synth
 from drivers.camera.samples import load_sample_photo, sample_photo_path
-from drivers.sim.process import ManagedProcess, SimulatorProcess
+from drivers.sim.process import SimulatorProcess
 from kiosk.face.worker import FaceWorker
 
 pytestmark = pytest.mark.e2e
@@ -31,29 +28,10 @@ FACE = {"challenges": ["blink", "turn_left"], "max_attempts": 3, "attempt_timeou
         "liveness": {"step_timeout_s": 8}}
 
 
-class PhotoPlatform:
-    def __init__(self, proc: ManagedProcess, db: Path) -> None:
-        self.proc, self.url, self.db = proc, proc.endpoints["url"], db
-
-    def query(self, sql: str, *params: Any) -> list[tuple]:
-        with sqlite3.connect(self.db) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
 @pytest.fixture(scope="module")
-def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhotoPlatform]:
+def platform_server(make_platform_server):
     """Overrides the shared platform for this module: same seed, 张明华's registered photo is a real face."""
-    folder = tmp_path_factory.mktemp("photo-platform")
-    photos = folder / "photos.yaml"
-    photos.write_text(yaml.safe_dump({"identities": {ZHANG_ID: str(sample_photo_path("astronaut"))}}), "utf-8")
-    db = folder / "platform.db"
-    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
-                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30,
-                          env={"PLATFORM_DEMO_KIOSK_KEY": KIOSK_KEY, "PLATFORM_PHOTOS": str(photos)})
-    try:
-        yield PhotoPlatform(proc, db)
-    finally:
-        proc.stop()
+    return make_platform_server(photos={ZHANG_ID: str(sample_photo_path("astronaut"))})
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,9 @@
 (pinyin initials too), and guides served from the copy with its date while the platform is down."""
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -15,27 +14,22 @@ from kiosk.errors import PlatformUnavailable
 from kiosk.guide_cache import GuideCache, GuideNotCached
 from kiosk.platform_client import PlatformClient
 
-KEY = "cache-test-key"
-DEMO_KIOSK_KEY = "test-kiosk-key"   # tests/conftest.py's platform_server
+KEY = "test-kiosk-key"   # tests/conftest.py's platforms
 
 
 @pytest.fixture
-def own_platform(tmp_path: Path) -> Iterator[ManagedProcess]:
+def own_platform(make_platform_server: Callable[..., Any]) -> ManagedProcess:
     """A platform of this test's own, so that the test can take it down."""
-    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
-                           f"sqlite:///{tmp_path / 'platform.db'}", "--host", "127.0.0.1", "--port", "0"],
-                          "service-platform", start_timeout=30, env={"PLATFORM_DEMO_KIOSK_KEY": KEY})
-    yield proc
-    proc.stop()
+    return make_platform_server().proc
 
 
-def client(url: str, key: str = KEY) -> PlatformClient:
-    return PlatformClient(url, "KSK-340302-0001", key, timeout_s=2.0, retries=0)
+def client(url: str) -> PlatformClient:
+    return PlatformClient(url, "KSK-340302-0001", KEY, timeout_s=2.0, retries=0)
 
 
 def test_the_copy_holds_the_whole_catalogue_and_searches_like_the_platform(platform_server: Any,
                                                                            tmp_path: Path) -> None:
-    platform = client(platform_server.url, DEMO_KIOSK_KEY)
+    platform = client(platform_server.url)
     cache = GuideCache(tmp_path / "guides.sqlite3")
     try:
         assert cache.stale() and cache.refreshed_at is None
@@ -84,7 +78,7 @@ def test_a_failed_refresh_keeps_yesterdays_copy(own_platform: ManagedProcess, tm
 
 
 def test_one_refresh_at_a_time(platform_server: Any, tmp_path: Path) -> None:
-    platform = client(platform_server.url, DEMO_KIOSK_KEY)
+    platform = client(platform_server.url)
     cache = GuideCache(tmp_path / "guides.sqlite3")
     counts: list[int] = []
     try:
@@ -103,8 +97,8 @@ def test_the_kiosk_shows_guides_from_its_copy_while_the_platform_is_down(
         own_platform: ManagedProcess, make_profile: Callable[..., Path], wait_for: Callable[..., Any]) -> None:
     from kiosk.core import KioskCore
 
-    profile = load_profile(make_profile(platform__url=own_platform.endpoints["url"], platform__retries=0,
-                                        platform__kiosk_key=KEY), environ={})
+    profile = load_profile(make_profile(platform__url=own_platform.endpoints["url"], platform__retries=0),
+                           environ={})
     core = KioskCore(profile)
     results: list[Any] = []
     errors: list[BaseException] = []

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import queue
-import sqlite3
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -17,7 +15,7 @@ from device_profiles.loader import load_profile, parse_profile
 from drivers.camera.opencv_camera import OpenCvCamera
 from drivers.camera.samples import sample_photo_path
 from drivers.idcard.simulator import load_identities
-from drivers.sim.process import ManagedProcess, SimulatorProcess
+from drivers.sim.process import SimulatorProcess
 from kiosk.core import KioskCore
 from kiosk.errors import InvalidSessionState
 from kiosk.face.config import FaceSettings
@@ -33,31 +31,10 @@ KIOSK_KEY = "test-kiosk-key"
 ZHANG_ID = "340302195803172018"   # the holder: the platform's registered photo of zhang is the astronaut photo
 
 
-class PhotoPlatform:
-    """The reference platform whose registry photo of 张明华 is a real face photo (the astronaut)."""
-
-    def __init__(self, proc: ManagedProcess, db: Path) -> None:
-        self.proc, self.url, self.db = proc, proc.endpoints["url"], db
-
-    def query(self, sql: str, *params: Any) -> list[tuple]:
-        with sqlite3.connect(self.db) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
 @pytest.fixture(scope="module")
-def platform_server(tmp_path_factory: pytest.TempPathFactory, face_packages: None) -> Iterator[PhotoPlatform]:
-    """Overrides the shared platform for this module (``make_profile`` points at it): same seed, real photo."""
-    folder = tmp_path_factory.mktemp("photo-platform")
-    photos = folder / "photos.yaml"
-    photos.write_text(yaml.safe_dump({"identities": {ZHANG_ID: str(sample_photo_path("astronaut"))}}), "utf-8")
-    db = folder / "platform.db"
-    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
-                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30,
-                          env={"PLATFORM_DEMO_KIOSK_KEY": KIOSK_KEY, "PLATFORM_PHOTOS": str(photos)})
-    try:
-        yield PhotoPlatform(proc, db)
-    finally:
-        proc.stop()
+def platform_server(make_platform_server, face_packages: None):
+    """Overrides the shared platform for this module: same seed, 张明华's registered photo is a real face."""
+    return make_platform_server(photos={ZHANG_ID: str(sample_photo_path("astronaut"))})
 
 
 def profile_data(platform_url: str, camera: dict[str, Any] | None) -> dict[str, Any]:
@@ -81,7 +58,7 @@ def flow_settings(**changes: Any) -> FaceSettings:
 class Flow:
     """A FaceCheck wired as the core wires it, with its events, audit entries and a swappable camera."""
 
-    def __init__(self, platform: PhotoPlatform, verifier: FaceVerifier, camera: OpenCvCamera | None) -> None:
+    def __init__(self, platform: Any, verifier: FaceVerifier, camera: OpenCvCamera | None) -> None:
         self.profile = parse_profile(profile_data(platform.url, {"driver": "opencv",
                                                                  "settings": {"source": "unused.avi"}}), environ={})
         self.session = Session()
@@ -118,7 +95,7 @@ class Flow:
 
 
 @pytest.fixture
-def flow(platform_server: PhotoPlatform, face_worker) -> Iterator[Callable[..., Flow]]:
+def flow(platform_server: Any, face_worker) -> Iterator[Callable[..., Flow]]:
     made: list[Flow] = []
 
     def make(camera: OpenCvCamera | None, **settings: Any) -> Flow:
