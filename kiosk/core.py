@@ -413,27 +413,36 @@ class KioskCore:
         self._run("query_progress", self.platform.application_progress, number.strip().upper(),
                   on_result=on_result, on_error=on_error)
 
-    def my_applications(self, on_result: Callback = None, on_error: Callback = None) -> None:
+    def citizen_token(self, fresh: bool = False) -> str:
+        """The identified citizen's platform session token (blocking: call it on a worker). Refused until the card
+        holder is confirmed (face check, where the kiosk has one); waits for the session being opened after the card
+        read or the face check instead of opening a second; ``fresh`` opens a new one (the previous expired). A
+        session opened here carries the face check's result, as the first one did."""
         citizen = self.session.citizen
         if citizen is None or not self.face_check.identity_confirmed():
+            raise InvalidSessionState("no identified citizen")
+        pending = self.session.data.scratch.get("token_future")
+        if not fresh and pending is not None and not citizen.platform_token:
+            try:
+                citizen.platform_token = pending.result(timeout=self.profile.platform.timeout_s * 3)
+            except Exception:  # noqa: BLE001 - that attempt failed: open one below
+                pass
+        token = "" if fresh else citizen.platform_token
+        if not token:
+            face = self.session.data.scratch.get("face_result")
+            token = identify.open_platform_session(self.platform, citizen,
+                                                   face_match=bool(face.get("match")) if face else None)
+        citizen.platform_token = token
+        return token
+
+    def my_applications(self, on_result: Callback = None, on_error: Callback = None) -> None:
+        if self.session.citizen is None or not self.face_check.identity_confirmed():
             if on_error:
                 self.dispatch(lambda: on_error(InvalidSessionState("no identified citizen")))
             return
         self.session.begin_service()
-
-        pending = self.session.data.scratch.get("token_future")
-
-        def fetch() -> list[Application]:
-            if pending is not None and not citizen.platform_token:
-                try:
-                    citizen.platform_token = pending.result(timeout=self.profile.platform.timeout_s * 3)
-                except Exception:  # that attempt failed: try once more below
-                    pass
-            token = citizen.platform_token or identify.open_platform_session(self.platform, citizen)
-            citizen.platform_token = token
-            return self.platform.my_applications(token)
-
-        self._run("my_applications", fetch, on_result=on_result, on_error=on_error)
+        self._run("my_applications", lambda: self.platform.my_applications(self.citizen_token()),
+                  on_result=on_result, on_error=on_error)
 
     def status_texts(self) -> dict[str, str]:
         codes = ("received", "accepted", "in_review", "supplement_required", "decided", "rejected", "delivered")

@@ -24,7 +24,6 @@ from kiosk.errors import InvalidSessionState, KioskError
 from kiosk.payments.journal import PaymentJournal
 from kiosk.payments.service import Channel, PaymentConfig, PaymentOutcome, PaymentService, ReconcileReport
 from kiosk.platform_client import PaymentOrder
-from kiosk.usecases import identify
 
 if TYPE_CHECKING:
     from kiosk.core import KioskCore
@@ -157,25 +156,14 @@ class PaymentFlow:
         self.core._run("payment_find", self.service.find_order, order_no, on_result=on_result, on_error=on_error)
 
     def my_unpaid(self, on_result: Callback = None, on_error: Callback = None) -> None:
-        citizen = self.core.session.citizen
-        if citizen is None:
+        """The identified citizen's unpaid orders (refused before the face check confirms the card holder)."""
+        if self.core.session.citizen is None or not self.core.face_check.identity_confirmed():
             if on_error:
                 self.core.dispatch(lambda: on_error(InvalidSessionState("no identified citizen")))
             return
         self.core.session.begin_service()
-        pending = self.core.session.data.scratch.get("token_future")
-
-        def fetch() -> list[PaymentOrder]:
-            if pending is not None and not citizen.platform_token:
-                try:
-                    citizen.platform_token = pending.result(timeout=self.core.profile.platform.timeout_s * 3)
-                except Exception:
-                    pass
-            token = citizen.platform_token or identify.open_platform_session(self.core.platform, citizen)
-            citizen.platform_token = token
-            return self.service.unpaid_orders(token)
-
-        self.core._run("payment_list", fetch, on_result=on_result, on_error=on_error)
+        self.core._run("payment_list", lambda: self.service.unpaid_orders(self.core.citizen_token()),
+                       on_result=on_result, on_error=on_error)
 
     def texts(self, order: PaymentOrder) -> dict[str, str]:
         """What the confirmation shows, each line translated (amount in yuan from fen)."""

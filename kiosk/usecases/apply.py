@@ -29,7 +29,6 @@ from kiosk.outbox import DrainReport, Outbox, OutboxItem
 from kiosk.platform_client import (ECertificate, FiledApplication, FormPrefill, Material, MaterialRef, PlatformClient,
                                    PreReview, PreReviewFailed, ServiceDetail, ServiceSummary)
 from kiosk.session import RatingTarget
-from kiosk.usecases import identify
 
 log = logging.getLogger(__name__)
 Callback = Callable[[Any], None] | None
@@ -243,20 +242,11 @@ class ApplyFlow:
         self.core.workers.submit(fn, on_result=done, on_error=failed)
 
     def _token(self) -> str:
-        """The citizen session token (waiting for the one being opened after the card read)."""
-        citizen = self.core.session.citizen
-        face_check = getattr(self.core, "face_check", None)
-        if citizen is None or (face_check is not None and not face_check.identity_confirmed()):
-            raise InvalidSessionState("applying needs an identified citizen")
-        pending = self.core.session.data.scratch.get("token_future")
-        if pending is not None and not citizen.platform_token:
-            try:
-                citizen.platform_token = pending.result(timeout=self.core.profile.platform.timeout_s * 3)
-            except Exception:  # that attempt failed: open one now
-                pass
-        if not citizen.platform_token:
-            citizen.platform_token = identify.open_platform_session(self.core.platform, citizen)
-        return citizen.platform_token
+        """The citizen session token (blocking; see :meth:`KioskCore.citizen_token`)."""
+        try:
+            return self.core.citizen_token()
+        except InvalidSessionState:
+            raise InvalidSessionState("applying needs an identified citizen") from None
 
     def _detail(self, code: str) -> ServiceDetail:
         detail = self._details.get(code)

@@ -31,7 +31,6 @@ from kiosk.errors import CitizenSessionExpired, InvalidSessionState, PlatformRej
 from kiosk.i18n import table
 from kiosk.platform_client import Appointment, Hall, QueueTicket, ServiceSummary, Slot
 from kiosk.session import RatingTarget
-from kiosk.usecases import identify
 
 if TYPE_CHECKING:
     from kiosk.core import KioskCore
@@ -74,28 +73,15 @@ class CoreFlow:
     @property
     def identified(self) -> bool:
         """A card was read (and, where the kiosk checks faces, the face check confirmed it)."""
-        if self.core.session.citizen is None:
-            return False
-        check = getattr(self.core, "face_check", None)
-        confirmed = getattr(check, "identity_confirmed", None)
-        return confirmed() if callable(confirmed) else True
+        return self.core.session.citizen is not None and self.core.face_check.identity_confirmed()
 
     def token(self, fresh: bool = False) -> str:
-        """The citizen's platform token (blocking: on a worker). Waits for the session the card read is opening,
-        else opens one; ``fresh`` opens a new one (the previous expired)."""
-        citizen = self.core.session.citizen
-        if citizen is None or not self.identified:
-            raise NotIdentified("no identified citizen")
-        pending = self.core.session.data.scratch.get("token_future")
-        if not fresh and pending is not None and not citizen.platform_token:
-            try:
-                citizen.platform_token = pending.result(timeout=self.core.profile.platform.timeout_s * 3)
-            except Exception:  # that attempt failed: open one below
-                pass
-        token = "" if fresh else citizen.platform_token
-        token = token or identify.open_platform_session(self.core.platform, citizen)
-        citizen.platform_token = token
-        return token
+        """The citizen's platform token (blocking: on a worker); ``fresh`` opens a new session (the previous
+        expired). See :meth:`KioskCore.citizen_token`."""
+        try:
+            return self.core.citizen_token(fresh)
+        except InvalidSessionState:
+            raise NotIdentified("no identified citizen") from None
 
     def with_token(self, fn: Callable[[str], T]) -> T:
         """``fn(token)``; once more with a new platform session if the first one expired."""

@@ -35,6 +35,7 @@ from kiosk.errors import KioskError, error_code
 from kiosk.face.config import FaceSettings
 from kiosk.face.policy import Decision, FaceSession, Next
 from kiosk.face.verifier import FaceEvent, FaceVerifier, VerificationResult
+from kiosk.usecases import identify
 
 log = logging.getLogger(__name__)
 
@@ -331,11 +332,9 @@ class FaceCheck:
 
     def _open_platform_session(self, check: _Check) -> None:
         citizen = check.citizen
-        doc = citizen.document
-        kind = getattr(getattr(doc, "kind", None), "value", str(getattr(doc, "kind", "")))
 
         def open_session() -> str:
-            return self._platform.open_citizen_session(doc.id_number, doc.name, kind, face_match=True).token
+            return identify.open_platform_session(self._platform, citizen, face_match=True)
 
         def opened(token: str) -> None:
             if self._session.citizen is citizen:

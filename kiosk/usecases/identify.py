@@ -19,8 +19,9 @@ def citizen_from_document(document: Any, today: date | None = None, source: str 
                    source=source)
 
 
-def open_platform_session(platform: PlatformClient, citizen: Citizen) -> str:
-    """Ask the platform for a citizen session token (card identification; face verification comes later)."""
+def open_platform_session(platform: PlatformClient, citizen: Citizen, face_match: bool | None = None) -> str:
+    """Ask the platform for a citizen session token: card identification, with the face check's result when the
+    kiosk made one (``None``: no face check on this kiosk)."""
     doc = citizen.document
     kind = getattr(doc.kind, "value", str(doc.kind))
-    return platform.open_citizen_session(doc.id_number, doc.name, kind).token
+    return platform.open_citizen_session(doc.id_number, doc.name, kind, face_match=face_match).token

@@ -257,7 +257,8 @@ def camera_sim(clips) -> Iterator[SimulatorProcess]:
         sim.stop()
 
 
-def test_core_journey_card_then_face_check_then_my_applications(make_profile, camera_sim, clock, face_packages):
+def test_core_journey_card_then_face_check_then_my_applications(make_profile, camera_sim, clock, face_packages,
+                                                                 platform_server):
     profile = load_profile(make_profile(devices__camera={"driver": "opencv",
                                                          "settings": {"source": camera_sim.endpoints["url"]}},
                                         face={"challenges": ["blink", "turn_left"],
@@ -279,6 +280,10 @@ def test_core_journey_card_then_face_check_then_my_applications(make_profile, ca
         refused: "queue.Queue[Any]" = queue.Queue()
         core.my_applications(on_result=refused.put, on_error=refused.put)
         assert isinstance(refused.get(timeout=5), InvalidSessionState), "no personal service before the check"
+        core.payments.my_unpaid(on_result=refused.put, on_error=refused.put)
+        assert isinstance(refused.get(timeout=5), InvalidSessionState), "no unpaid orders before the check"
+        with pytest.raises(InvalidSessionState):
+            core.citizen_token()
 
         done: "queue.Queue[Any]" = queue.Queue()
         for _ in range(core.face_check.max_attempts):
@@ -295,5 +300,9 @@ def test_core_journey_card_then_face_check_then_my_applications(make_profile, ca
         core.my_applications(on_result=apps.put, on_error=apps.put)
         got = apps.get(timeout=15)
         assert isinstance(got, list) and got, got
+        # a platform session opened again later (the first expired) still carries the face check's result
+        assert core.citizen_token(fresh=True)
+        assert platform_server.query("SELECT verification_method, face_match FROM citizen_sessions WHERE "
+                                     "id_number = ? ORDER BY id DESC LIMIT 1", ZHANG_ID) == [("card+face", 1)]
     finally:
         core.stop()
