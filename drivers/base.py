@@ -188,3 +188,12 @@ class Device(abc.ABC):
     def self_test(self) -> DeviceStatus:
         """A technician's self-test; by default a status query."""
         return self.status()
+
+
+def mask_pan(pan: str) -> str:
+    """A bank card number as it may be shown or stored: first 6 and last 4 digits, stars between (PCI DSS 3.4),
+    ``6228480402564890018`` → ``622848*********0018``; too short to leave anything hidden: all stars."""
+    digits = "".join(c for c in pan if c.isdigit())
+    if len(digits) < 12:
+        return "*" * len(digits)
+    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]

@@ -186,6 +186,9 @@ class KioskCore:
         self.check_health()
         self.workers.submit(self._recover_prints)
         self.workers.submit(self.refresh_guides)
+        from kiosk.forms import ime
+
+        self.workers.submit(ime.warm_up)   # the pinyin dictionary (~1 s) loads now, not on a keyboard's first tap
         self.outbox_drainer.start()
 
     def stop(self) -> None:

@@ -304,6 +304,8 @@ class OutboxDrainer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: drain rounds looked at so far (the first at start, then one per wake or interval)
+        self.rounds = 0
 
     def start(self) -> "OutboxDrainer":
         if self._thread is None:
@@ -334,5 +336,6 @@ class OutboxDrainer:
                         self.listener(report)
             except Exception:  # never let the drainer die: the next round tries again
                 log.exception("outbox drain failed")
+            self.rounds += 1
             self._wake.wait(self.interval_s)
             self._wake.clear()

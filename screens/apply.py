@@ -16,7 +16,7 @@ from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, St
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.widget import Widget
 
-from kiosk.forms import InputKind, InvalidValue, by_field, ime
+from kiosk.forms import InputKind, InvalidValue, by_field
 from kiosk.usecases.apply import Step
 from screens.keyboard import OnScreenKeyboard
 from screens.widgets import KButton, KLabel, KModal, KPanel, KScreen
@@ -46,7 +46,6 @@ class ApplyPickScreen(KScreen):
     def on_go(self, **_: Any) -> None:
         app = _app()
         app.core.apply.start()
-        app.core.workers.submit(ime.warm_up)  # the pinyin dictionary loads off the UI thread (~1 s)
         self.ids.results.clear_widgets()
         self.status = ""
         if not self.ids.events.children:

@@ -82,11 +82,12 @@ class StaffScreen(FlowScreen):
     def _submit(self) -> None:
         pin, self.digits = self.digits, ""
         self._dots.text = self.t("staff.pin_hint")
-        try:
-            ok = self.desk.unlock(pin)
-        except Exception as exc:  # locked out after wrong PINs
-            self.fail(exc)
-            return
+        # PBKDF2 (200,000 rounds) takes tens of milliseconds: never on the UI thread
+        self.busy = True
+        self.app.core.workers.submit(self.desk.unlock, pin, on_result=self._unlocked, on_error=self.fail)
+
+    def _unlocked(self, ok: bool) -> None:
+        self.busy = False
         if ok:
             self._history = []
             self.go_step("jobs", remember=False)

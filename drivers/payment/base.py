@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from drivers.base import Device, DeviceStatus
+from drivers.base import Device, DeviceStatus, mask_pan
 
 
 class PaymentMethod(str, enum.Enum):
@@ -138,14 +138,6 @@ def code_wallet(code: str) -> str | None:
     if _ALIPAY_CODE.match(code):
         return PaymentMethod.ALIPAY.value
     return None
-
-
-def mask_pan(pan: str) -> str:
-    """``6228480402564890018`` → ``622848*********0018`` (first 6, last 4, as on POS slips)."""
-    digits = "".join(c for c in pan if c.isdigit())
-    if len(digits) < 12:
-        return "*" * len(digits)
-    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
 __all__ = ["PaymentMethod", "TxnStatus", "PaymentResult", "PaymentEvent", "PaymentListener", "PaymentTerminal",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Iterable
 
+from drivers.base import mask_pan
 from drivers.errors import InvalidCardData
 from drivers.smartcard.errors import TlvError
 from drivers.smartcard.tlv import Tlv, build_ber_tlv, find_tag, iter_tags, parse_ber_tlv
@@ -221,11 +222,6 @@ def luhn_valid(digits: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
-
-
-def mask_pan(pan: str) -> str:
-    """First 6 and last 4 digits, stars between (PCI DSS 3.4)."""
-    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
 def _pan_from(items: list[Tlv]) -> str | None:

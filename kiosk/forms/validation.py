@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from drivers.idcard.identity import gb11643_check_digit
+from drivers.idcard.identity import validate_id_number
 from kiosk.forms.model import FieldSpec, Form
 
 FORMAT_CHECKER = FormatChecker()
@@ -21,11 +21,9 @@ FORMAT_CHECKER = FormatChecker()
 
 @FORMAT_CHECKER.checks("cn-id-number")
 def _cn_id_number(value: object) -> bool:
-    """18 characters, the last a GB 11643 check digit (the same rule as the platform's)."""
-    if not isinstance(value, str):
-        return True
-    v = value.upper()
-    return len(v) == 18 and v.isascii() and v[:17].isdigit() and gb11643_check_digit(v[:17]) == v[17]
+    """17 digits with a real birth date and a GB 11643 check character (the card reader's rule, as the
+    platform's)."""
+    return not isinstance(value, str) or validate_id_number(value.upper())
 
 
 #: validator keyword → translation key under apply.form.error

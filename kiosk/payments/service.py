@@ -255,7 +255,9 @@ class PaymentService:
             if self._clock() >= deadline:
                 self._emit("finished", status="in_doubt")
                 return PaymentOutcome("in_doubt", record, order, error)
-            threading.Event().wait(min(self.config.query_interval_s, max(0.0, deadline - self._clock())))
+            # not interruptible on purpose: money may have moved, so the citizen's cancel does not stop the queries;
+            # after give_up_s the record stays in doubt and the reconciler settles it
+            time.sleep(min(self.config.query_interval_s, max(0.0, deadline - self._clock())))
 
     def _approved(self, order: PaymentOrder, record: PaymentRecord, terminal: PaymentTerminal | None,
                   result: PaymentResult) -> PaymentOutcome:

@@ -77,17 +77,31 @@ def test_a_failed_refresh_keeps_yesterdays_copy(own_platform: ManagedProcess, tm
         platform.close()
 
 
+class HeldPlatform(PlatformClient):
+    """The real client, whose catalogue call waits at a gate: a refresh can be held in the middle."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "KSK-340302-0001", KEY, timeout_s=2.0, retries=0)
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def catalogue(self, page_size: int = 100) -> list[dict[str, Any]]:
+        self.entered.set()
+        assert self.gate.wait(30)
+        return super().catalogue(page_size)
+
+
 def test_one_refresh_at_a_time(platform_server: Any, tmp_path: Path) -> None:
-    platform = client(platform_server.url)
+    platform = HeldPlatform(platform_server.url)
     cache = GuideCache(tmp_path / "guides.sqlite3")
     counts: list[int] = []
     try:
-        threads = [threading.Thread(target=lambda: counts.append(cache.refresh(platform))) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert sorted(counts)[-1] == len(cache) > 0 and sum(1 for c in counts if c) >= 1
+        first = threading.Thread(target=lambda: counts.append(cache.refresh(platform)))
+        first.start()
+        assert platform.entered.wait(10)
+        assert cache.refresh(platform) == 0 and cache.refresh(platform) == 0, "a refresh is already running"
+        platform.gate.set()
+        first.join(60)
+        assert counts == [len(cache)] and counts[0] > 0
     finally:
         cache.close()
         platform.close()

@@ -133,16 +133,19 @@ def test_ratings_survive_the_end_of_the_citizen_session(tmp_path: Path, client, 
         [(2, "hukou-certificate")]
 
 
-def test_background_drainer_submits_when_woken(tmp_path: Path, client, token, platform_server) -> None:
+def test_background_drainer_submits_when_woken(tmp_path: Path, client, token, platform_server, wait_for) -> None:
     box = outbox_for(tmp_path, client)
     reports = []
     settled = threading.Event()
     drainer = OutboxDrainer(box, interval_s=3600, listener=lambda r: (reports.append(r), settled.set()))
     before = max_id(platform_server)
-    item = box.put("application", {"token": token, "service_code": "hukou-certificate", "form": FORM,
-                                   "materials": []})
     drainer.start()
     try:
+        # the first round (at start) found nothing; the next is an hour away unless woken
+        wait_for(lambda: drainer.rounds >= 1, what="the drainer's first round")
+        item = box.put("application", {"token": token, "service_code": "hukou-certificate", "form": FORM,
+                                       "materials": []})
+        assert not settled.wait(0.5), "nothing is drained before the wake"
         drainer.wake()
         assert settled.wait(20), "the drainer did not submit"
     finally:
