@@ -13,11 +13,10 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet import protocol as P
 from fleet.agent.virtual import VirtualKiosk
-from fleet.mqtt import BrokerConfig
+from fleet.mqtt import BrokerConfig, make_client
 
 HOUR = 3_600_000
 
@@ -109,9 +108,7 @@ def publish_history(broker_url: str, kiosk: VirtualKiosk, until_ms: int | None =
     until_ms = until_ms or P.now_ms() - 60_000
     messages = day_of_history(kiosk, until_ms, hours, step_s)
     broker = BrokerConfig.from_url(broker_url).with_username(kiosk.kiosk_id)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{kiosk.kiosk_id}-history",
-                         protocol=mqtt.MQTTv311)
-    client.username_pw_set(broker.username, broker.password)
+    client = make_client(broker, f"{kiosk.kiosk_id}-history", protocol=mqtt.MQTTv311)  # credentials and TLS
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(0)
     connected = threading.Event()

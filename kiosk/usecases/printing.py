@@ -230,10 +230,12 @@ class PrintService:
         if original.kind != "licence" or original.state != "done":
             raise ReprintRefused(f"print job {original_job_id} is not a completed licence")
         printer = self.licence_printer()
-        options = getattr(printer, "default_options", None) or LicenceOptions()
+        payload = original.payload or {}   # (a completed job's payload may have been dropped already)
+        options = LicenceOptions.from_dict(payload["options"]) if payload.get("options") else \
+            getattr(printer, "default_options", None) or LicenceOptions()
         job_id = new_job_id()
         self.journal.create("licence", original.template, job_id, summary=original.summary,
-                            payload={"options": options.to_dict(), "document_ref": ""},
+                            payload={"options": options.to_dict(), "document_ref": payload.get("document_ref", "")},
                             reprint_of=original_job_id, is_reprint=True, authorised_by=authorised_by)
         return self._send_licence(printer, job_id, pdf_path, options)
 
