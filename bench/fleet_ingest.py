@@ -47,7 +47,7 @@ class Controller:
     def __init__(self, broker: str, db: str, key: Path, name: str, extra: list[str] | None = None) -> None:
         self.proc = ManagedProcess([PY, "-m", "fleet.controller.cli", "serve", "--broker", broker, "--db", db,
                                     "--http", "127.0.0.1:0", "--signing-key", str(key), "--controller-id", name,
-                                    "--log-level", "warning", *(extra or [])], f"controller {name}",
+                                    "--log-level", "warning", "--demo", *(extra or [])], f"controller {name}",
                                    start_timeout=30, env={"FLEET_ADMIN_PASSWORD": PASSWORD}, cwd=str(ROOT))
         self.url = "http://" + self.proc.endpoints["http"]
         self.http = httpx.Client(base_url=self.url, timeout=10)
@@ -106,7 +106,7 @@ def processed(controllers: list[Controller]) -> int:
 
 
 def run_setup(n_controllers: int, args: argparse.Namespace, db_url: str | None, work: Path) -> dict[str, Any]:
-    broker = Mosquitto(work / f"broker{n_controllers}", max_queued_messages=2_000_000).start()
+    broker = Mosquitto(work / f"broker{n_controllers}", max_queued_messages=2_000_000, anonymous=True).start()
     key, pub = generate_keypair(work / f"keys{n_controllers}")
     db = db_url or str(work / f"fleet{n_controllers}.db")
     controllers = [Controller(broker.url, db, key, f"bench-c{i + 1}") for i in range(n_controllers)]
@@ -229,7 +229,7 @@ def agent_paper_latency(work: Path, db_url: str | None) -> float:
     from fleet.agent import FleetAgent
     from fleet.agent.virtual import VirtualKiosk
 
-    broker = Mosquitto(work / "broker-agent").start()
+    broker = Mosquitto(work / "broker-agent", anonymous=True).start()
     key, pub = generate_keypair(work / "keys-agent")
     controller = Controller(broker.url, db_url or str(work / "agent.db"), key, "bench-agent")
     kiosk = VirtualKiosk("KSK-BENCH-0001")

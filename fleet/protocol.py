@@ -226,38 +226,155 @@ class PayloadError(ValueError):
 _STATE_SET = frozenset(STATES)
 _RESULT_SET = frozenset(RESULT_STATUSES)
 
+# --- bounds on everything a kiosk may send (the controller's ingest must never choke on one message) -----------------
+#: a whole payload; the largest real one (a birth, a self-test result) is a few kB
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: ``ts`` must lie within [now − 30 days, now + 1 day] of the controller's clock (the outbox replays old messages;
+#: retention keeps 30 days): outside → rejected
+TS_PAST_MS = 30 * 86_400_000
+TS_FUTURE_MS = 86_400_000
+MAX_DEVICES = 32
+MAX_EVENTS = 32
+MAX_KEYS = 32            # counters, host, identity
+MAX_COMMAND_NAMES = 32
+MAX_COUNTER = 1_000_000_000  # a counter fits the time series' INTEGER columns, even summed over two devices
+MAX_HOST_NUMBER = 1e12       # host metrics go to REAL columns: finite and bounded
+MAX_STRING = 2000            # any single string (stored ones are cut shorter still)
+MAX_DATA_DEPTH = 8           # a command result's ``data``
+MAX_MID = 4611686018427387904
+MAX_TS = 9007199254740992
 
-def check_envelope(kind: str, kiosk_id: str, payload: Any) -> Mapping[str, Any]:
-    """Validate the common fields of a kiosk message; return it. Raises :class:`PayloadError` with a short reason
-    (``not_object``, ``kiosk_mismatch``, ``bad_seq``…) that the controller counts. (On the ingest's hot path: plain
-    type checks, no schema library.)"""
+
+def _num(v: Any) -> bool:
+    return (type(v) is int or type(v) is float) and -MAX_HOST_NUMBER <= v <= MAX_HOST_NUMBER  # NaN fails too
+
+
+def check_counters(raw: Any, reason: str = "bad_counters") -> None:
+    """Counters: an object of at most :data:`MAX_KEYS` short names → integers within ±:data:`MAX_COUNTER`."""
+    if raw is None:
+        return
+    if type(raw) is not dict or len(raw) > MAX_KEYS:
+        raise PayloadError(reason)
+    for k, v in raw.items():
+        if type(v) is not int or not -MAX_COUNTER <= v <= MAX_COUNTER or len(k) > 40:
+            raise PayloadError(reason)
+
+
+def check_host(host: Any) -> None:
+    """Host health: at most :data:`MAX_KEYS` short names → finite bounded numbers, short strings, booleans, null."""
+    if host is None:
+        return
+    if type(host) is not dict or len(host) > MAX_KEYS:
+        raise PayloadError("bad_host")
+    for k, v in host.items():
+        if len(k) > 40:
+            raise PayloadError("bad_host")
+        if v is None or v is True or v is False:
+            continue
+        if type(v) is str:
+            if len(v) > 200:
+                raise PayloadError("bad_host")
+        elif not _num(v):
+            raise PayloadError("bad_host")
+
+
+def check_device_model(kind: Any, model: Any) -> None:
+    """One device of ``devices`` beyond its state (checked per message): short strings, counters in range. The
+    controller calls it only for a device set it has not seen before (most messages repeat the last one)."""
+    if len(kind) > 40 or type(model) is not dict or len(model) > 16:
+        raise PayloadError("bad_device")
+    supplies = model.get("supplies")
+    if supplies is not None and (type(supplies) is not dict or len(supplies) > 8 or
+                                 any(type(v) is not str or len(v) > 20 for v in supplies.values())):
+        raise PayloadError("bad_device")
+    for name in ("error_code", "error_text", "xfs"):
+        v = model.get(name)
+        if v is not None and (type(v) is not str or len(v) > MAX_STRING):
+            raise PayloadError("bad_device")
+    check_counters(model.get("counters"), "bad_device_counters")
+
+
+def _scalar_ok(v: Any) -> bool:
+    return v is None or v is True or v is False or (type(v) is str and len(v) <= MAX_STRING) or _num(v)
+
+
+def _depth_ok(value: Any, depth: int) -> bool:
+    if type(value) is dict:
+        return depth > 0 and len(value) <= 256 and all(_depth_ok(v, depth - 1) for v in value.values())
+    if type(value) is list:
+        return depth > 0 and len(value) <= 256 and all(_depth_ok(v, depth - 1) for v in value)
+    if type(value) is str:
+        return len(value) <= MAX_STRING
+    if type(value) is float:
+        return -1e300 < value < 1e300
+    if type(value) is int:
+        return -9223372036854775808 <= value <= 9223372036854775807
+    return True
+
+
+def check_envelope(kind: str, kiosk_id: str, payload: Any, now: int | None = None) -> Mapping[str, Any]:
+    """Validate a kiosk message; return it. Raises :class:`PayloadError` with a short reason (``not_object``,
+    ``kiosk_mismatch``, ``bad_seq``, ``ts_out_of_window``…) that the controller counts and dead-letters. Every field
+    the controller reads is bounded here: ``ts`` within [now − 30 d, now + 1 d] when ``now`` (the controller's receive
+    time) is given, counts and sizes of devices/events/counters/host, integers in the ranges the store can write.
+    (On the ingest's hot path: plain type checks, no schema library; a device set's details are checked by
+    :func:`check_device_model` once per new set.)"""
     if type(payload) is not dict:
         raise PayloadError("not_object")
     get = payload.get
     if get("kiosk_id") != kiosk_id:
         raise PayloadError("kiosk_mismatch")
     ts, bd = get("ts"), get("bdSeq")
-    if type(ts) is not int or not 0 <= ts <= 9007199254740992:
+    if type(ts) is not int or not 0 <= ts <= MAX_TS:
         raise PayloadError("bad_ts")
+    if now is not None and not now - TS_PAST_MS <= ts <= now + TS_FUTURE_MS:
+        raise PayloadError("ts_out_of_window")
     if type(bd) is not int or not 0 <= bd <= 255:
         raise PayloadError("bad_bdSeq")
     if kind != "death":
         seq, mid = get("seq"), get("mid")
         if type(seq) is not int or not 0 <= seq <= 255:
             raise PayloadError("bad_seq")
-        if type(mid) is not int or not 0 <= mid <= 4611686018427387904:
+        if type(mid) is not int or not 0 <= mid <= MAX_MID:
             raise PayloadError("bad_mid")
         if kind == "birth" and seq != 0:
             raise PayloadError("birth_seq_not_zero")
     devices = get("devices")
     if devices is not None:
-        if type(devices) is not dict:
+        if type(devices) is not dict or len(devices) > MAX_DEVICES:
             raise PayloadError("bad_devices")
         for model in devices.values():
             if type(model) is not dict or model.get("state") not in _STATE_SET:
                 raise PayloadError("bad_device_state")
     elif kind == "birth":
         raise PayloadError("birth_without_devices")
-    if kind == "cmd-result" and get("status") not in _RESULT_SET:
-        raise PayloadError("bad_result_status")
+    counters = get("counters")
+    if counters is not None:
+        check_counters(counters)
+    events = get("events")
+    if events is not None and (type(events) is not list or len(events) > MAX_EVENTS or not all(
+            type(ev) is dict and len(ev) <= 16 and all(_scalar_ok(v) for v in ev.values()) for ev in events)):
+        raise PayloadError("bad_events")
+    announcement = get("announcement")
+    if announcement is not None and (type(announcement) is not str or len(announcement) > MAX_STRING):
+        raise PayloadError("bad_announcement")
+    reason = get("reason")
+    if reason is not None and (type(reason) is not str or len(reason) > 200):
+        raise PayloadError("bad_reason")
+    if kind == "birth":
+        hb = get("heartbeat_s")
+        if hb is not None and not ((type(hb) is int or type(hb) is float) and 0.1 <= hb <= 86400):
+            raise PayloadError("bad_heartbeat")
+        ident, cmds = get("identity"), get("commands")
+        if ident is not None and (type(ident) is not dict or len(ident) > MAX_KEYS or
+                                  not all(_scalar_ok(v) for v in ident.values())):
+            raise PayloadError("bad_identity")
+        if cmds is not None and (type(cmds) is not list or len(cmds) > MAX_COMMAND_NAMES):
+            raise PayloadError("bad_commands")
+    if kind == "cmd-result":
+        if get("status") not in _RESULT_SET:
+            raise PayloadError("bad_result_status")
+        data = get("data")
+        if data is not None and (type(data) is not dict or not _depth_ok(data, MAX_DATA_DEPTH)):
+            raise PayloadError("bad_result_data")
     return payload

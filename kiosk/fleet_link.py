@@ -66,6 +66,11 @@ class FleetLink:
         """Something operators care about changed (availability, paper, a session): report it now."""
         self.agent.notify_changed()
 
+    def alarm(self, code: str, severity: str, text: str = "") -> None:
+        """An application alarm for operators (device ``app``): the shell's crash handler (kiosk/lifecycle.py)."""
+        self.agent.report_alarm("app", code, severity, text)
+        self.agent.notify_changed()   # the service state (out of service after a crash loop) goes with it
+
     # what the agent reports besides devices ---------------------------------------------------------------------------
     def _app_state(self) -> dict[str, Any]:
         avail = self.core.availability
@@ -125,7 +130,10 @@ class FleetLink:
             problems = getattr(exc, "problems", [str(exc)])
             return self._result.failed("invalid profile", problems=problems[:20])
         if new.kiosk.id != self.core.profile.kiosk.id:
-            return self._result.failed("profile is for another kiosk")
+            return self._result.failed("profile is for another kiosk", code="profile_wrong_kiosk")
+        refused = self._check_protected(data, args.get("profile_signature"))
+        if refused is not None:
+            return refused
         target = Path(self.core.profile.source)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".profile-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -135,6 +143,32 @@ class FleetLink:
         os.replace(tmp, target)
         self.core.dispatch(lambda: self.core.request_restart("profile pushed"))
         return self._result.done("profile saved; restarting", digest=new.digest)
+
+    def _check_protected(self, data: Any, signature: Any) -> Any:
+        """A pushed profile that turns on simulators or the demo bar, or changes the staff PIN, the platform's URL or
+        credentials, or the fleet link's broker or keys, needs its own signature for this kiosk by the profile-signing
+        key this kiosk's local profile trusts (fleet/profile_signing.py); None when the push may go ahead."""
+        from fleet.profile_signing import ProfileSignatureError, protected_changes, verify_profile
+
+        try:
+            current = yaml.safe_load(Path(self.core.profile.source).read_text("utf-8"))
+        except (OSError, yaml.YAMLError):
+            current = {}  # cannot compare: everything protected counts as changed
+        changes = protected_changes(current, data)
+        if not changes:
+            return None
+        if signature is None:
+            log.warning("pushed profile refused: it changes %s and carries no profile signature", ", ".join(changes))
+            return self._result.failed("the profile changes protected settings and is not signed for this kiosk",
+                                       code="profile_not_signed", changes=changes[:20])
+        fleet = self.core.profile.fleet
+        try:
+            verify_profile(fleet.profile_signing_key if fleet else "", data, self.core.profile.kiosk.id, signature)
+        except ProfileSignatureError as exc:
+            log.warning("pushed profile refused: %s (%s)", exc.code, exc)
+            return self._result.failed(f"profile signature refused: {exc.code}", code=exc.code, changes=changes[:20])
+        log.info("pushed profile with protected changes %s: signature for this kiosk verified", ", ".join(changes))
+        return None
 
     def _self_test(self, args: dict[str, Any]) -> Any:
         results = {kind: status.to_dict() for kind, status in self.core.devices.self_test().items()}

@@ -183,6 +183,20 @@ class FleetAgent:
         """Something may have changed (a print, a card error, availability): poll and publish now. Never blocks."""
         self._wake_monitor.set()
 
+    def report_alarm(self, device: str, code: str, severity: str = "major", text: str = "",
+                     active: bool = True) -> None:
+        """An alarm event that no device state shows (the shell's crash handler: ``app``/``app_exception``,
+        ``app``/``crash_loop``): queued in the outbox like device alarms and sent in order. Never blocks on the
+        network; ``text`` is scrubbed and cut like every free text."""
+        ts = P.now_ms()
+        event = {"device": str(device)[:40], "code": str(code)[:40],
+                 "severity": severity if severity in P.SEVERITIES else "warning", "active": bool(active),
+                 "text": P.scrub_text(text, 200)}
+        self.outbox.put("alarm", "alarm", _scrub({"v": P.PROTOCOL_VERSION, "kiosk_id": self.kiosk_id, "ts": ts,
+                                                  "events": [event], "devices": {}}), ts)
+        with self._cond:
+            self._cond.notify_all()
+
     def request_rebirth(self) -> None:
         """Publish a full birth again on the current connection (what the controller's rebirth command does)."""
         with self._cond:

@@ -1,14 +1,20 @@
 """mosquitto for the fleet, started from the configuration templates beside this file (``mosquitto.conf.j2``,
 ``acl.j2``): used by the tests, the bench and the demo so they all run the broker the way production does.
 
-``Mosquitto(workdir, port=0).start()`` writes ``mosquitto.conf`` + ``acl`` into ``workdir``, runs ``mosquitto -c``
-in the foreground on a free loopback port, waits until it accepts connections and ``stop()``s it by PID.
-``dev_pki()`` makes a throw-away CA, a server certificate and one client certificate per kiosk (CN = kiosk id) for
-the TLS listener (``require_certificate`` + ``use_identity_as_username``, so the ACL's ``%u`` is the certificate's CN).
+``Mosquitto(workdir, ...).start()`` writes ``mosquitto.conf`` + ``acl`` into ``workdir``, runs ``mosquitto -c`` in
+the foreground, waits until it accepts connections and ``stop()``s it by PID.
+
+Who connects is authenticated — the username picks the ACL, so it must be proven: the rendering needs **client
+certificates** (``tls_listener``: ``require_certificate`` + ``use_identity_as_username``, so the ACL's ``%u`` is the
+certificate's CN; optionally a ``crlfile`` of revoked certificates) **or a password file** (``password_file``, made
+with ``mosquitto_passwd``). Without either it refuses (:class:`BrokerConfigError`). ``anonymous=True`` adds a plain,
+unauthenticated listener (the username taken as given) for tests and demos only, and only on a loopback address.
+``dev_pki()`` makes a throw-away CA, a server certificate and one client certificate per kiosk (CN = kiosk id).
 """
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import pwd
 import shutil
@@ -38,19 +44,38 @@ def render(template: str, **values: object) -> str:
     return env.get_template(template).render(**values)
 
 
+class BrokerConfigError(ValueError):
+    """A broker configuration that would let clients in unauthenticated (or is otherwise unsafe)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class TlsListener:
+    """A listener that requires a client certificate issued by ``cafile``; its CN becomes the MQTT username.
+    ``crlfile``: a PEM CRL from the same CA — certificates listed there are refused (revocation)."""
+
     port: int
     cafile: str
     certfile: str
     keyfile: str
     host: str = "127.0.0.1"
+    crlfile: str | None = None
     tls: bool = True
 
 
 @dataclass
 class Mosquitto:
-    """One mosquitto process. ``port`` 0 picks a free loopback port (kept across ``restart()``)."""
+    """One mosquitto process. ``port`` 0 picks a free port (kept across ``restart()``) for the plain listener, which
+    exists only with ``anonymous`` (loopback only: tests and demos) or a ``password_file``; with only a
+    ``tls_listener`` the broker accepts client certificates and nothing else."""
 
     workdir: Path
     port: int = 0
@@ -58,6 +83,7 @@ class Mosquitto:
     controller_users: Iterable[str] = (CONTROLLER_USER,)
     tls_listener: TlsListener | None = None
     password_file: str | None = None
+    anonymous: bool = False
     persistence: bool = False
     max_queued_messages: int = 100000
     log_to_file: bool = True
@@ -70,13 +96,41 @@ class Mosquitto:
             self.port = free_port(self.host)
 
     @property
+    def plain_listener(self) -> bool:
+        return self.anonymous or bool(self.password_file)
+
+    @property
     def url(self) -> str:
+        """The plain listener's URL (``anonymous`` or ``password_file`` brokers)."""
+        if not self.plain_listener:
+            raise BrokerConfigError("this broker has no plain listener: use tls_url(cert, key)")
         return f"mqtt://{self.host}:{self.port}"
 
+    def tls_url(self, cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> str:
+        """``mqtts://`` URL of the TLS listener for a client holding this certificate and key (fleet.mqtt's form)."""
+        tls = self.tls_listener
+        if tls is None:
+            raise BrokerConfigError("this broker has no TLS listener")
+        return f"mqtts://{tls.host}:{tls.port}?ca={tls.cafile}&cert={cert}&key={key}"
+
+    def check(self) -> None:
+        """Refuse what would let anyone in: no authentication at all, or an anonymous listener off loopback."""
+        if self.anonymous and not is_loopback(self.host):
+            raise BrokerConfigError(f"an anonymous listener only on a loopback address (tests, demo), not on "
+                                    f"{self.host!r}: use client certificates (tls_listener) or a password_file")
+        if not (self.anonymous or self.password_file or self.tls_listener):
+            raise BrokerConfigError("the broker needs client certificates (tls_listener) or a password_file; "
+                                    "anonymous=True is for tests and demos on loopback only")
+        if self.anonymous and self.password_file:
+            raise BrokerConfigError("anonymous and password_file exclude each other")
+
     def write_config(self) -> Path:
+        self.check()
         acl = self.workdir / "acl"
         acl.write_text(render("acl.j2", controller_users=list(self.controller_users)))
-        listeners: list[object] = [{"port": self.port, "host": self.host, "tls": False}]
+        listeners: list[object] = []
+        if self.plain_listener:
+            listeners.append({"port": self.port, "host": self.host, "tls": False})
         if self.tls_listener:
             listeners.append(self.tls_listener)
         persistence_dir = self.workdir / "persist" if self.persistence else None
@@ -84,6 +138,7 @@ class Mosquitto:
             persistence_dir.mkdir(exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(render("mosquitto.conf.j2", listeners=listeners, password_file=self.password_file,
+                               allow_anonymous=self.anonymous,
                                acl_file=str(acl), persistence_dir=str(persistence_dir) if persistence_dir else "",
                                log_dest=f"file {self.workdir / 'mosquitto.log'}" if self.log_to_file else "stdout",
                                max_queued_messages=self.max_queued_messages,
@@ -99,7 +154,7 @@ class Mosquitto:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
                                      preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
-        ports = [self.port] + ([self.tls_listener.port] if self.tls_listener else [])
+        ports = ([self.port] if self.plain_listener else []) + ([self.tls_listener.port] if self.tls_listener else [])
         while True:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
@@ -134,7 +189,8 @@ class Mosquitto:
     def restart(self) -> "Mosquitto":
         self.stop()
         deadline = time.monotonic() + 5
-        while _accepts(self.host, self.port) and time.monotonic() < deadline:
+        port = self.port if self.plain_listener else self.tls_listener.port  # type: ignore[union-attr]
+        while _accepts(self.host, port) and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.start()
 

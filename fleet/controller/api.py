@@ -1,10 +1,13 @@
 """The controller's HTTP side: the REST/JSON API under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``) and the
 operators' dashboard (server-rendered pages, inline SVG charts, a few lines of JavaScript for live refresh; nothing
 from a CDN). Both need an operator: the dashboard through a session cookie, other tools through
-``Authorization: Bearer <token>`` from ``POST /api/v1/auth/token``."""
+``Authorization: Bearer <token>`` from ``POST /api/v1/auth/token`` — server-side sessions, revocable, with an idle
+timeout and an absolute lifetime. Every operation states the role it needs (``x-required-role``: viewer · operator ·
+admin); a lower role gets 403 ``forbidden_role``."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode
@@ -12,12 +15,16 @@ from urllib.parse import parse_qs, quote, urlencode
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from fleet import protocol as P
 from fleet.controller import charts
-from fleet.controller.auth import SessionSigner, verify_password
+from fleet.controller.auth import (ABSOLUTE_S, COMMAND_ROLE, MIN_PASSWORD, ROLES, Csrf, LoginFailed, LoginThrottled,
+                                   Principal, Sessions, command_role, hash_password, safe_next)
 from fleet.controller.history import kiosk_history
+
+log = logging.getLogger("fleet.controller.api")
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COOKIE = "fleet_session"
@@ -36,6 +43,7 @@ COMMAND_STATUS_ZH = {"queued": "排队中", "sent": "已发送", "delivered": "�
 DEVICE_ZH = {"idcard": "身份证阅读器", "receipt_printer": "凭条打印机", "payment_pad": "支付键盘",
              "smartcard": "社保卡读卡器", "camera": "摄像头", "qr_scanner": "扫码器", "licence_printer": "证照打印机"}
 OFFLINE_ZH = {"will": "连接中断（遗嘱消息）", "shutdown": "正常关机", "heartbeat_missed": "心跳超时"}
+ROLE_ZH = {"viewer": "只读", "operator": "运维员", "admin": "管理员"}
 EVENT_ZH = {"paper_out": "打印纸用尽", "paper_near_end": "打印纸将尽", "device_fault": "设备故障",
             "device_offline": "设备离线", "command_rejected": "拒绝了伪造的命令"}
 
@@ -53,7 +61,55 @@ class TokenRequest(BaseModel):
 class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
-    expires_in: int
+    expires_in: int = Field(description="seconds until the session ends whatever happens")
+    idle_timeout: int = Field(description="the session ends after this many seconds without a request")
+
+
+RoleName = Literal["viewer", "operator", "admin"]
+
+
+class MeOut(BaseModel):
+    username: str
+    role: RoleName
+    kind: Literal["cookie", "bearer"]
+    expires_at: int = Field(description="when the session ends unless it is used again (ms)")
+
+
+class OperatorOut(BaseModel):
+    username: str
+    display_name: str
+    role: RoleName
+    disabled: bool
+    disabled_at: int | None = None
+    created_at: int
+    sessions: int = Field(description="live sessions")
+
+
+class OperatorCreate(BaseModel):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{2,64}$")
+    password: str = Field(min_length=MIN_PASSWORD, max_length=200)
+    role: RoleName = "viewer"
+    display_name: str = Field("", max_length=64)
+
+
+class OperatorPatch(BaseModel):
+    role: RoleName | None = None
+    disabled: bool | None = None
+    password: str | None = Field(None, min_length=MIN_PASSWORD, max_length=200)
+    display_name: str | None = Field(None, max_length=64)
+
+
+class SessionOut(BaseModel):
+    kind: str
+    created_at: int
+    last_seen_at: int
+    expires_at: int
+    client_addr: str
+
+
+class RevokeOut(BaseModel):
+    username: str
+    revoked: int
 
 
 class DeviceOut(BaseModel):
@@ -183,6 +239,19 @@ class SummaryOut(BaseModel):
     open_by_severity: dict[str, int]
     unacknowledged: int
     out_of_service: int
+    dead_letters: int = Field(0, description="messages the ingest refused and kept (GET /api/v1/dead-letters)")
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    kiosk_id: str = Field(description="from the topic; empty when the topic named none")
+    topic: str
+    reason: str = Field(description="why it was refused: too_large, not_json, ts_out_of_window, bad_host, "
+                                    "store_rejected:<error>, …")
+    received_at: int
+    size: int = Field(description="payload size in bytes")
+    payload: str = Field(description="the payload's first 256 bytes, scrubbed like any free text")
+    controller: str
 
 
 class StatsOut(BaseModel):
@@ -198,59 +267,102 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.ChainableUndefined)
     env.globals.update(STATE_ZH=STATE_ZH, PAPER_ZH=PAPER_ZH, SERVICE_ZH=SERVICE_ZH, SEVERITY_ZH=SEVERITY_ZH,
                        RULE_ZH=RULE_ZH, COMMAND_ZH=COMMAND_ZH, COMMAND_STATUS_ZH=COMMAND_STATUS_ZH,
-                       DEVICE_ZH=DEVICE_ZH, EVENT_ZH=EVENT_ZH, OFFLINE_ZH=OFFLINE_ZH, fmt_time=charts.fmt_time, fmt_ago=charts.fmt_ago,
-                       fmt_duration=charts.fmt_duration)
+                       DEVICE_ZH=DEVICE_ZH, EVENT_ZH=EVENT_ZH, OFFLINE_ZH=OFFLINE_ZH, ROLE_ZH=ROLE_ZH, ROLES=ROLES,
+                       fmt_time=charts.fmt_time, fmt_ago=charts.fmt_ago, fmt_duration=charts.fmt_duration)
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
     return env
 
 
-def create_app(controller: Any) -> FastAPI:
-    """``controller`` is a running :class:`fleet.controller.service.FleetController` (None: only for the spec)."""
+def guard(role: str) -> dict[str, Any]:
+    """What every non-public route declares, next to its ``Depends(require_role(role))``:
+    ``@app.get(path, **guard("viewer"))``. ``tests/fleet/test_operator_security.py`` walks the routes and fails
+    for one without it (or whose dependency asks for another role)."""
+    assert role in ROLES, role
+    return {"openapi_extra": {"x-required-role": role}}
+
+
+def create_app(controller: Any, cookie_secure: bool = False) -> FastAPI:
+    """``controller`` is a running :class:`fleet.controller.service.FleetController` (None: only for the spec).
+    ``cookie_secure``: mark the session cookie ``Secure`` even on plain-HTTP requests (TLS ends at a proxy); it is
+    always marked so on requests that came over TLS."""
     app = FastAPI(title="Kiosk fleet controller API", version="1.0",
                   description=__doc__, docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     env = _env()
     store = controller.store if controller is not None else None
-    signer = SessionSigner(store.setting("session_key") if store is not None else "spec-only")
+    csrf = Csrf(store.setting("session_key") if store is not None else "spec-only")
+    sessions = Sessions(store) if store is not None else None
 
     # auth ----------------------------------------------------------------------------------------------------
-    def current_user(request: Request) -> str | None:
+    def client_addr(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    def authenticate(request: Request, touch: bool = True) -> Principal | None:
+        """The operator behind the request (bearer token, else the session cookie), or None. The dashboard's own
+        live refresh (``X-Refresh``) does not count as use for the idle timeout."""
+        if sessions is None:
+            return None
+        touch = touch and not request.headers.get("x-refresh")
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            return signer.verify(auth[7:].strip())
-        return signer.verify(request.cookies.get(COOKIE))
+            request.state.auth_via = "bearer"
+            return sessions.principal(auth[7:].strip(), P.now_ms(), touch)
+        request.state.auth_via = "cookie"
+        return sessions.principal(request.cookies.get(COOKIE), P.now_ms(), touch)
 
-    def api_user(request: Request) -> str:
-        user = current_user(request)
-        if user is None:
-            raise HTTPException(401, "login required", headers={"WWW-Authenticate": "Bearer"})
-        if request.method == "POST" and not request.headers.get("authorization"):
-            token = request.cookies.get(COOKIE, "")
-            if request.headers.get("x-csrf-token") != signer.csrf(token):
+    role_deps: dict[str, Any] = {}
+
+    def require_role(role: str) -> Any:
+        """The dependency of every non-public route: 401 without a live session, 403 ``forbidden_role`` when the
+        operator's role is below ``role``; for cookie-authenticated API calls that change something, also the
+        ``X-CSRF-Token`` header. One callable per role, so FastAPI runs it once per request."""
+        if role in role_deps:
+            return role_deps[role]
+        assert role in ROLES, role
+
+        def dependency(request: Request) -> Principal:
+            principal = authenticate(request)
+            if principal is None:
+                raise HTTPException(401, "login required", headers={"WWW-Authenticate": "Bearer"})
+            if request.method not in ("GET", "HEAD") and request.url.path.startswith("/api/") \
+                    and request.state.auth_via == "cookie" \
+                    and not csrf.check(principal.token, request.headers.get("x-csrf-token")):
                 raise HTTPException(403, "missing or wrong X-CSRF-Token")
-        return user
+            if not principal.can(role):
+                forbid(request, principal, role)
+            return principal
 
-    class LoginRedirect(Exception):
-        pass
+        dependency.required_role = role  # type: ignore[attr-defined]
+        role_deps[role] = dependency
+        return dependency
 
-    @app.exception_handler(LoginRedirect)
-    async def _to_login(request: Request, _exc: LoginRedirect) -> Response:
-        return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
+    def forbid(request: Request, principal: Principal, role: str) -> None:
+        log.warning("forbidden: %s (%s) %s %s needs %s", principal.username, principal.role, request.method,
+                    request.url.path, role)
+        raise HTTPException(403, "forbidden_role", headers={"X-Required-Role": role})
 
-    def page_user(request: Request) -> str:
-        user = current_user(request)
-        if user is None:
-            raise LoginRedirect()
-        return user
-
-    def check_form_csrf(request: Request, csrf: str) -> None:
-        if csrf != signer.csrf(request.cookies.get(COOKIE, "")):
+    def check_form_csrf(request: Request, given: str) -> None:
+        if not csrf.check(request.cookies.get(COOKIE, ""), given):
             raise HTTPException(403, "the form expired; reload the page")
 
-    def render(request: Request, template: str, user: str | None, **ctx: Any) -> HTMLResponse:
-        token = request.cookies.get(COOKIE, "")
-        html = env.get_template(template).render(user=user, csrf=signer.csrf(token) if token else "",
-                                                 now=P.now_ms(), path=request.url.path, request=request, **ctx)
+    def secure_cookie(request: Request) -> bool:
+        return cookie_secure or request.url.scheme == "https"
+
+    def set_session_cookie(request: Request, resp: Response, token: str) -> None:
+        resp.set_cookie(COOKIE, token, max_age=ABSOLUTE_S, path="/", httponly=True, samesite="strict",
+                        secure=secure_cookie(request))
+
+    def render(request: Request, template: str, me: Principal | None, **ctx: Any) -> HTMLResponse:
+        html = env.get_template(template).render(
+            user=me.username if me else None, me=me, csrf=csrf.token(me.token) if me else "", now=P.now_ms(),
+            path=request.url.path, request=request, **ctx)
         return HTMLResponse(html)
+
+    def throttled_response(exc: LoginThrottled, page: Response | None = None) -> Response:
+        resp = page if page is not None else JSONResponse(
+            {"detail": "too many failed logins; try again later"}, status_code=429)
+        resp.status_code = 429
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     # ops -----------------------------------------------------------------------------------------------------
     @app.get("/healthz", tags=["ops"], summary="liveness: the process answers, the broker and database state")
@@ -259,27 +371,47 @@ def create_app(controller: Any) -> FastAPI:
             return {"ok": True}
         return {"ok": True, "broker_connected": controller.public_stats()["connected"], "controller_id": controller.id}
 
-    # API -----------------------------------------------------------------------------------------------------
-    @app.post("/api/v1/auth/token", response_model=TokenResponse, tags=["auth"], summary="log in; get a bearer token")
-    def token(body: TokenRequest) -> TokenResponse:
-        row = store.operator(body.username)
-        if row is None or not verify_password(body.password, row.password_hash):
-            raise HTTPException(401, "wrong username or password")
-        return TokenResponse(access_token=signer.issue(body.username), expires_in=12 * 3600)
+    # API: auth -----------------------------------------------------------------------------------------------
+    @app.post("/api/v1/auth/token", response_model=TokenResponse, tags=["auth"],
+              summary="log in; get a bearer token (a server-side session: idle timeout, absolute lifetime, "
+                      "revocable). 429 with Retry-After after too many failures for the name or the address",
+              responses={401: {"description": "wrong username or password"},
+                         429: {"description": "too many failed logins"}})
+    def token(request: Request, body: TokenRequest) -> Any:
+        try:
+            tok, _p = sessions.login(body.username, body.password, client_addr(request), "bearer", P.now_ms())
+        except LoginThrottled as exc:
+            return throttled_response(exc)
+        except LoginFailed:
+            raise HTTPException(401, "wrong username or password") from None
+        return TokenResponse(access_token=tok, expires_in=ABSOLUTE_S, idle_timeout=sessions.idle_ms // 1000)
 
-    @app.get("/api/v1/summary", response_model=SummaryOut, tags=["fleet"], summary="fleet at a glance")
-    def summary(_user: str = Depends(api_user)) -> dict[str, Any]:
+    @app.get("/api/v1/auth/me", response_model=MeOut, tags=["auth"], summary="who this session belongs to",
+             **guard("viewer"))
+    def me(user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
+        return {"username": user.username, "role": user.role, "kind": user.kind, "expires_at": user.expires_at}
+
+    @app.post("/api/v1/auth/logout", status_code=204, tags=["auth"], summary="end this session (token or cookie)",
+              **guard("viewer"))
+    def api_logout(user: Principal = Depends(require_role("viewer"))) -> Response:
+        sessions.logout(user.token, P.now_ms())
+        return Response(status_code=204)
+
+    # API: fleet ----------------------------------------------------------------------------------------------
+    @app.get("/api/v1/summary", response_model=SummaryOut, tags=["fleet"], summary="fleet at a glance",
+             **guard("viewer"))
+    def summary(_user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
         return store.summary()
 
     @app.get("/api/v1/kiosks", response_model=list[KioskSummaryOut], tags=["fleet"],
-             summary="kiosks, filtered by district, state, online, or text in id/name/location")
+             summary="kiosks, filtered by district, state, online, or text in id/name/location", **guard("viewer"))
     def list_kiosks(district: str | None = None, state: StateName | None = None,
                     online: bool | None = None, q: str | None = None,
-                    _user: str = Depends(api_user)) -> list[dict[str, Any]]:
+                    _user: Principal = Depends(require_role("viewer"))) -> list[dict[str, Any]]:
         return store.list_kiosks(district=district, state=state, q=q, online=online)
 
-    @app.get("/api/v1/districts", response_model=list[str], tags=["fleet"])
-    def districts(_user: str = Depends(api_user)) -> list[str]:
+    @app.get("/api/v1/districts", response_model=list[str], tags=["fleet"], **guard("viewer"))
+    def districts(_user: Principal = Depends(require_role("viewer"))) -> list[str]:
         return store.districts()
 
     def _kiosk_or_404(kiosk_id: str) -> dict[str, Any]:
@@ -289,50 +421,59 @@ def create_app(controller: Any) -> FastAPI:
         return kiosk
 
     @app.get("/api/v1/kiosks/{kiosk_id}", response_model=KioskOut, tags=["fleet"],
-             summary="one kiosk: identity, state, host health and every device")
-    def get_kiosk(kiosk_id: str, _user: str = Depends(api_user)) -> dict[str, Any]:
+             summary="one kiosk: identity, state, host health and every device", **guard("viewer"))
+    def get_kiosk(kiosk_id: str, _user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
         return _kiosk_or_404(kiosk_id)
 
     @app.get("/api/v1/kiosks/{kiosk_id}/history", response_model=HistoryOut, tags=["fleet"],
-             summary="time series: sessions/pages/faults per hour, paper level, latency, temperature, disk")
+             summary="time series: sessions/pages/faults per hour, paper level, latency, temperature, disk",
+             **guard("viewer"))
     def history(kiosk_id: str, hours: float = Query(24, gt=0, le=24 * 31),
-                _user: str = Depends(api_user)) -> dict[str, Any]:
+                _user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
         _kiosk_or_404(kiosk_id)
         return kiosk_history(store, kiosk_id, hours)
 
-    @app.get("/api/v1/kiosks/{kiosk_id}/events", response_model=list[EventOut], tags=["fleet"])
+    @app.get("/api/v1/kiosks/{kiosk_id}/events", response_model=list[EventOut], tags=["fleet"], **guard("viewer"))
     def kiosk_events(kiosk_id: str, limit: int = Query(50, ge=1, le=1000),
-                     _user: str = Depends(api_user)) -> list[dict[str, Any]]:
+                     _user: Principal = Depends(require_role("viewer"))) -> list[dict[str, Any]]:
         return store.kiosk_events(kiosk_id, limit)
 
-    @app.get("/api/v1/alerts", response_model=list[AlertOut], tags=["alerts"])
+    @app.get("/api/v1/alerts", response_model=list[AlertOut], tags=["alerts"], **guard("viewer"))
     def list_alerts(status: Literal["open", "cleared", "all"] = "open", kiosk_id: str | None = None,
-                    severity: SeverityName | None = None,
-                    limit: int = Query(500, ge=1, le=5000), _user: str = Depends(api_user)) -> list[dict[str, Any]]:
+                    severity: SeverityName | None = None, limit: int = Query(500, ge=1, le=5000),
+                    _user: Principal = Depends(require_role("viewer"))) -> list[dict[str, Any]]:
         return store.alerts(status, kiosk_id, severity, limit)
 
     @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut, tags=["alerts"],
-              summary="acknowledge an alert (it still clears by itself when its condition is gone)")
-    def ack_alert(alert_id: int, user: str = Depends(api_user)) -> dict[str, Any]:
+              summary="acknowledge an alert (it still clears by itself when its condition is gone)",
+              **guard("operator"))
+    def ack_alert(alert_id: int, user: Principal = Depends(require_role("operator"))) -> dict[str, Any]:
         if store.alert(alert_id) is None:
             raise HTTPException(404, "no such alert")
-        store.ack_alert(alert_id, user, P.now_ms())
+        store.ack_alert(alert_id, user.username, P.now_ms())
         return store.alert(alert_id)  # type: ignore[return-value]
 
     @app.post("/api/v1/kiosks/{kiosk_id}/commands", response_model=CommandOut, status_code=202, tags=["commands"],
-              summary="send a signed command; it is queued while the kiosk is offline, until it expires")
-    def send_command(kiosk_id: str, body: CommandRequest, user: str = Depends(api_user)) -> dict[str, Any]:
+              summary="send a signed command; it is queued while the kiosk is offline, until it expires. Each "
+                      "command needs its own role (x-command-roles): restart_app, push_profile and self_test need "
+                      "admin",
+              openapi_extra={"x-required-role": "operator", "x-command-roles": dict(COMMAND_ROLE)})
+    def send_command(kiosk_id: str, body: CommandRequest, request: Request,
+                     user: Principal = Depends(require_role("operator"))) -> dict[str, Any]:
+        if not user.can_command(body.name):
+            forbid(request, user, command_role(body.name))
         _kiosk_or_404(kiosk_id)
         _check_args(body.name, body.args)
-        return controller.create_command(kiosk_id, body.name, body.args, body.ttl_s, created_by=user)
+        return controller.create_command(kiosk_id, body.name, body.args, body.ttl_s, created_by=user.username)
 
-    @app.get("/api/v1/kiosks/{kiosk_id}/commands", response_model=list[CommandOut], tags=["commands"])
+    @app.get("/api/v1/kiosks/{kiosk_id}/commands", response_model=list[CommandOut], tags=["commands"],
+             **guard("viewer"))
     def kiosk_commands(kiosk_id: str, limit: int = Query(50, ge=1, le=500),
-                       _user: str = Depends(api_user)) -> list[dict[str, Any]]:
+                       _user: Principal = Depends(require_role("viewer"))) -> list[dict[str, Any]]:
         return store.kiosk_commands(kiosk_id, limit)
 
-    @app.get("/api/v1/commands/{command_id}", response_model=CommandOut, tags=["commands"])
-    def get_command(command_id: str, _user: str = Depends(api_user)) -> dict[str, Any]:
+    @app.get("/api/v1/commands/{command_id}", response_model=CommandOut, tags=["commands"], **guard("viewer"))
+    def get_command(command_id: str, _user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
         from fleet.controller.store import command_dict
 
         row = store.command(command_id)
@@ -341,59 +482,140 @@ def create_app(controller: Any) -> FastAPI:
         return command_dict(row)
 
     @app.get("/api/v1/stats", response_model=StatsOut, tags=["ops"],
-             summary="ingest counters of this controller and of every controller sharing the database")
-    def stats(_user: str = Depends(api_user)) -> dict[str, Any]:
+             summary="ingest counters of this controller and of every controller sharing the database",
+             **guard("viewer"))
+    def stats(_user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
         return {"controller_id": controller.id, "this": controller.public_stats(),
                 "controllers": store.controller_stats(P.now_ms() - 60_000)}
+
+    @app.get("/api/v1/dead-letters", response_model=list[DeadLetterOut], tags=["ops"],
+             summary="messages the ingest refused (malformed, out of bounds, unwritable), newest first",
+             **guard("operator"))
+    def list_dead_letters(kiosk_id: str | None = None, since: int = Query(0, ge=0),
+                          limit: int = Query(100, ge=1, le=1000),
+                          _user: Principal = Depends(require_role("operator"))) -> list[dict[str, Any]]:
+        return store.dead_letter_list(limit, kiosk_id, since)
+
+    # API: operators (admin) ------------------------------------------------------------------------------------
+    def _operator_or_404(username: str) -> Any:
+        row = store.operator(username)
+        if row is None:
+            raise HTTPException(404, f"no operator {username}")
+        return row
+
+    def _change_operator(admin: Principal, username: str, role: str | None = None, disabled: bool | None = None,
+                         password: str | None = None, display_name: str | None = None) -> int:
+        row = _operator_or_404(username)
+        loses_admin = row.role == "admin" and row.disabled_at is None and (
+            (role is not None and role != "admin") or disabled is True)
+        if loses_admin and store.active_admin_count() <= 1:
+            raise HTTPException(409, "the last admin cannot be disabled or demoted")
+        _found, revoked = store.set_operator(username, P.now_ms(), role=role, disabled=disabled,
+                                             password_hash=hash_password(password) if password else None,
+                                             display_name=display_name)
+        log.info("operator %s changed by %s: role=%s disabled=%s password=%s; %d session(s) revoked", username,
+                 admin.username, role, disabled, bool(password), revoked)
+        return revoked
+
+    @app.get("/api/v1/operators", response_model=list[OperatorOut], tags=["operators"],
+             summary="operator accounts, their roles and how many live sessions each has", **guard("admin"))
+    def list_operators(_user: Principal = Depends(require_role("admin"))) -> list[dict[str, Any]]:
+        return store.list_operators(P.now_ms())
+
+    @app.post("/api/v1/operators", response_model=OperatorOut, status_code=201, tags=["operators"],
+              summary="create an operator account", **guard("admin"))
+    def create_operator(body: OperatorCreate, user: Principal = Depends(require_role("admin"))) -> dict[str, Any]:
+        if store.operator(body.username) is not None:
+            raise HTTPException(409, f"operator {body.username} exists")
+        store.upsert_operator(body.username, hash_password(body.password), body.display_name or body.username,
+                              body.role, P.now_ms())
+        log.info("operator %s (%s) created by %s", body.username, body.role, user.username)
+        return _operator_out(body.username)
+
+    def _operator_out(username: str) -> dict[str, Any]:
+        return next(o for o in store.list_operators(P.now_ms()) if o["username"] == username)
+
+    @app.patch("/api/v1/operators/{username}", response_model=OperatorOut, tags=["operators"],
+               summary="change an operator's role, disable/enable it or set its password; a changed role, "
+                       "disabling or a new password revokes all of its sessions", **guard("admin"))
+    def patch_operator(username: str, body: OperatorPatch,
+                       user: Principal = Depends(require_role("admin"))) -> dict[str, Any]:
+        _change_operator(user, username, role=body.role, disabled=body.disabled, password=body.password,
+                         display_name=body.display_name)
+        return _operator_out(username)
+
+    @app.get("/api/v1/operators/{username}/sessions", response_model=list[SessionOut], tags=["operators"],
+             summary="an operator's live sessions", **guard("admin"))
+    def operator_sessions(username: str, _user: Principal = Depends(require_role("admin"))) -> list[dict[str, Any]]:
+        _operator_or_404(username)
+        return store.operator_sessions(username, P.now_ms())
+
+    @app.post("/api/v1/operators/{username}/sessions/revoke", response_model=RevokeOut, tags=["operators"],
+              summary="end every session of an operator at once (every controller)", **guard("admin"))
+    def revoke_sessions(username: str, user: Principal = Depends(require_role("admin"))) -> dict[str, Any]:
+        _operator_or_404(username)
+        n = sessions.revoke_operator(username, P.now_ms(), f"revoked_by:{user.username}"[:40])
+        return {"username": username, "revoked": n}
 
     # dashboard -----------------------------------------------------------------------------------------------
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
-        return render(request, "login.html.j2", None, next=next if next.startswith("/") else "/", error=None)
+        return render(request, "login.html.j2", None, next=safe_next(next), error=None)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         form = await _form(request)
         username, password, next = form.get("username", ""), form.get("password", ""), form.get("next", "/")  # noqa: A001
-        row = store.operator(username)
-        if row is None or not verify_password(password, row.password_hash):
+        next = safe_next(next)  # noqa: A001
+        now = P.now_ms()
+        try:
+            token, _p = await run_in_threadpool(sessions.login, username, password, client_addr(request), "cookie",
+                                                now)
+        except LoginThrottled as exc:
+            minutes = -(-exc.retry_after_s // 60)
+            return throttled_response(exc, render(request, "login.html.j2", None, next=next,
+                                                  error=f"登录失败次数过多，请 {minutes} 分钟后再试"))
+        except LoginFailed:
             resp = render(request, "login.html.j2", None, next=next, error="用户名或密码错误")
             resp.status_code = 401
             return resp
-        resp = RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
-        resp.set_cookie(COOKIE, signer.issue(username), httponly=True, samesite="strict", max_age=12 * 3600)
+        sessions.logout(request.cookies.get(COOKIE), now)  # a session this browser had before ends
+        resp = RedirectResponse(next, status_code=303)
+        set_session_cookie(request, resp, token)
         return resp
 
     @app.post("/logout", include_in_schema=False)
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        if sessions is not None:
+            sessions.logout(request.cookies.get(COOKIE), P.now_ms())
         resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie(COOKIE)
+        resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookie(request))
         return resp
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, **guard("viewer"))
     def fleet_page(request: Request, district: str = "", state: str = "", q: str = "",
-                   user: str = Depends(page_user)) -> HTMLResponse:
+                   user: Principal = Depends(require_role("viewer"))) -> HTMLResponse:
         kiosks = store.list_kiosks(district=district or None, state=state or None, q=q or None)
         return render(request, "fleet.html.j2", user, kiosks=kiosks, summary=store.summary(),
                       districts=store.districts(), f={"district": district, "state": state, "q": q})
 
-    @app.get("/locations", include_in_schema=False)
-    def locations_page(request: Request, user: str = Depends(page_user)) -> HTMLResponse:
+    @app.get("/locations", include_in_schema=False, **guard("viewer"))
+    def locations_page(request: Request, user: Principal = Depends(require_role("viewer"))) -> HTMLResponse:
         groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for k in store.list_kiosks():
             groups.setdefault(k["district"] or "未登记", {}).setdefault(k["location"] or "—", []).append(k)
         return render(request, "locations.html.j2", user, groups=groups)
 
-    @app.get("/alerts", include_in_schema=False)
+    @app.get("/alerts", include_in_schema=False, **guard("viewer"))
     def alerts_page(request: Request, status: str = "open", severity: str = "",
-                    user: str = Depends(page_user)) -> HTMLResponse:
+                    user: Principal = Depends(require_role("viewer"))) -> HTMLResponse:
         rows = store.alerts(status if status in ("open", "cleared", "all") else "open", None, severity or None)
         return render(request, "alerts.html.j2", user, alerts=rows, f={"status": status, "severity": severity},
                       summary=store.summary())
 
-    @app.get("/kiosks/{kiosk_id}", include_in_schema=False)
+    @app.get("/kiosks/{kiosk_id}", include_in_schema=False, **guard("viewer"))
     def kiosk_page(request: Request, kiosk_id: str, hours: float = 24, msg: str = "",
-                   user: str = Depends(page_user)) -> HTMLResponse:
+                   user: Principal = Depends(require_role("viewer"))) -> HTMLResponse:
         kiosk = store.kiosk(kiosk_id)
         if kiosk is None:
             raise HTTPException(404, f"no kiosk {kiosk_id}")
@@ -410,11 +632,14 @@ def create_app(controller: Any) -> FastAPI:
                       alerts=store.alerts("all", kiosk_id, None, 20), commands=store.kiosk_commands(kiosk_id, 15),
                       events=store.kiosk_events(kiosk_id, 12))
 
-    @app.post("/kiosks/{kiosk_id}/commands", include_in_schema=False)
-    async def kiosk_command_form(request: Request, kiosk_id: str, user: str = Depends(page_user)) -> Response:
+    @app.post("/kiosks/{kiosk_id}/commands", include_in_schema=False, **guard("operator"))
+    async def kiosk_command_form(request: Request, kiosk_id: str,
+                                 user: Principal = Depends(require_role("operator"))) -> Response:
         form = await _form(request)
         name, text, profile = form.get("name", ""), form.get("text", ""), form.get("profile", "")
         check_form_csrf(request, form.get("csrf", ""))
+        if not user.can_command(name):
+            forbid(request, user, command_role(name))
         if store.kiosk(kiosk_id) is None:
             raise HTTPException(404, f"no kiosk {kiosk_id}")
         args: dict[str, Any] = {}
@@ -426,25 +651,72 @@ def create_app(controller: Any) -> FastAPI:
             args = {"profile": profile, "sha256": hashlib.sha256(profile.encode()).hexdigest()}
         try:
             _check_args(name, args)
-            cmd = controller.create_command(kiosk_id, name, args, created_by=user)
+            cmd = controller.create_command(kiosk_id, name, args, created_by=user.username)
             msg = f"已下发「{COMMAND_ZH.get(name, name)}」（{COMMAND_STATUS_ZH.get(cmd['status'], cmd['status'])}）"
         except HTTPException as exc:
             msg = f"未下发：{exc.detail}"
         return RedirectResponse(f"/kiosks/{quote(kiosk_id)}?{urlencode({'msg': msg})}#commands", status_code=303)
 
-    @app.post("/alerts/{alert_id}/ack", include_in_schema=False)
-    async def ack_form(request: Request, alert_id: int, user: str = Depends(page_user)) -> Response:
+    @app.post("/alerts/{alert_id}/ack", include_in_schema=False, **guard("operator"))
+    async def ack_form(request: Request, alert_id: int, user: Principal = Depends(require_role("operator"))
+                       ) -> Response:
         form = await _form(request)
-        next = form.get("next", "/alerts")  # noqa: A001
         check_form_csrf(request, form.get("csrf", ""))
-        store.ack_alert(alert_id, user, P.now_ms())
-        return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/alerts",
-                                status_code=303)
+        store.ack_alert(alert_id, user.username, P.now_ms())
+        return RedirectResponse(safe_next(form.get("next"), "/alerts"), status_code=303)
 
-    @app.get("/api", include_in_schema=False)
-    def api_page(request: Request, user: str = Depends(page_user)) -> HTMLResponse:
+    @app.get("/operators", include_in_schema=False, **guard("admin"))
+    def operators_page(request: Request, msg: str = "", user: Principal = Depends(require_role("admin"))
+                       ) -> HTMLResponse:
+        return render(request, "operators.html.j2", user, operators=store.list_operators(P.now_ms()), msg=msg,
+                      idle_min=sessions.idle_ms // 60_000, absolute_h=sessions.absolute_ms // 3_600_000)
+
+    @app.post("/operators", include_in_schema=False, **guard("admin"))
+    async def operator_create_form(request: Request, user: Principal = Depends(require_role("admin"))) -> Response:
+        form = await _form(request)
+        check_form_csrf(request, form.get("csrf", ""))
+        try:
+            body = OperatorCreate(username=form.get("username", "").strip(), password=form.get("password", ""),
+                                  role=form.get("role", "viewer"), display_name=form.get("display_name", "").strip())
+        except ValidationError:
+            return _operators_redirect(f"未创建：用户名须为 2–64 位字母、数字或 ._-，密码至少 {MIN_PASSWORD} 位")
+        if store.operator(body.username) is not None:
+            return _operators_redirect(f"未创建：{body.username} 已存在")
+        store.upsert_operator(body.username, hash_password(body.password), body.display_name or body.username,
+                              body.role, P.now_ms())
+        log.info("operator %s (%s) created by %s", body.username, body.role, user.username)
+        return _operators_redirect(f"已创建 {body.username}（{ROLE_ZH[body.role]}）")
+
+    @app.post("/operators/{username}", include_in_schema=False, **guard("admin"))
+    async def operator_change_form(request: Request, username: str,
+                                   user: Principal = Depends(require_role("admin"))) -> Response:
+        form = await _form(request)
+        check_form_csrf(request, form.get("csrf", ""))
+        action = form.get("action", "")
+        try:
+            if action == "role" and form.get("role") in ROLES:
+                n = _change_operator(user, username, role=form["role"])
+                msg = f"{username} 的角色改为{ROLE_ZH[form['role']]}，已注销其 {n} 个会话"
+            elif action in ("disable", "enable"):
+                n = _change_operator(user, username, disabled=action == "disable")
+                msg = f"已停用 {username}，已注销其 {n} 个会话" if action == "disable" else f"已启用 {username}"
+            elif action == "revoke":
+                _operator_or_404(username)
+                n = sessions.revoke_operator(username, P.now_ms(), f"revoked_by:{user.username}"[:40])
+                msg = f"已注销 {username} 的 {n} 个会话"
+            else:
+                raise HTTPException(422, "unknown action")
+        except HTTPException as exc:
+            if exc.status_code != 409:
+                raise
+            msg = "未修改：至少需要保留一名启用的管理员"
+        return _operators_redirect(msg)
+
+    @app.get("/api", include_in_schema=False, **guard("viewer"))
+    def api_page(request: Request, user: Principal = Depends(require_role("viewer"))) -> HTMLResponse:
         spec = app.openapi()
-        ops = [(method.upper(), path, op.get("summary") or op.get("operationId", ""), (op.get("tags") or [""])[0])
+        ops = [(method.upper(), path, op.get("summary") or op.get("operationId", ""), (op.get("tags") or [""])[0],
+                op.get("x-required-role", "—"))
                for path, item in spec["paths"].items() for method, op in item.items()]
         return render(request, "api.html.j2", user, ops=ops)
 
@@ -463,12 +735,23 @@ def create_app(controller: Any) -> FastAPI:
         if request.url.path.startswith("/api/") or request.method != "GET":
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         if exc.status_code == 401:
-            return RedirectResponse("/login", 303)
-        resp = render(request, "error.html.j2", current_user(request), status=exc.status_code, detail=exc.detail)
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': safe_next(here)})}", 303)
+        me = await run_in_threadpool(authenticate, request, False)
+        detail = exc.detail
+        if detail == "forbidden_role":
+            detail = (f"您的角色（{ROLE_ZH.get(me.role, me.role) if me else '—'}）无权访问此页面，需要"
+                      f"{ROLE_ZH.get((exc.headers or {}).get('X-Required-Role', ''), '更高权限')}。")
+        resp = render(request, "error.html.j2", me, status=exc.status_code, detail=detail)
         resp.status_code = exc.status_code
         return resp
 
+    app.state.require_role = require_role
     return app
+
+
+def _operators_redirect(msg: str) -> Response:
+    return RedirectResponse(f"/operators?{urlencode({'msg': msg})}", status_code=303)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -6,8 +6,15 @@ by default, PostgreSQL with ``--db postgresql://…``) and serves the operators'
 ONE JSON line on stdout once listening — ``{"http": "127.0.0.1:8710", "pid": 123, "controller_id": "…"}`` — and
 logs to stderr; SIGTERM/SIGINT stop it cleanly (it publishes its offline state first).
 
+``serve`` refuses to start while the database has no enabled admin: create one first with
+``fleet-controller add-operator --role admin NAME``. Only ``serve --demo`` (the demo and the tests) creates the admin
+``admin`` itself, with the password in $FLEET_ADMIN_PASSWORD (which must then be set; there is no default).
+The session cookie is ``Secure`` on requests that came over TLS (``--tls-cert``/``--tls-key``, or a proxy named with
+``--trusted-proxy`` saying X-Forwarded-Proto: https) and always with ``--cookie-secure``.
+
 Other commands: ``keygen DIR`` (the Ed25519 command-signing key pair: .key stays with the controllers, .pub goes
-to every kiosk), ``add-operator NAME`` (password from $FLEET_OPERATOR_PASSWORD or asked for), ``openapi``.
+to every kiosk), ``add-operator NAME [--role viewer|operator|admin]`` (password from $FLEET_OPERATOR_PASSWORD or
+asked for; for an existing name it sets the password and role and ends its sessions), ``openapi``.
 """
 from __future__ import annotations
 
@@ -66,13 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--command-timeout", type=float, default=120.0,
                        help="seconds a kiosk may take to finish an accepted command")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--demo", action="store_true",
+                       help="demo/test mode: create the admin 'admin' from $FLEET_ADMIN_PASSWORD if there is no admin")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM); needs --tls-key")
+    serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    serve.add_argument("--cookie-secure", action="store_true",
+                       help="always mark the session cookie Secure (TLS ends at a proxy in front)")
+    serve.add_argument("--trusted-proxy", default="",
+                       help="comma-separated addresses of reverse proxies whose X-Forwarded-For/-Proto are believed "
+                            "(default none: the peer address is the client's, for login throttling too)")
     keygen = sub.add_parser("keygen", help="write command-signing.key/.pub into DIR")
     keygen.add_argument("dir")
+    keygen.add_argument("--name", default="command-signing",
+                        help="file stem (profile-signing: the key pushed profiles with protected changes need)")
+    sign = sub.add_parser("sign-profile", help="sign a device profile for one kiosk (fleet/profile_signing.py); "
+                                               "prints the push_profile command's arguments as JSON")
+    sign.add_argument("profile", help="the profile YAML file")
+    sign.add_argument("--key", required=True, help="the profile-signing private key (keygen --name profile-signing)")
+    sign.add_argument("--kiosk", required=True, help="the one kiosk id the signature is for")
+    sign.add_argument("--expires", default="24h", help="30m / 24h / 7d from now, ISO 8601 with zone, or epoch ms")
     add = sub.add_parser("add-operator", help="create or update an operator account")
     add.add_argument("username")
     add.add_argument("--db", default=os.environ.get("FLEET_DB"))
     add.add_argument("--display-name", default="")
-    add.add_argument("--role", default="operator", choices=["operator", "admin"])
+    add.add_argument("--role", choices=["viewer", "operator", "admin"],
+                     help="new operators: default operator; an existing one keeps its role unless given")
+    add.add_argument("--disable", action="store_true", help="disable the account (its sessions end)")
+    add.add_argument("--enable", action="store_true", help="enable a disabled account")
     sub.add_parser("openapi", help="print the REST API's OpenAPI spec as JSON")
     return parser
 
@@ -91,14 +118,19 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fleet.controller.api import create_app
-    from fleet.controller.auth import hash_password
     from fleet.controller.rules import RuleConfig
     from fleet.controller.service import ControllerConfig, FleetController
-    from fleet.protocol import now_ms
     from fleet.signing import generate_keypair
 
     logging.config.dictConfig(LOG_CONFIG)  # type: ignore[attr-defined]
     logging.getLogger("fleet").setLevel(args.log_level.upper())
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("fleet-controller: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    refusal = _ensure_admin(args.db, args.demo)
+    if refusal:
+        print(f"fleet-controller: {refusal}", file=sys.stderr)
+        return 2
     key = Path(args.signing_key)
     if not key.exists():
         generate_keypair(key.parent, key.stem)
@@ -115,9 +147,6 @@ def serve(args: argparse.Namespace) -> int:
     gc.set_threshold(50_000, 20, 50)
     controller = FleetController(config)
     gc.freeze()
-    password = os.environ.get("FLEET_ADMIN_PASSWORD")
-    if password and controller.store.operator_count() == 0:
-        controller.store.upsert_operator("admin", hash_password(password), "管理员", "admin", now_ms())
     host, port = _hostport(args.http)
     try:
         sock = _listen(host, port)
@@ -125,12 +154,14 @@ def serve(args: argparse.Namespace) -> int:
         print(f"fleet-controller: cannot listen on {args.http}: {exc}", file=sys.stderr)
         return 1
     shown = f"[{host}]" if ":" in host else host
-    app = create_app(controller)
+    tls = bool(args.tls_cert)
+    app = create_app(controller, cookie_secure=args.cookie_secure or tls)
     controller.start()
     # announce once subscribed, so that what kiosks publish from then on reaches us (or after 10 s without a broker)
     subscribed = controller.wait_connected(10.0)
     announce = json.dumps({"http": f"{shown}:{sock.getsockname()[1]}", "pid": os.getpid(),
-                           "controller_id": controller.id, "broker_connected": subscribed})
+                           "controller_id": controller.id, "broker_connected": subscribed,
+                           "scheme": "https" if tls else "http"})
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -139,8 +170,11 @@ def serve(args: argparse.Namespace) -> int:
                 sys.stdout.write(announce + "\n")
                 sys.stdout.flush()
 
+    proxies = [a.strip() for a in args.trusted_proxy.split(",") if a.strip()]
     uv_config = uvicorn.Config(app, log_config=LOG_CONFIG, log_level=args.log_level, access_log=False,
-                               lifespan="on", timeout_graceful_shutdown=3)
+                               lifespan="on", timeout_graceful_shutdown=3, proxy_headers=bool(proxies),
+                               forwarded_allow_ips=proxies or None, ssl_certfile=args.tls_cert,
+                               ssl_keyfile=args.tls_key)
     server = _Server(uv_config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)  # uvicorn installs its own; this keeps its re-raise harmless
@@ -152,30 +186,86 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def _ensure_admin(db: str | None, demo: bool) -> str | None:
+    """None when the database has an enabled admin (in demo mode: after creating ``admin`` from
+    $FLEET_ADMIN_PASSWORD), else why serve must not start."""
+    from fleet.controller.auth import MIN_PASSWORD, hash_password
+    from fleet.controller.store import Store
+    from fleet.protocol import now_ms
+
+    store = Store(db)
+    try:
+        store.create_schema()
+        if store.active_admin_count() > 0:
+            return None
+        if not demo:
+            return ("no admin operator in the database, so nobody could log in; create one first with "
+                    "`fleet-controller add-operator --role admin NAME` (same --db), then start serve again")
+        password = os.environ.get("FLEET_ADMIN_PASSWORD", "")
+        if len(password) < MIN_PASSWORD:
+            return (f"--demo creates the admin 'admin' from $FLEET_ADMIN_PASSWORD, which must be set "
+                    f"(at least {MIN_PASSWORD} characters)")
+        try:
+            store.upsert_operator("admin", hash_password(password), "管理员", "admin", now_ms())
+            store.set_operator("admin", now_ms(), disabled=False)
+        except Exception:  # noqa: BLE001 - another controller starting on the same database created it first
+            if store.active_admin_count() == 0:
+                raise
+            return None
+        logging.getLogger("fleet.controller").warning("demo mode: created the admin 'admin' from "
+                                                      "$FLEET_ADMIN_PASSWORD")
+        return None
+    finally:
+        store.dispose()
+
+
 def keygen(args: argparse.Namespace) -> int:
     from fleet.signing import generate_keypair
 
-    key, pub = generate_keypair(args.dir)
+    key, pub = generate_keypair(args.dir, args.name)
     print(json.dumps({"key": str(key), "pub": str(pub)}))
     return 0
 
 
+def sign_profile_command(args: argparse.Namespace) -> int:
+    from fleet.profile_signing import parse_expiry, push_profile_args
+
+    try:
+        out = push_profile_args(args.key, Path(args.profile).read_text("utf-8"), args.kiosk,
+                                parse_expiry(args.expires))
+    except (OSError, ValueError) as exc:
+        print(f"fleet-controller: sign-profile: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return 0
+
+
 def add_operator(args: argparse.Namespace) -> int:
-    from fleet.controller.auth import hash_password
+    from fleet.controller.auth import MIN_PASSWORD, hash_password
     from fleet.controller.store import Store
     from fleet.protocol import now_ms
 
-    password = os.environ.get("FLEET_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
-    if len(password) < 8:
-        print("fleet-controller: the password needs at least 8 characters", file=sys.stderr)
-        return 2
     store = Store(args.db)
-    store.create_schema()
-    store.upsert_operator(args.username, hash_password(password), args.display_name or args.username, args.role,
-                          now_ms())
-    store.dispose()
-    print(json.dumps({"operator": args.username, "role": args.role}))
-    return 0
+    try:
+        store.create_schema()
+        existing = store.operator(args.username)
+        if existing is not None and (args.disable or args.enable) and not args.role:
+            _found, revoked = store.set_operator(args.username, now_ms(), disabled=args.disable)
+            print(json.dumps({"operator": args.username, "disabled": args.disable, "sessions_revoked": revoked}))
+            return 0
+        password = os.environ.get("FLEET_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+        if len(password) < MIN_PASSWORD:
+            print(f"fleet-controller: the password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
+            return 2
+        role = args.role or (existing.role if existing is not None else "operator")
+        display = args.display_name or (existing.display_name if existing is not None else args.username)
+        created = store.upsert_operator(args.username, hash_password(password), display, role, now_ms())
+        if args.disable or args.enable:
+            store.set_operator(args.username, now_ms(), disabled=args.disable)
+        print(json.dumps({"operator": args.username, "role": role, "created": created}))
+        return 0
+    finally:
+        store.dispose()
 
 
 def openapi_spec() -> dict[str, Any]:
@@ -193,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     import logging.config  # noqa: F401 - used by serve
 
     args = build_parser().parse_args(argv)
-    handlers = {"serve": serve, "keygen": keygen, "add-operator": add_operator, "openapi": openapi_command}
+    handlers = {"serve": serve, "keygen": keygen, "add-operator": add_operator, "openapi": openapi_command,
+                "sign-profile": sign_profile_command}
     return handlers[args.command](args)
 
 

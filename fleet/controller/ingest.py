@@ -7,9 +7,15 @@ them over as one list (``on_publish_batch(items)``, items ``(topic: bytes, paylo
 arrival order). Anything else — CONNACK, SUBACK, PINGRESP, the PUBACK of our own publishes, QoS 2, a packet cut by the
 end of the buffer — goes through paho's own reader, one packet, after which the fast loop continues. So connection
 handling, keepalive, TLS and reconnects stay paho's, and arrival order is kept.
+
+Back-pressure: ``read_gate()`` (when set) is asked before each socket read; while it says the consumer is full the
+client does not read (it sleeps 10 ms and lets paho's loop send acknowledgements and pings), so TCP flow control
+keeps the messages at the broker. Once per half keepalive it reads anyway, so the broker's PINGRESP gets through and
+the connection stays up during a long stall (each such read adds at most one receive buffer, 256 kB, to the inbox).
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
@@ -68,8 +74,17 @@ class BulkIngestClient(IngestClient):
     """:class:`IngestClient` with batch delivery of PUBLISH packets (MQTT 3.1.1; see the module doc)."""
 
     on_publish_batch: Callable[[list[PublishItem]], None] | None = None
+    read_gate: Callable[[], bool] | None = None
+    _gate_read_at = 0.0
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        gate = self.read_gate
+        if gate is not None and gate():
+            now = _time_func()
+            if now - self._gate_read_at < max(1.0, self._keepalive / 2):
+                time.sleep(0.01)  # back-pressure: leave the data in the socket
+                return _SUCCESS
+            self._gate_read_at = now  # one read now and then: keepalive answers must get through
         sink = self.on_publish_batch
         if sink is None or self._protocol == mqtt.MQTTv5:
             return super().loop_read(max_packets)
@@ -86,6 +101,8 @@ class BulkIngestClient(IngestClient):
                     with self._msgtime_mutex:
                         self._last_bytes_received = _time_func()
                     sink(items)
+                    if gate is not None and gate():
+                        return _SUCCESS
                     if pos >= len(buf):
                         continue  # the buffer is used up: read the socket again (paho's path, one packet)
             # one packet through paho: a non-PUBLISH, one cut by the buffer's end, or the read that refills it

@@ -33,6 +33,25 @@ from fleet.signing import CommandSigner
 
 log = logging.getLogger("fleet.controller")
 
+def _transient(exc: BaseException) -> bool:
+    """The database is unavailable or busy (retry the same batch later) — as opposed to refusing what the batch
+    holds (a value out of range, a constraint, a driver that cannot convert a value: split the batch)."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                        sa_exc.DisconnectionError, sqlite3.OperationalError, sqlite3.InterfaceError, OSError)):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
 _loads = orjson.loads  # bytes → objects; invalid UTF-8, trailing data, NaN and > 64-bit integers are errors
 _TOPIC_CACHE_MAX = 100_000
 _NO_HOST = (None, (None, None, None, None), False)  # host JSON, its time-series columns, disk low
@@ -42,6 +61,9 @@ REWRITE_S = 30.0
 #: waited for until the audit's fallback (``audit_fallback_ms`` after the message), so a wide window costs nothing
 ALIVE_WINDOW_MS = 60_000
 SUBSCRIPTIONS = ("birth", "death", "data", "alarm", "cmd-result/+")
+#: dead letters kept per flush (the rest are counted only) and how much of each payload is kept
+DEAD_LETTERS_PER_FLUSH = 50
+DEAD_LETTER_PREVIEW = 256
 ALARM_RULE = {"paper_out": "paper_out", "paper_near_end": "paper_near_end", "device_fault": "device_fault",
               "device_offline": "device_fault"}
 
@@ -56,6 +78,9 @@ class ControllerConfig:
     username: str = "fleet-controller"
     flush_interval_s: float = 0.25
     max_batch: int = 20000
+    #: messages waiting between the MQTT thread and the writer; when full the MQTT thread stops reading the socket
+    #: (back-pressure: TCP holds the messages at the broker, nothing is dropped or acknowledged unstored)
+    inbox_max: int = 100_000
     sweep_interval_s: float = 0.5
     lease_ttl_s: float = 3.0
     audit_fallback_ms: int = 10_000
@@ -88,7 +113,10 @@ class FleetController:
         self.started_at = P.now_ms()
         self.stats: dict[str, Any] = {"received": 0, "processed": 0, "stored": 0, "duplicates": 0, "malformed": 0,
                                       "malformed_by_reason": {}, "flushes": 0, "db_errors": 0, "gaps": 0,
-                                      "rebirths_requested": 0, "forged_results": 0, "connects": 0}
+                                      "rebirths_requested": 0, "forged_results": 0, "connects": 0,
+                                      "dead_letters": 0, "dead_letters_not_kept": 0, "store_rejected": 0,
+                                      "poison_batches": 0, "rule_errors": 0, "inbox_full": 0}
+        self._last_store_error: BaseException | None = None
         self._inbox: deque[tuple[bytes | str, bytes, int, int, int, int]] = deque()
         self._state_topic_b = config.state_topic.encode()
         self._topics: dict[bytes | str, tuple[str, str, str | None]] = {}
@@ -128,6 +156,7 @@ class FleetController:
         client.on_publish_batch = self._on_publish_batch  # the fast path (MQTT 3.1.1, QoS 0/1, whole buffers)
         client.on_raw_publish = self._on_raw_publish  # single packets paho read itself
         client.on_subscribe = lambda *_a: self._subscribed.set()
+        client.read_gate = self._inbox_full
         self._client = client
         client.connect_async(self.broker.host, self.broker.port, keepalive=20)
         client.loop_start()
@@ -183,6 +212,13 @@ class FleetController:
         self._subscribed.clear()
         if not self._stopping.is_set():
             log.warning("controller lost the broker (%s); reconnecting", rc)
+
+    def _inbox_full(self) -> bool:
+        """Asked by the MQTT thread before it reads the socket: True pauses reading (see :class:`BulkIngestClient`)."""
+        if len(self._inbox) < self.config.inbox_max:
+            return False
+        self.stats["inbox_full"] += 1
+        return True
 
     def _on_publish_batch(self, items: list[PublishItem]) -> None:
         recv = int(time.time() * 1000)
@@ -247,6 +283,7 @@ class FleetController:
         while not self._stopping.is_set():
             deadline = time.monotonic() + cfg.flush_interval_s
             batch = Batch()
+            items: list[tuple[bytes | str, bytes, int]] = []
             acks: list[tuple[int, int, int]] = []
             count = 0
             while count < cfg.max_batch:
@@ -261,26 +298,104 @@ class FleetController:
                 topic, raw, mid, qos, recv, gen = item
                 if qos:
                     acks.append((mid, qos, gen))
-                try:
-                    self._process(batch, topic, raw, recv)
-                except P.PayloadError as exc:
-                    self._malformed(exc.reason, topic)
-                except Exception as exc:  # noqa: BLE001 - one bad message must never stop the ingest
-                    self._malformed(f"invalid:{type(exc).__name__}", topic)
+                self._take(batch, items, topic, raw, recv)
             if count:
-                self._flush(batch, count)
+                if not self._flush(batch, count, items):
+                    continue  # stopping before the batch was stored: not acknowledged (the broker redelivers)
                 client = self._client
                 if client is not None:
                     generation = self._generation
                     client.ack_many([mid for mid, qos, gen in acks if qos == 1 and gen == generation])  # type: ignore[attr-defined]
 
-    def _flush(self, batch: Batch, count: int) -> None:
-        self._settle(batch)
+    def _take(self, batch: Batch, items: list[tuple[bytes | str, bytes, int]], topic: bytes | str, raw: bytes,
+              recv: int) -> None:
+        """One message into the batch (and into ``items``, what a split re-reads); a refused one is dead-lettered."""
+        try:
+            self._process(batch, topic, raw, recv)
+        except P.PayloadError as exc:
+            self._dead_letter(batch, exc.reason, topic, raw, recv)
+            return
+        except Exception as exc:  # noqa: BLE001 - one bad message must never stop the ingest
+            self._dead_letter(batch, f"invalid:{type(exc).__name__}", topic, raw, recv)
+            return
+        items.append((topic, raw, recv))
+
+    def _dead_letter(self, batch: Batch, reason: str, topic: bytes | str, raw: bytes, recv: int) -> None:
+        """Count a refused message and keep a short, scrubbed record of it for operators (at most
+        :data:`DEAD_LETTERS_PER_FLUSH` per flush: a flood of garbage is counted, not stored)."""
+        self._malformed(reason, topic)
+        self.stats["dead_letters"] += 1
+        if len(batch.dead_letters) >= DEAD_LETTERS_PER_FLUSH:
+            self.stats["dead_letters_not_kept"] += 1
+            return
+        name = topic.decode("utf-8", "replace") if isinstance(topic, (bytes, bytearray)) else str(topic)
+        parts = name.split("/")
+        kiosk_id = parts[2] if len(parts) > 2 and P.KIOSK_ID_RE.match(parts[2]) else ""
+        preview = bytes(raw[:DEAD_LETTER_PREVIEW]).decode("utf-8", "replace")
+        batch.dead_letters.append({
+            "kiosk_id": kiosk_id, "topic": P.scrub_text(name, 200), "reason": reason[:60], "received_at": recv,
+            "size": len(raw), "payload": P.scrub_text(preview, DEAD_LETTER_PREVIEW), "controller": self.id[:80]})
+
+    def _flush(self, batch: Batch, count: int, items: list[tuple[bytes | str, bytes, int]] | None = None) -> bool:
+        """Store a batch; True once stored (then its messages may be acknowledged), False when stopping first.
+
+        A batch the database refuses for a reason other than being unavailable (a value it cannot write) is split in
+        halves, recursively, so the good messages are stored and the bad one ends in ``dead_letters``: never retried
+        forever. An unavailable database (connection lost, locked, restarting) is waited for: the batch is kept."""
+        outcome = self._store(batch)
+        if outcome == "poison":
+            self.stats["poison_batches"] += 1
+            outcome = self._split(list(items or ()), list(batch.dead_letters))
+        if outcome == "stopped":
+            return False
+        self.stats["processed"] += count
+        self.stats["flushes"] += 1
+        with self.processed_event:
+            self.processed_event.notify_all()
+        return True
+
+    def _split(self, items: list[tuple[bytes | str, bytes, int]], dead: list[dict[str, Any]]) -> str:
+        # the refused write named device rows and states this controller now wrongly believes written
+        self._written.clear()
+        self._device_cache.clear()
+        if len(items) <= 1:
+            batch = Batch(dead_letters=dead)
+            for topic, raw, recv in items:
+                again = Batch()
+                self._take(again, [], topic, raw, recv)
+                outcome = self._store(again)  # a second try on its own (a conflict with another controller)
+                if outcome == "stopped":
+                    return outcome
+                if outcome == "ok":
+                    continue
+                error = self._last_store_error
+                self._dead_letter(batch, f"store_rejected:{type(error).__name__}", topic, raw, recv)
+            if batch.dead_letters and self._store(batch) == "poison":
+                log.error("could not even store %d dead letters; dropped them", len(batch.dead_letters))
+            return "ok"
+        half = len(items) // 2
+        for part, part_dead in ((items[:half], dead), (items[half:], [])):
+            batch = Batch(dead_letters=part_dead)
+            kept: list[tuple[bytes | str, bytes, int]] = []
+            for topic, raw, recv in part:
+                self._take(batch, kept, topic, raw, recv)
+            outcome = self._store(batch)
+            if outcome == "poison":
+                outcome = self._split(kept, list(batch.dead_letters))
+            if outcome == "stopped":
+                return outcome
+        return "ok"
+
+    def _store(self, batch: Batch) -> str:
+        """Write one batch: "ok", "poison" (refused for a reason other than the database being unavailable — see
+        :func:`_transient`) or "stopped" (the controller stops while the database is away)."""
         delay = 0.5
         while True:
             try:
+                self._settle(batch)
                 now = P.now_ms()
-                if batch.samples or batch.births or batch.deaths or batch.results or batch.devices:
+                if batch.samples or batch.births or batch.deaths or batch.results or batch.devices or \
+                        batch.dead_letters:
                     result = self.store.write_batch(batch, self.id, now)
                     self.stats["stored"] += result["stored"]
                     self.stats["duplicates"] += result["duplicates"]
@@ -288,18 +403,34 @@ class FleetController:
                     if result["forged"]:
                         log.warning("%d command result(s) for commands no controller issued (forged commands "
                                     "rejected by kiosks)", result["forged"])
-                    self._evaluate(self._candidates(batch), now, batch.alarm_hits)
                 break
-            except Exception:  # noqa: BLE001 - the database is down or busy: keep the batch, retry
+            except Exception as exc:  # noqa: BLE001 - the database is down or busy: keep the batch, retry
+                if not _transient(exc):
+                    self._last_store_error = exc
+                    self.stats["store_rejected"] += 1
+                    log.warning("the database refused a batch of %d messages (%s: %s); splitting it",
+                                len(batch), type(exc).__name__, str(exc)[:200])
+                    return "poison"
                 self.stats["db_errors"] += 1
-                log.exception("storing a batch of %d messages failed; retrying in %.1f s", count, delay)
+                log.exception("storing a batch of %d messages failed; retrying in %.1f s", len(batch), delay)
                 if self._stopping.wait(delay):
-                    return
+                    return "stopped"
                 delay = min(5.0, delay * 2)
-        self.stats["processed"] += count
-        self.stats["flushes"] += 1
-        with self.processed_event:
-            self.processed_event.notify_all()
+        # the alert rules for the kiosks that moved (stored already: a failure here never re-writes the batch)
+        delay = 0.5
+        while True:
+            try:
+                self._evaluate(self._candidates(batch), P.now_ms(), batch.alarm_hits)
+                return "ok"
+            except Exception as exc:  # noqa: BLE001
+                if not _transient(exc):
+                    self.stats["rule_errors"] += 1
+                    log.exception("evaluating the alert rules after a flush failed")
+                    return "ok"
+                self.stats["db_errors"] += 1
+                if self._stopping.wait(delay):
+                    return "ok"  # stored: may be acknowledged; the sweeper evaluates again after a restart
+                delay = min(5.0, delay * 2)
 
     def _parse_topic(self, topic: bytes | str) -> tuple[str, str, str | None]:
         parsed = self._topics.get(topic)
@@ -320,16 +451,28 @@ class FleetController:
 
     def _process(self, batch: Batch, topic: bytes | str, raw: bytes, recv: int) -> None:
         kiosk_id, kind, command_id = self._parse_topic(topic)
+        if len(raw) > P.MAX_PAYLOAD_BYTES:
+            raise P.PayloadError("too_large")
         try:
             payload = _loads(raw)
         except (ValueError, TypeError):
             raise P.PayloadError("not_json") from None
-        P.check_envelope(kind, kiosk_id, payload)
+        P.check_envelope(kind, kiosk_id, payload, recv)
+        # everything that can still refuse the message comes before the batch is touched
         if kind == "death":
             batch.deaths.append((kiosk_id, payload["bdSeq"], recv, str(payload.get("reason") or "will")[:40]))
             batch.candidates.add(kiosk_id)
             return
         mid, bd, seq = payload["mid"], payload["bdSeq"], payload["seq"]
+        if kind == "cmd-result" and payload.get("command_id") != command_id:
+            raise P.PayloadError("command_id_mismatch")
+        if kind != "cmd-result":
+            devices = payload.get("devices") or {}
+            dset = self._kiosk_devices.get(kiosk_id)
+            if dset is None or dset.models != devices:  # most messages repeat the kiosk's last device set
+                dset = self._kiosk_devices[kiosk_id] = self._device_set(kiosk_id, devices)
+            host = payload.get("host")
+            _host_json, host_metrics, disk_low = self._host(kiosk_id, host) if type(host) is dict else _NO_HOST
         seen = batch.kiosk_seen.get(kiosk_id)
         if seen is None:
             batch.kiosk_seen[kiosk_id] = [recv, mid]
@@ -337,25 +480,17 @@ class FleetController:
             seen[0] = max(seen[0], recv)
             seen[1] = max(seen[1], mid)
         if kind == "cmd-result":
-            if payload.get("command_id") != command_id:
-                raise P.PayloadError("command_id_mismatch")
             batch.results.append({"command_id": command_id, "kiosk_id": kiosk_id, "status": payload["status"],
                                   "reason": P.scrub_text(payload.get("reason") or "", 200),
                                   "data": payload.get("data") if isinstance(payload.get("data"), dict) else {},
                                   "recv": recv})
             batch.log_seq(kiosk_id, bd, seq, "R", recv)
             return
-        devices = payload.get("devices") or {}
-        dset = self._kiosk_devices.get(kiosk_id)
-        if dset is None or dset.models != devices:  # most messages repeat the kiosk's last device set
-            dset = self._kiosk_devices[kiosk_id] = self._device_set(kiosk_id, devices)
         rows8 = dset.rows
         paper, pages, cards, faults = dset.sample
         reason = payload.get("reason")
         kc = "B" if kind == "birth" else ("A" if kind == "alarm" else ("H" if reason == "heartbeat" else "D"))
-        host = payload.get("host")
         counters = payload.get("counters")
-        _host_json, host_metrics, disk_low = self._host(kiosk_id, host) if type(host) is dict else _NO_HOST
         sessions = counters.get("sessions") if type(counters) is dict else None
         ts = payload["ts"]
         if abs(ts - recv) > 172_800_000 and not payload.get("historical"):
@@ -495,6 +630,7 @@ class FleetController:
         for k, m in devices.items():
             cached = models.get((kiosk_id, k))
             if cached is None or cached[0] != m:
+                P.check_device_model(k, m)
                 cached = models[(kiosk_id, k)] = (m, *self._device_row(kiosk_id, k, m))
             row = rows[k] = cached[1]
             if row[2] != "ok" or row[3] not in (None, "ok"):
@@ -507,6 +643,10 @@ class FleetController:
             if d_cards is not None:
                 cards = (cards or 0) + d_cards
             faults += d_fault
+        if pages is not None:
+            pages = min(pages, P.MAX_COUNTER)  # summed over devices: keep within the INTEGER column
+        if cards is not None:
+            cards = min(cards, P.MAX_COUNTER)
         return _DeviceSet(devices, rows, (paper, pages, cards, faults), frozenset(unusual))
 
     @staticmethod
@@ -533,6 +673,7 @@ class FleetController:
         cached = self._json_cache.get((kiosk_id, "host"))
         if cached is not None and cached[0] == host:
             return cached[1]
+        P.check_host(host)
 
         def num(v: Any) -> float | None:
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
@@ -621,6 +762,8 @@ class FleetController:
                     if dropped:
                         log.info("retention: dropped %s", ", ".join(dropped))
                     self.store.prune_events(cutoff)
+                    self.store.prune_dead_letters(cutoff)
+                    self.store.prune_sessions(cutoff)  # ended operator sessions, kept as long as the events
                 self.store.prune_seq_log(now - 120_000)
             except Exception:  # noqa: BLE001 - the sweeper must keep running (database restarts, …)
                 log.exception("sweeper run failed")
@@ -711,6 +854,7 @@ class FleetController:
     def public_stats(self) -> dict[str, Any]:
         out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.stats.items()}
         out["queue"] = len(self._inbox)
+        out["queue_max"] = self.config.inbox_max
         out["leader"] = self._is_leader
         out["connected"] = self._connected.is_set()
         return out

@@ -9,11 +9,13 @@ Tables
   events      alarm events and security events (rejected commands) — the fault history
   alerts      open/cleared alerts; at most one open per (kiosk, rule, device) through a unique ``open_key``
   commands    remote commands and their lifecycle
-  operators   dashboard users (scrypt password hashes)
+  operators   dashboard users (scrypt password hashes, role viewer · operator · admin, disabled mark)
+  operator_sessions  server-side sessions (SHA-256 of the token, last use, expiry, revocation, client address)
+  login_failures     failed logins, for throttling per user name and per client address
   leases      which controller runs the periodic jobs (sweeper, sequence audit)
   controllers each controller process's ingest counters
   seq_log     per-flush (kiosk, bdSeq, seq) runs for the cross-controller sequence audit (kept two minutes)
-  settings    shared secrets (dashboard session key)
+  settings    shared secrets (the dashboard's CSRF key)
 
 All times are integer milliseconds since the epoch (UTC).
 """
@@ -146,7 +148,34 @@ operators = Table(
     Column("display_name", Text, nullable=False, default=""),
     Column("role", String(20), nullable=False, default="operator"),
     Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger),
 )
+
+# server-side dashboard/API sessions (fleet.controller.auth): only the token's SHA-256 is kept
+operator_sessions = Table(
+    "operator_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("kind", String(10), nullable=False, default="cookie"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("revoked_reason", String(40)),
+    Column("client_addr", String(64), nullable=False, default=""),
+)
+Index("operator_sessions_user", operator_sessions.c.username)
+
+# failed logins, for throttling per user name and per client address (kept twice the window)
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("client_addr", String(64), nullable=False),
+)
+Index("login_failures_user", login_failures.c.username, login_failures.c.ts)
+Index("login_failures_addr", login_failures.c.client_addr, login_failures.c.ts)
 
 leases = Table(
     "leases", metadata,
@@ -177,6 +206,23 @@ settings = Table(
     Column("name", String(40), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+#: messages the ingest refused (malformed, out of bounds, or a value the store could not write): kept for operators,
+#: never retried. ``payload`` is the start of the message, scrubbed like any free text (payloads carry no personal
+#: data by design; the scrub is the last line of defence for a misbehaving sender)
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kiosk_id", String(64), nullable=False, default=""),
+    Column("topic", String(200), nullable=False, default=""),
+    Column("reason", String(60), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("size", Integer, nullable=False, default=0),
+    Column("payload", Text, nullable=False, default=""),
+    Column("controller", String(80), nullable=False, default=""),
+)
+Index("dead_letters_received", dead_letters.c.received_at)
+DEAD_LETTERS_KEPT = 10_000
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}
 COMMAND_RANK = {"queued": 0, "sent": 1, "delivered": 2, "succeeded": 3, "failed": 3, "rejected": 3,
@@ -240,6 +286,7 @@ class Batch:
     # kiosk → [[device set, newest mid, its recv] per run of messages, (mid, service, announcement, counters, host)
     # of the newest message with kiosk fields]: what the controller settles latest state from before writing
     latest: dict[str, list[Any]] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)  # rows for the dead_letters table
 
     def __len__(self) -> int:
         return len(self.samples) + len(self.deaths) + len(self.results)
@@ -289,7 +336,18 @@ class Store:
     # schema ----------------------------------------------------------------------------------------------------
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
+        self._add_missing_columns()
         self.refresh_partitions()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a database was created (create_all adds tables, not columns)."""
+        have = {c["name"] for c in inspect(self.engine).get_columns("operators")}
+        if "disabled_at" not in have:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text("ALTER TABLE operators ADD COLUMN disabled_at BIGINT"))
+            except Exception:  # noqa: BLE001 - another controller added it first
+                pass
 
     def refresh_partitions(self) -> set[str]:
         names = {n for n in inspect(self.engine).get_table_names() if n.startswith(SAMPLE_PREFIX)}
@@ -412,6 +470,8 @@ class Store:
                                            f"controller: {result.get('reason') or ''}"})
             if forged:
                 conn.execute(insert(events), forged)
+            if batch.dead_letters:
+                conn.execute(insert(dead_letters), batch.dead_letters)
             if batch.seq_entries:
                 conn.execute(insert(seq_log).values(ingested_at=now, controller=controller_id,
                                                     entries=orjson.dumps(batch.seq_entries).decode()))
@@ -655,6 +715,28 @@ class Store:
                 kiosks.c.offline_since <= older_than, kiosks.c.kiosk_id.notin_(have)))).all()
         return [r.kiosk_id for r in rows]
 
+    # dead letters -----------------------------------------------------------------------------------------------
+    def dead_letter_list(self, limit: int = 100, kiosk_id: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        q = select(dead_letters).where(dead_letters.c.received_at >= since)
+        if kiosk_id:
+            q = q.where(dead_letters.c.kiosk_id == kiosk_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(dead_letters.c.id.desc()).limit(limit)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def dead_letter_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
+
+    def prune_dead_letters(self, before_ms: int, keep: int = DEAD_LETTERS_KEPT) -> None:
+        """Retention like the events, and never more than ``keep`` rows (a flood of garbage stays bounded)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(dead_letters).where(dead_letters.c.received_at < before_ms))
+            floor = conn.execute(select(dead_letters.c.id).order_by(dead_letters.c.id.desc()).offset(keep).limit(1)
+                                 ).scalar()
+            if floor is not None:
+                conn.execute(delete(dead_letters).where(dead_letters.c.id <= floor))
+
     def prune_events(self, before_ms: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(events).where(events.c.ts < before_ms))
@@ -693,17 +775,133 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(operators).where(operators.c.username == username)).first()
 
-    def upsert_operator(self, username: str, password_hash: str, display_name: str, role: str, now: int) -> None:
+    def upsert_operator(self, username: str, password_hash: str, display_name: str, role: str, now: int) -> bool:
+        """Create an operator, or set an existing one's password, name and role (which revokes its sessions).
+        Returns True when it was created."""
         with self.engine.begin() as conn:
             res = conn.execute(update(operators).where(operators.c.username == username)
                                .values(password_hash=password_hash, display_name=display_name, role=role))
             if res.rowcount == 0:
                 conn.execute(insert(operators).values(username=username, password_hash=password_hash,
                                                       display_name=display_name, role=role, created_at=now))
+                return True
+            conn.execute(update(operator_sessions).where(and_(
+                operator_sessions.c.username == username, operator_sessions.c.revoked_at.is_(None)))
+                .values(revoked_at=now, revoked_reason="password_changed"))
+            return False
 
     def operator_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(operators)).scalar_one()
+
+    def active_admin_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(operators).where(
+                and_(operators.c.role == "admin", operators.c.disabled_at.is_(None)))).scalar_one()
+
+    def list_operators(self, now: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            live = dict(conn.execute(
+                select(operator_sessions.c.username, func.count()).where(and_(
+                    operator_sessions.c.revoked_at.is_(None), operator_sessions.c.expires_at > now))
+                .group_by(operator_sessions.c.username)).all())
+            rows = conn.execute(select(operators).order_by(operators.c.username)).all()
+        return [{"username": r.username, "display_name": r.display_name, "role": r.role,
+                 "disabled": r.disabled_at is not None, "disabled_at": r.disabled_at, "created_at": r.created_at,
+                 "sessions": int(live.get(r.username, 0))} for r in rows]
+
+    def set_operator(self, username: str, now: int, role: str | None = None, disabled: bool | None = None,
+                     password_hash: str | None = None, display_name: str | None = None) -> tuple[bool, int]:
+        """Change an operator; a changed role, disabling or a new password revokes its sessions in the same
+        transaction. Returns (found, sessions revoked)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(operators).where(operators.c.username == username)).first()
+            if row is None:
+                return False, 0
+            values: dict[str, Any] = {}
+            reasons = []
+            if role is not None and role != row.role:
+                values["role"] = role
+                reasons.append("role_changed")
+            if disabled is not None and disabled != (row.disabled_at is not None):
+                values["disabled_at"] = now if disabled else None
+                if disabled:
+                    reasons.append("disabled")
+            if password_hash is not None:
+                values["password_hash"] = password_hash
+                reasons.append("password_changed")
+            if display_name is not None:
+                values["display_name"] = display_name
+            if values:
+                conn.execute(update(operators).where(operators.c.username == username).values(**values))
+            revoked = 0
+            if reasons:
+                revoked = conn.execute(update(operator_sessions).where(and_(
+                    operator_sessions.c.username == username, operator_sessions.c.revoked_at.is_(None)))
+                    .values(revoked_at=now, revoked_reason=reasons[0])).rowcount
+            return True, revoked
+
+    # sessions and login throttling (fleet.controller.auth) ------------------------------------------------------
+    def create_session(self, token_hash: str, username: str, kind: str, now: int, expires_at: int,
+                       client_addr: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(operator_sessions).values(token_hash=token_hash, username=username, kind=kind,
+                                                          created_at=now, last_seen_at=now, expires_at=expires_at,
+                                                          client_addr=client_addr))
+
+    def session(self, token_hash: str) -> Any:
+        """The session with its operator's role and disabled mark (None role: the operator is gone)."""
+        s, o = operator_sessions, operators
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(s.c.username, s.c.kind, s.c.created_at, s.c.last_seen_at, s.c.expires_at, s.c.revoked_at,
+                       o.c.role, o.c.disabled_at)
+                .select_from(s.outerjoin(o, o.c.username == s.c.username))
+                .where(s.c.token_hash == token_hash)).first()
+
+    def touch_session(self, token_hash: str, now: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(operator_sessions).where(operator_sessions.c.token_hash == token_hash)
+                         .values(last_seen_at=now))
+
+    def revoke_session(self, token_hash: str, now: int, reason: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(update(operator_sessions).where(and_(
+                operator_sessions.c.token_hash == token_hash, operator_sessions.c.revoked_at.is_(None)))
+                .values(revoked_at=now, revoked_reason=reason)).rowcount > 0
+
+    def revoke_sessions(self, username: str, now: int, reason: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(update(operator_sessions).where(and_(
+                operator_sessions.c.username == username, operator_sessions.c.revoked_at.is_(None)))
+                .values(revoked_at=now, revoked_reason=reason)).rowcount
+
+    def operator_sessions(self, username: str, now: int) -> list[dict[str, Any]]:
+        """An operator's sessions that have not ended (newest first); no token hashes."""
+        s = operator_sessions
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s).where(and_(s.c.username == username, s.c.revoked_at.is_(None),
+                                                     s.c.expires_at > now)).order_by(s.c.created_at.desc())).all()
+        return [{"kind": r.kind, "created_at": r.created_at, "last_seen_at": r.last_seen_at,
+                 "expires_at": r.expires_at, "client_addr": r.client_addr} for r in rows]
+
+    def record_login_failure(self, username: str, client_addr: str, now: int, prune_before: int | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(login_failures).values(ts=now, username=username, client_addr=client_addr))
+            if prune_before is not None:
+                conn.execute(delete(login_failures).where(login_failures.c.ts < prune_before))
+
+    def login_failures(self, since: int, username: str | None = None, addr: str | None = None) -> list[int]:
+        f = login_failures
+        cond = f.c.username == username if username is not None else f.c.client_addr == addr
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(f.c.ts).where(and_(cond, f.c.ts > since)))]
+
+    def prune_sessions(self, before: int) -> int:
+        """Forget sessions that ended (expired or revoked) before ``before``."""
+        s = operator_sessions
+        with self.engine.begin() as conn:
+            return conn.execute(delete(s).where(or_(s.c.expires_at < before, s.c.revoked_at < before))).rowcount
 
     # reads for the API and the dashboard ----------------------------------------------------------------------
     def list_kiosks(self, district: str | None = None, state: str | None = None, q: str | None = None,
@@ -833,9 +1031,10 @@ class Store:
                 alerts.c.status == "open", alerts.c.acked_at.is_(None)))).scalar_one()
             oos = conn.execute(select(func.count()).select_from(kiosks).where(
                 kiosks.c.service == "out_of_service")).scalar_one()
+            dead = conn.execute(select(func.count()).select_from(dead_letters)).scalar_one()
         return {"kiosks": total, "online": online, "offline": total - online, "by_state": by_state,
                 "open_alerts": sum(by_sev.values()), "open_by_severity": by_sev, "unacknowledged": unacked,
-                "out_of_service": oos}
+                "out_of_service": oos, "dead_letters": dead}
 
     def dispose(self) -> None:
         self.engine.dispose()

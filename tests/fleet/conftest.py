@@ -31,7 +31,7 @@ ADMIN_PASSWORD = "test-operator-password"
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    m = Mosquitto(tmp_path / "broker").start()
+    m = Mosquitto(tmp_path / "broker", anonymous=True).start()  # loopback, usernames as given: tests only
     try:
         yield m
     finally:
@@ -181,17 +181,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # --- controller and agents as processes ---------------------------------------------------------------------------
 
 class ControllerProcess:
+    """``fleet-controller serve --demo``: the demo mode creates the admin ``admin`` from $FLEET_ADMIN_PASSWORD (serve
+    without --demo refuses to start on a database without an admin)."""
+
     def __init__(self, broker: Mosquitto, db: str, key: Path, *args: str, name: str = "") -> None:
         cmd = [sys.executable, "-m", "fleet.controller.cli", "serve", "--broker", broker.url, "--db", db,
-               "--http", "127.0.0.1:0", "--signing-key", str(key), *args]
+               "--http", "127.0.0.1:0", "--signing-key", str(key), "--demo", *args]
         if name:
             cmd += ["--controller-id", name]
         self.proc = ManagedProcess(cmd, "fleet-controller", start_timeout=30,
                                    env={"FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD}, cwd=str(ROOT))
         self.endpoints = self.proc.endpoints
-        self.url = "http://" + self.endpoints["http"]
+        self.url = self.endpoints.get("scheme", "http") + "://" + self.endpoints["http"]
         self.db = db
-        self.api = httpx.Client(base_url=self.url, timeout=10)
+        self.api = httpx.Client(base_url=self.url, timeout=10, verify=False)  # https: a throw-away certificate
         token = self.api.post("/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD})
         token.raise_for_status()
         self.token = token.json()["access_token"]

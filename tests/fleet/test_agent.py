@@ -231,7 +231,7 @@ def test_tls_with_a_per_kiosk_client_certificate_and_mqtt5(tmp_path: Path, keys:
                                                            make_observer: Any, wait_for: Any) -> None:
     pki = dev_pki(tmp_path / "pki", ["KSK-TLS-0001", "fleet-controller"])
     tls = TlsListener(free_port(), str(pki.ca), str(pki.server_cert), str(pki.server_key))
-    broker = Mosquitto(tmp_path / "tls-broker", tls_listener=tls).start()
+    broker = Mosquitto(tmp_path / "tls-broker", tls_listener=tls, anonymous=True).start()  # + loopback observer
     cert, key = pki.clients["KSK-TLS-0001"]
     kiosk = VirtualKiosk("KSK-TLS-0001")
     agent = FleetAgent("KSK-TLS-0001", f"mqtts://127.0.0.1:{tls.port}?ca={pki.ca}&cert={cert}&key={key}",

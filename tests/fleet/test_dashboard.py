@@ -119,7 +119,10 @@ def test_operator_dashboard(broker: Any, start_controller: Any, start_agents: An
     assert charts[3].find_elements(By.CSS_SELECTOR, "path.line")  # latency to the platform
     d.find_element(By.CSS_SELECTOR, "button[data-command='out_of_service']").click()
     d.switch_to.alert.accept()  # "are you sure?"
-    wait_for(lambda: "已下发「暂停服务」" in d.find_element(By.CSS_SELECTOR, ".flash").text, 5, what="the flash")
+    # read in one script call: until the form's redirect lands, the old page (without a flash) is still shown
+    wait_for(lambda: "已下发「暂停服务」" in d.execute_script(
+        "return Array.from(document.querySelectorAll('.flash')).map(e => e.innerText).join(' ')"), 5,
+             what="the flash")
 
     def first_command_status() -> str | None:
         d.refresh()
@@ -147,3 +150,9 @@ def test_operator_dashboard(broker: Any, start_controller: Any, start_agents: An
     assert d.execute_script("return document.getElementById('live').dataset.marker") == "kept"
     d.get(base + "/api")
     assert "/api/v1/kiosks/{kiosk_id}/commands" in d.find_element(By.TAG_NAME, "main").text
+
+    # the admin's operators page: accounts, roles, live sessions (the role checks are in test_operator_security.py)
+    d.get(base + "/operators")
+    assert d.find_element(By.CSS_SELECTOR, "#operator-table tr[data-operator='admin']").get_attribute(
+        "data-role") == "admin"
+    shoot(d, output_dir, "operators", full=False)
