@@ -15,10 +15,32 @@ if str(ROOT) not in sys.path:
 from drivers.sim.process import ManagedProcess  # noqa: E402
 
 
+def demo_kiosk_key(work: Path) -> tuple[Path, Path]:
+    """(private key file, public key file) of the demo kiosk's signing key under ``work``, made on first use."""
+    import base64
+
+    from kiosk.request_signing import public_key_raw, write_private_key
+
+    private, public = work / "kiosk-platform.key", work / "kiosk-platform.pub"
+    if not private.exists():
+        key = write_private_key(private)
+        public.write_text(base64.b64encode(public_key_raw(key)).decode("ascii") + "\n", "ascii")
+    return private, public
+
+
+def kiosk_signer(work: Path) -> Any:
+    """An httpx auth signing as the demo kiosk with the key under ``work`` (see :func:`demo_kiosk_key`)."""
+    from kiosk.request_signing import KioskRequestSigner
+
+    return KioskRequestSigner.from_file("KSK-340302-0001", demo_kiosk_key(work)[0])
+
+
 def start_platform(work: Path) -> ManagedProcess:
-    """``service-platform serve`` with a fresh SQLite file under ``work``, on a free loopback port."""
+    """``service-platform serve --demo`` with a fresh SQLite file under ``work``, on a free loopback port; the demo
+    kiosk's public key is the one :func:`demo_kiosk_key` made under ``work``."""
     return ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
-                           f"sqlite:///{work / 'p.db'}", "--port", "0", "--no-access-log"], "platform",
+                           f"sqlite:///{work / 'p.db'}", "--port", "0", "--no-access-log", "--demo",
+                           "--demo-kiosk-public-key", str(demo_kiosk_key(work)[1])], "platform",
                           start_timeout=30)
 
 
@@ -26,6 +48,7 @@ def simulated_profile(work: Path, platform_url: str, demo_controls: bool = False
     """device_profiles/simulated.yaml pointed at ``platform_url``, with its data under ``work``."""
     data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
     data["platform"]["url"] = platform_url
+    data["platform"]["key_file"] = str(demo_kiosk_key(work)[0])
     data["kiosk"]["data_dir"] = str(work / "kiosk")
     data["kiosk"]["demo_controls"] = demo_controls
     path = work / "profile.yaml"

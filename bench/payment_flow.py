@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import start_platform  # noqa: E402
+from bench._support import kiosk_signer, start_platform  # noqa: E402
 from drivers.payment.base import TxnStatus  # noqa: E402
 from drivers.payment.ecr_pad import EcrPaymentPad  # noqa: E402
 from drivers.sim.process import SimulatorProcess  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess("payment-pad", "--pty") as sim, \
             start_platform(Path(tmp)) as platform_proc:
         work = Path(tmp)
-        client = PlatformClient(platform_proc.endpoints["url"], "KSK-340302-0001", "demo-kiosk-key", timeout_s=10)
+        client = PlatformClient(platform_proc.endpoints["url"], "KSK-340302-0001", kiosk_signer(work), timeout_s=10)
         pad = EcrPaymentPad(port=sim.endpoints["pty"]).open()
         try:
             sim.control("set_timing", **ZERO)

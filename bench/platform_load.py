@@ -2,8 +2,8 @@
 query, with SQLite and with PostgreSQL.
 
 The reference server runs as the demo runs it (``service-platform serve``, one uvicorn process, no access log); the load
-comes from a second process with ``--concurrency`` keep-alive connections (asyncio + httpx), each request authenticated
-as a kiosk. Queries rotate through Chinese names, pinyin initials and full pinyin; progress numbers through the seeded
+comes from a second process with ``--concurrency`` keep-alive connections (asyncio + httpx), each request signed as
+the demo kiosk (KIOSK-ED25519-V1, a key pair made for the run). Queries rotate through Chinese names, pinyin initials and full pinyin; progress numbers through the seeded
 applications (and an unknown number, a 404, as citizens mistype). Both processes share the 2 cores: the figures are
 for the whole box, client included.
 
@@ -16,8 +16,10 @@ import asyncio
 import itertools
 import json
 import multiprocessing
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -27,26 +29,27 @@ sys.path.insert(0, str(ROOT))
 
 from drivers.sim.process import ManagedProcess  # noqa: E402
 
-KIOSK_KEY = "bench-kiosk-key"
 QUERIES = ("公积金", "gjj", "社保", "sbk", "户口", "hukou", "居住证", "营业执照", "yyzz", "老年", "不动产", "jsz")
 NUMBERS = ("SP20261012000101", "SP20261027000102", "SP20261029000103", "SP20990101999999")
 
 
-def start_platform(db_url: str) -> ManagedProcess:
+def start_platform(db_url: str, public_key: Path) -> ManagedProcess:
     return ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", db_url, "--port", "0",
-                           "--no-access-log", "--log-level", "warning"], "platform", start_timeout=60,
-                          env={"PLATFORM_DEMO_KIOSK_KEY": KIOSK_KEY})
+                           "--no-access-log", "--log-level", "warning", "--demo", "--demo-kiosk-public-key",
+                           str(public_key)], "platform", start_timeout=60)
 
 
-async def _load(base: str, paths: list[str], seconds: float, concurrency: int) -> dict[str, object]:
+async def _load(base: str, paths: list[str], seconds: float, concurrency: int, key_file: str) -> dict[str, object]:
     import httpx
+
+    from kiosk.request_signing import KioskRequestSigner
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     cycle = itertools.cycle(paths)
-    headers = {"X-Kiosk-Id": "KSK-BENCH-0001", "X-Kiosk-Key": KIOSK_KEY}
+    auth = KioskRequestSigner.from_file("KSK-340302-0001", key_file)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, auth=auth, limits=limits, timeout=30) as client:
         for path in paths[:4]:          # warm up: first-request imports, SQLite page cache, pinyin tables
             await client.get(path)
         deadline = time.perf_counter() + seconds
@@ -70,12 +73,16 @@ async def _load(base: str, paths: list[str], seconds: float, concurrency: int) -
             "p99": pct(0.99), "mean": statistics.fmean(latencies) * 1000, "statuses": statuses}
 
 
-def _client_process(args: tuple[str, list[str], float, int]) -> dict[str, object]:
+def _client_process(args: tuple[str, list[str], float, int, str]) -> dict[str, object]:
     return asyncio.run(_load(*args))
 
 
 def run(label: str, db_url: str, seconds: float, concurrency: int) -> None:
-    platform = start_platform(db_url)
+    from bench._support import demo_kiosk_key
+
+    work = Path(tempfile.mkdtemp(prefix="platform-load-key-"))
+    private, public = demo_kiosk_key(work)
+    platform = start_platform(db_url, public)
     try:
         base = platform.endpoints["url"]
         cases = {
@@ -84,12 +91,13 @@ def run(label: str, db_url: str, seconds: float, concurrency: int) -> None:
         }
         for name, paths in cases.items():
             with multiprocessing.get_context("spawn").Pool(1) as pool:   # the load in a process of its own
-                r = pool.apply(_client_process, ((base, paths, seconds, concurrency),))
+                r = pool.apply(_client_process, ((base, paths, seconds, concurrency, str(private)),))
             statuses = ", ".join(f"{code}×{count}" for code, count in sorted(r["statuses"].items()))  # type: ignore
             print(f"{label:10s} {name:15s} {r['rps']:7.0f} req/s   p50 {r['p50']:6.1f} ms   p95 {r['p95']:6.1f} ms   "
                   f"p99 {r['p99']:6.1f} ms   ({r['requests']} requests: {statuses})", flush=True)
     finally:
         platform.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:

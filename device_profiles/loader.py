@@ -7,12 +7,14 @@ by its path (``devices.receipt_printer.settings.port: 'x' is not of type 'intege
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -62,7 +64,8 @@ class KioskInfo:
 @dataclass(frozen=True)
 class PlatformConfig:
     url: str
-    kiosk_key: str = field(default="", repr=False)
+    #: the kiosk's Ed25519 private key file (PEM, 0600) for signed requests; "" when the profile names none
+    key_file: str = ""
     timeout_s: float = 5.0
     retries: int = 2
 
@@ -93,6 +96,22 @@ class FleetConfig:
     broker_url: str
     verify_key: str
     heartbeat_s: float = 30.0
+    #: public key (PEM) of the city's profile-signing key: a pushed profile that changes protected settings
+    #: (fleet/profile_signing.py) is applied only when signed with it for this kiosk; "" → such pushes are refused
+    profile_signing_key: str = ""
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long closed records stay on the kiosk (README "Retention"); open ones are kept whatever their age."""
+    #: print jobs done or closed by staff
+    print_journal_days: float = 30.0
+    #: payments resolved (confirmed, declined, cancelled, reversed)
+    payment_journal_days: float = 90.0
+    #: outbox rows settled (submitted or rejected; their payloads are erased at once)
+    outbox_days: float = 30.0
+    #: rotated audit files
+    audit_days: float = 365.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,7 @@ class Profile:
     digest: str = ""
     fleet: FleetConfig | None = None
     voice: VoiceConfig = VoiceConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 def _schema() -> dict[str, Any]:
@@ -143,7 +163,9 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
 
     k = data["kiosk"]
     p = data["platform"]
-    key = environ.get(p["kiosk_key_env"], "") if p.get("kiosk_key_env") else ""
+    problems += _platform_problems(p)
+    if problems:
+        raise ProfileError(source, problems)
     s = data.get("session", {})
     session = SessionConfig(**{name: float(s[name]) for name in ("idle_timeout_s", "warning_s", "rating_timeout_s")
                                if name in s}, on_card_removed=s.get("on_card_removed", "continue"))
@@ -158,15 +180,51 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
             demo_controls=bool(k.get("demo_controls", False)),
             maintenance_pin_hash=k.get("maintenance_pin_hash", ""),
         ),
-        platform=PlatformConfig(url=p["url"].rstrip("/"), kiosk_key=key or p.get("kiosk_key", ""),
+        platform=PlatformConfig(url=p["url"].rstrip("/"), key_file=p.get("key_file", ""),
                                 timeout_s=float(p.get("timeout_s", 5.0)), retries=int(p.get("retries", 2))),
         session=session,
         devices=devices,
         fleet=FleetConfig(broker_url=data["fleet"]["broker_url"], verify_key=data["fleet"]["verify_key"],
-                          heartbeat_s=float(data["fleet"].get("heartbeat_s", 30.0))) if data.get("fleet") else None,
+                          heartbeat_s=float(data["fleet"].get("heartbeat_s", 30.0)),
+                          profile_signing_key=data["fleet"].get("profile_signing_key", "")) if data.get("fleet") else None,
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16],
         voice=VoiceConfig(**data.get("voice", {})),
+        retention=RetentionConfig(**{k: float(v) for k, v in data.get("retention", {}).items()}),
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8, ::1
+    except ValueError:
+        return False
+
+
+def _platform_problems(p: Mapping[str, Any]) -> list[str]:
+    """platform.url is https:// unless loopback; platform.key_file (if given) is a private Ed25519 key that only its
+    owner may read."""
+    problems = []
+    url = urlsplit(p["url"])
+    try:
+        host = url.hostname or ""
+    except ValueError:
+        host = ""
+    if not host:
+        problems.append(f"platform.url: {p['url']!r} has no host")
+    elif url.scheme != "https" and not _is_loopback(host):
+        problems.append(f"platform.url: {p['url']!r} must use https:// (plain http:// only to a loopback host: "
+                        "127.0.0.0/8, ::1, localhost)")
+    key_file = p.get("key_file")
+    if key_file:
+        from kiosk.request_signing import SigningKeyError, load_private_key
+
+        try:
+            load_private_key(key_file)
+        except SigningKeyError as exc:
+            problems.append(f"platform.key_file: {exc}")
+    return problems
 
 
 def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Profile:

@@ -260,6 +260,20 @@ def check_counters(raw: Any, reason: str = "bad_counters") -> None:
             raise PayloadError(reason)
 
 
+MAX_AUDIT_SEQ = MAX_TS      # entries in a kiosk's audit chain (2**53: exact in JSON numbers everywhere)
+MAX_AUDIT_EPOCH = 1_000_000
+
+
+def audit_head_ok(head: Any) -> bool:
+    """The kiosk's audit chain head (``audit_head`` in birth/data): ``{"seq": int, "hash": 64 hex, "epoch": int}``
+    — seq counts entries, hash is the HMAC of the last one, epoch counts declared chain restarts (key lost)."""
+    if type(head) is not dict or set(head) != {"seq", "hash", "epoch"}:
+        return False
+    seq, digest, epoch = head["seq"], head["hash"], head["epoch"]
+    return (type(seq) is int and 0 <= seq <= MAX_AUDIT_SEQ and type(epoch) is int and 0 <= epoch <= MAX_AUDIT_EPOCH
+            and type(digest) is str and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest))
+
+
 def check_host(host: Any) -> None:
     """Host health: at most :data:`MAX_KEYS` short names → finite bounded numbers, short strings, booleans, null."""
     if host is None:
@@ -358,6 +372,9 @@ def check_envelope(kind: str, kiosk_id: str, payload: Any, now: int | None = Non
     announcement = get("announcement")
     if announcement is not None and (type(announcement) is not str or len(announcement) > MAX_STRING):
         raise PayloadError("bad_announcement")
+    audit_head = get("audit_head")
+    if audit_head is not None and not audit_head_ok(audit_head):
+        raise PayloadError("bad_audit_head")
     reason = get("reason")
     if reason is not None and (type(reason) is not str or len(reason) > 200):
         raise PayloadError("bad_reason")

@@ -17,13 +17,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from device_profiles.loader import Profile
+from device_profiles.loader import Profile, ProfileError
 from drivers.errors import DeviceError
 from kiosk.audit import AuditJournal
 from kiosk.devices import DeviceManager
-from kiosk.errors import InvalidSessionState, KioskError, PlatformUnavailable, error_code
+from kiosk import identity_levels
+from kiosk.errors import InvalidSessionState, KioskError, KioskRateLimited, PlatformUnavailable, error_code
 from kiosk.i18n import Translator
 from kiosk.platform_client import Application, PlatformClient, ServiceDetail
+from kiosk.request_signing import KioskRequestSigner, SigningKeyError
 from kiosk.session import RatingTarget, Session, State
 from kiosk.print_journal import PrintJournal
 from kiosk.outbox import Outbox, OutboxDrainer
@@ -71,6 +73,18 @@ class Availability:
         return [f for f in ("guide", "progress", "my_applications", "print", "identify") if self.feature(f)]
 
 
+def _platform_signer(profile: Profile) -> KioskRequestSigner:
+    """The signer of every platform request: the profile's ``platform.key_file`` (checked by the loader)."""
+    if not profile.platform.key_file:
+        raise ProfileError(profile.source, ["platform.key_file: required to reach the platform (the kiosk's Ed25519 "
+                                            "signing key: `kiosk keygen --out FILE`, then enrol its public key with "
+                                            "`service-platform kiosk add`)"])
+    try:
+        return KioskRequestSigner.from_file(profile.kiosk.id, profile.platform.key_file)
+    except SigningKeyError as exc:
+        raise ProfileError(profile.source, [f"platform.key_file: {exc}"]) from exc
+
+
 class KioskCore:
     def __init__(self, profile: Profile, dispatcher: Dispatcher = call_now, clock: Callable[[], float] = time.monotonic,
                  platform: PlatformClient | None = None, devices: DeviceManager | None = None) -> None:
@@ -81,12 +95,30 @@ class KioskCore:
         self.dispatch = dispatcher
         self._clock = clock
         data_dir = Path(profile.kiosk.data_dir)
+        # no leftovers (README "Retention"): escpos's capability cache under data_dir (set again here for the
+        # simulators this process starts; `kiosk run` sets it before the profile load imports escpos), and a 0700
+        # folder for session temp files, swept now (what a crash left behind)
+        from kiosk import housekeeping
+
+        housekeeping.use_private_escpos_cache(data_dir)
+        self.temp_root = housekeeping.private_temp_root(data_dir)
+        #: (code, severity, text) raised to the fleet once its link is up: broken audit chain, lost outbox key
+        self.startup_alarms: list[tuple[str, str, str]] = []
         self.audit = AuditJournal(data_dir / "audit.jsonl", profile.kiosk.id)
+        if self.audit.chain_break is not None:
+            brk = self.audit.chain_break
+            self.startup_alarms.append(("audit_chain_break", "critical",
+                                        f"audit {brk.reason}: new chain segment {brk.epoch} after seq "
+                                        f"{brk.previous.get('seq')}"))
+        if self.audit.torn_count:
+            self.startup_alarms.append(("audit_torn_tail", "warning",
+                                        f"{self.audit.torn_count} torn audit line(s) quarantined"))
         # one writer thread: entries keep their order and the fsync never runs on the UI thread
         self._audit_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-audit")
-        self.session = Session(profile.session.idle_timeout_s, profile.session.warning_s, clock=clock)
+        self.session = Session(profile.session.idle_timeout_s, profile.session.warning_s, clock=clock,
+                               temp_root=str(self.temp_root))
         self.session.subscribe(self._on_session_event)
-        self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, profile.platform.kiosk_key,
+        self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, _platform_signer(profile),
                                                    profile.platform.timeout_s, profile.platform.retries)
         self.devices = devices or DeviceManager(profile)
         self.voice = Voice(profile.voice)
@@ -101,11 +133,12 @@ class KioskCore:
         self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
         # 人证核验 after the card when the profile has a camera (kiosk/usecases/face_check.py)
         self.face_check = FaceCheck(profile, self.session, self.platform, devices=self.devices.get,
-                                    workers=self.workers, emit=self._emit, audit=self._audit)
+                                    workers=self.workers, emit=self._emit, audit=self._audit,
+                                    refused=self.session_refused)
         self._listeners: list[EventListener] = []
         self._watchers: list[Any] = []  # one per card device (ID reader, PC/SC); same CardEvent from each
         # issue 5: online applications; applications and ratings go through the encrypted outbox
-        self.outbox = Outbox(data_dir / "outbox.sqlite3", data_dir / "outbox.key")
+        self.outbox = self._open_outbox(data_dir)
         self.apply = ApplyFlow(self, self.outbox)  # wipes its state itself when the session ends
         self.outbox_drainer = OutboxDrainer(self.outbox, listener=self.apply.drained)
         self._last_health = -HEALTH_INTERVAL_S
@@ -126,6 +159,30 @@ class KioskCore:
         # issue 7: fees — payment journal, reconciler, pad / payment code / phone QR (kiosk/payments)
         from kiosk.payments.flow import PaymentFlow
         self.payments = PaymentFlow(self)
+
+    def _open_outbox(self, data_dir: Path) -> Outbox:
+        """The encrypted outbox. Its key missing while rows are sealed with it is never papered over with a silently
+        new key: a critical log, the database moved aside untouched (``outbox.sqlite3.keyless-<time>``, for staff:
+        its requests cannot be opened without that key), an audit entry and a critical fleet alarm
+        ``outbox_key_missing``; a new outbox starts so citizens are served."""
+        from kiosk.outbox import OutboxKeyError
+
+        path, key = data_dir / "outbox.sqlite3", data_dir / "outbox.key"
+        try:
+            return Outbox(path, key)
+        except OutboxKeyError as exc:
+            if key.exists():
+                raise   # a key that others may read or of the wrong size: the technician must fix it
+            aside = path.with_name(f"{path.name}.keyless-{time.strftime('%Y%m%dT%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{path}{suffix}")
+                if part.exists():
+                    part.rename(Path(f"{aside}{suffix}"))
+            log.critical("%s; the outbox was moved to %s and a new one started", exc, aside.name)
+            self.audit.record("outbox_key_missing", moved_to=aside.name)
+            self.startup_alarms.append(("outbox_key_missing", "critical",
+                                        f"outbox key missing with sealed requests; moved to {aside.name}"))
+            return Outbox(path, key)
 
     # audit ----------------------------------------------------------------------------------------------------------
     def _audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
@@ -181,6 +238,8 @@ class KioskCore:
 
             self.fleet = FleetLink(self)
             self.fleet.start()
+            for code, severity, text in self.startup_alarms:
+                self.fleet.alarm(code, severity, text)
         self.face_check.start()
         self._started.set()
         self.check_health()
@@ -246,7 +305,11 @@ class KioskCore:
     # printing -------------------------------------------------------------------------------------------------------
     def _recover_prints(self) -> None:
         """After a crash or power loss: settle what the print journal left open and tell staff what did not print."""
-        self.print_journal.purge(30 * 86400)
+        retention = self.profile.retention
+        self.print_journal.purge(retention.print_journal_days * 86400)
+        self.payments.journal.purge(retention.payment_journal_days * 86400)
+        self.outbox.purge(retention.outbox_days * 86400)
+        self.audit.prune(retention.audit_days)
         unfinished = self.print_service.recover()
         if unfinished:
             self._audit("print_unfinished", jobs=[e.id for e in unfinished])
@@ -344,6 +407,7 @@ class KioskCore:
             return  # one citizen per session; the card of the person being served was simply read again
         try:
             citizen = identify.citizen_from_document(event.document, date.today(), source=event.source)
+            citizen.pin_verified = bool(getattr(event, "pin_verified", False))
         except DeviceError as exc:
             self._audit("card_refused", code=exc.code)
             self._emit("card_error", error=exc)
@@ -358,6 +422,7 @@ class KioskCore:
 
         def failed(exc: BaseException) -> None:
             self._audit("platform_session_failed", self.session.data.id, code=error_code(exc))
+            self.session_refused(exc)
 
         # kept so that a request needing the token waits for this one instead of opening a second session
         self.session.data.scratch["token_future"] = self.workers.submit(
@@ -411,10 +476,13 @@ class KioskCore:
             log.warning("guide cache not refreshed: %s", error_code(exc))
             return 0
 
-    def query_progress(self, number: str, on_result: Callback = None, on_error: Callback = None) -> None:
+    def query_progress(self, number: str, id_last4: str | None = None, on_result: Callback = None,
+                       on_error: Callback = None) -> None:
+        """By number alone: the state only; with the last 4 characters of the applicant's ID number: the full
+        progress with its timeline (the platform throttles wrong guesses)."""
         self.session.begin_service()
         self._run("query_progress", self.platform.application_progress, number.strip().upper(),
-                  on_result=on_result, on_error=on_error)
+                  (id_last4 or "").strip().upper() or None, on_result=on_result, on_error=on_error)
 
     def citizen_token(self, fresh: bool = False) -> str:
         """The identified citizen's platform session token (blocking: call it on a worker). Refused until the card
@@ -433,10 +501,44 @@ class KioskCore:
         token = "" if fresh else citizen.platform_token
         if not token:
             face = self.session.data.scratch.get("face_result")
-            token = identify.open_platform_session(self.platform, citizen,
-                                                   face_match=bool(face.get("match")) if face else None)
+            try:
+                token = identify.open_platform_session(self.platform, citizen,
+                                                       face_match=bool(face.get("match")) if face else None)
+            except KioskRateLimited as exc:
+                self.session_refused(exc)
+                raise
         citizen.platform_token = token
         return token
+
+    # identity levels (kiosk/identity_levels.py) ---------------------------------------------------------------------
+    def identity_level(self) -> str | None:
+        """The identified citizen's level: ``card+face`` once the face check passed, ``card+pin`` after a
+        social-security card accepted its PIN, else ``card``; None without a confirmed citizen."""
+        citizen = self.session.citizen
+        if citizen is None or not self.face_check.identity_confirmed():
+            return None
+        face = self.session.data.scratch.get("face_result")
+        return identity_levels.level_of(bool(face.get("match")) if face else None, citizen.pin_verified)
+
+    def feature_lock(self, feature: str) -> str | None:
+        """Why a menu feature is unavailable to this session's identity level (a translation key: needs face
+        verification), None when it is available. Screens mark such tiles and explain on a tap."""
+        return identity_levels.lock_reason(self.identity_level(), feature, camera=self.face_check.can_verify)
+
+    def session_refused(self, exc: BaseException) -> None:
+        """The platform refused a citizen session (or photo): a kiosk over its hourly limit of distinct citizens is
+        shown to the citizen (event ``kiosk_limited``: "ask staff") and raised to operators as a fleet alarm."""
+        if not isinstance(exc, KioskRateLimited):
+            return
+        self._audit("kiosk_rate_limited", self.session.data.id, retry_after_s=exc.retry_after_s)
+        self._emit("kiosk_limited", error=exc, retry_after_s=exc.retry_after_s)
+        if self.fleet is not None:
+            try:
+                self.fleet.alarm("kiosk_rate_limited", "major",
+                                 f"platform refused citizen sessions: too many citizens this hour "
+                                 f"(retry after {exc.retry_after_s} s)")
+            except Exception as alarm_exc:  # noqa: BLE001 - the citizen's screen must not depend on the agent
+                log.warning("rate-limit alarm not sent: %s", type(alarm_exc).__name__)
 
     def my_applications(self, on_result: Callback = None, on_error: Callback = None) -> None:
         if self.session.citizen is None or not self.face_check.identity_confirmed():

@@ -43,6 +43,41 @@ class CitizenSessionExpired(PlatformRejected):
     translation_key = "error.session.expired"
 
 
+class VerificationLevelInsufficient(PlatformRejected):
+    """The platform refused because the citizen session's identity level is too low (403
+    ``verification_level_insufficient``): a ``card`` session asked for something that needs the holder confirmed.
+    ``required`` lists the levels that would do (``card+face``, ``card+pin``), ``have`` the session's."""
+
+    code = "verification_level_insufficient"
+    translation_key = "identity.error.level_insufficient"
+
+    def __init__(self, message: str = "", required: tuple[str, ...] = ("card+face", "card+pin"), have: str = "card",
+                 **kwargs: Any) -> None:
+        super().__init__(message, status=403, platform_code="verification_level_insufficient", **kwargs)
+        self.required = tuple(required)
+        self.have = have
+
+
+class IdentityNotRecognised(PlatformRejected):
+    """The population registry does not know the card (403 ``unknown_person``) or knows the number under another
+    name (403 ``identity_mismatch``): no session; the citizen is asked to see staff."""
+
+    code = "identity_not_recognised"
+    translation_key = "identity.error.not_recognised"
+
+
+class KioskRateLimited(PlatformRejected):
+    """The platform refused a citizen session or photo because this kiosk asked about too many distinct citizens
+    within an hour (429 ``rate_limited``); ``retry_after_s`` from its Retry-After. Reported to the fleet as an alarm."""
+
+    code = "kiosk_rate_limited"
+    translation_key = "identity.error.kiosk_limited"
+
+    def __init__(self, message: str = "", retry_after_s: int = 0, **kwargs: Any) -> None:
+        super().__init__(message, status=429, platform_code="rate_limited", **kwargs)
+        self.retry_after_s = retry_after_s
+
+
 class DeviceUnavailable(KioskError):
     """A device the action needs is not configured or not usable now."""
 

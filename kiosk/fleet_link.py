@@ -79,6 +79,8 @@ class FleetLink:
                                               "prints_unfinished": self._unfinished_prints()}}
         if self.core.announcement:
             state["announcement"] = self.core.announcement.get("zh_CN", "")
+        # the audit chain head: the controller alerts when it goes backwards (tail deleted, chain rewritten)
+        state["audit_head"] = self.core.audit.head()
         return state
 
     def _unfinished_prints(self) -> int:

@@ -74,8 +74,14 @@ class GuideCache:
         return datetime.fromtimestamp(float(row[0])) if row else None
 
     def stale(self) -> bool:
+        """A day old — or taken "in the future": the wall clock was stepped back (NTP) past the copy's time, so its
+        age is unknown; one refresh sets a date consistent with the clock again rather than waiting for the wall
+        clock to catch up (hours or days without a refresh)."""
         taken = self.refreshed_at
-        return taken is None or self._clock() - taken.timestamp() >= self.max_age_s
+        if taken is None:
+            return True
+        age = self._clock() - taken.timestamp()
+        return age < 0 or age >= self.max_age_s
 
     def refresh(self, platform: PlatformClient) -> int:
         """Fetch the whole catalogue and replace the copy in one transaction; returns the number of services.

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.errors import KioskError, PlatformRejected, PlatformUnavailable, error_code
+from kiosk.sqlite_tuning import SQLITE_CACHE_KIB
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,19 @@ def load_key(path: Path) -> bytes:
     return key
 
 
+def sealed_rows(path: Path) -> int:
+    """How many rows of an existing outbox database still carry an encrypted payload (0 when there is none)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM outbox WHERE payload IS NOT NULL").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return 0   # no outbox table yet
+    finally:
+        db.close()
+
+
 def new_reference(now: dt.datetime | None = None) -> str:
     """A short reference for the citizen: ``KQ`` + date + 6 random characters (unambiguous letters and digits)."""
     now = now or dt.datetime.now()
@@ -111,7 +125,16 @@ class Outbox:
                  on_state: StateHook | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._aead = AESGCM(load_key(Path(key_path) if key_path else self.path.with_suffix(".key")))
+        key_file = Path(key_path) if key_path else self.path.with_suffix(".key")
+        if not key_file.exists():
+            sealed = sealed_rows(self.path)
+            if sealed:
+                # never a silently new key: those rows could not be opened with it, and nobody would notice
+                log.critical("outbox key %s is missing while %s holds %d encrypted request(s); refusing to create "
+                             "a new key", key_file, self.path, sealed)
+                raise OutboxKeyError(f"outbox key {key_file} is missing while {self.path} holds {sealed} encrypted "
+                                     f"request(s) that only that key can open")
+        self._aead = AESGCM(load_key(key_file))
         self._lock = threading.RLock()
         self._in_flight: set[str] = set()
         self._senders: dict[str, Sender] = {}
@@ -119,6 +142,9 @@ class Outbox:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a bounded page cache (SQLite keeps every page it writes until its cache is full: 2 MB per connection by
+        # default, so a growing journal grew the kiosk's memory by ~1 KB per session — bench/soak_sessions.py)
+        self._db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         self._db.execute("""CREATE TABLE IF NOT EXISTS outbox (
             id TEXT PRIMARY KEY, kind TEXT NOT NULL, reference TEXT NOT NULL UNIQUE,
             idempotency_key TEXT NOT NULL UNIQUE, state TEXT NOT NULL, created_at REAL NOT NULL,
@@ -170,7 +196,17 @@ class Outbox:
             raise KeyError(item_id)
         return self._item(row, decrypt)
 
+    def by_key(self, idempotency_key: str) -> OutboxItem | None:
+        """The item journaled with that idempotency key, if any (one indexed row: a retry finds its item without
+        reading every row the outbox has kept)."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {self._COLUMNS} FROM outbox WHERE idempotency_key = ?",
+                                   (idempotency_key,)).fetchone()
+        return None if row is None else self._item(row)
+
     def items(self, states: tuple[str, ...] = STATES, kind: str | None = None) -> list[OutboxItem]:
+        """Items in those states, in the order they were journaled (rowid: not ``created_at``, which a wall clock
+        stepped back would reorder)."""
         marks = ",".join("?" * len(states))
         sql = f"SELECT {self._COLUMNS} FROM outbox WHERE state IN ({marks})"
         args: list[Any] = list(states)
@@ -178,7 +214,7 @@ class Outbox:
             sql += " AND kind = ?"
             args.append(kind)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY created_at, rowid", args).fetchall()
+            rows = self._db.execute(sql + " ORDER BY rowid", args).fetchall()
         return [self._item(r) for r in rows]
 
     def pending_count(self) -> int:

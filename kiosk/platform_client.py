@@ -6,6 +6,11 @@ are retried with back-off on connection errors and 5xx; anything that still fail
 ``details``; a refused filing is :class:`PreReviewFailed` with every problem. Blocking: call it from a worker, never
 from the UI thread.
 
+Every request is signed with the kiosk's own Ed25519 key (``signer``: :class:`kiosk.request_signing.KioskRequestSigner`,
+scheme KIOSK-ED25519-V1). Answers are bounded: a JSON answer above :data:`MAX_JSON_BYTES`, a PDF/image above
+:data:`MAX_RAW_BYTES`, or a 2xx answer that is not the JSON expected is :class:`PlatformUnavailable` (a proxy's page,
+a broken or hostile server), never half-parsed.
+
 Creating calls take ``idempotency_key`` (default: a new UUID — an outbox must store its own key and pass it on every
 attempt) and ``captured_at`` (when the citizen confirmed; only for requests sent later from an outbox).
 """
@@ -20,9 +25,17 @@ from typing import Any, Mapping, Sequence
 
 import httpx
 
-from kiosk.errors import CitizenSessionExpired, NotFound, PlatformRejected, PlatformUnavailable
+from kiosk.errors import (
+    CitizenSessionExpired, IdentityNotRecognised, KioskRateLimited, NotFound, PlatformRejected, PlatformUnavailable,
+    VerificationLevelInsufficient)
 
 log = logging.getLogger(__name__)
+
+#: the identity levels that confirm the card holder (a ``card`` session may not read certificates, file, pay, …)
+STRONG_LEVELS = ("card+face", "card+pin")
+
+MAX_JSON_BYTES = 1024 * 1024  # largest JSON answer accepted (the whole catalogue page is ~100 KB)
+MAX_RAW_BYTES = 16 * 1024 * 1024  # largest PDF / image accepted
 
 
 @dataclass(frozen=True)
@@ -107,16 +120,20 @@ class Application:
     department: str
     promised_date: str | None
     timeline: list[ProgressStep] = field(default_factory=list)
+    updated_at: str = ""
+    status_only: bool = False  # progress by number alone: the state and its time, nothing else (no name/service)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Application":
+        timeline = [ProgressStep(status=s["status"], at=s.get("at", ""), department=s.get("department") or "",
+                                 note=s.get("note") or "") for s in d.get("timeline") or []]
         return cls(
             number=d["number"], service_code=d.get("service_code", ""), service_name=d.get("service_name", ""),
             status=d["status"], status_text=d.get("status_text_zh") or d["status"],
             applicant_masked=d.get("applicant_masked", ""), submitted_at=d.get("submitted_at", ""),
-            department=d.get("department") or "", promised_date=d.get("promised_date"),
-            timeline=[ProgressStep(status=s["status"], at=s.get("at", ""), department=s.get("department") or "",
-                                   note=s.get("note") or "") for s in d.get("timeline") or []],
+            department=d.get("department") or "", promised_date=d.get("promised_date"), timeline=timeline,
+            updated_at=d.get("updated_at") or (timeline[-1].at if timeline else ""),
+            status_only="timeline" not in d,
         )
 
 
@@ -125,6 +142,7 @@ class CitizenSession:
     token: str = field(repr=False)
     expires_at: str
     name_masked: str
+    level: str = "card"  # card | card+face | card+pin (kiosk/identity_levels.py)
 
 
 # --- e-certificates and registered photos -----------------------------------------------------------------------------
@@ -518,14 +536,15 @@ def _captured(at: dt.datetime | None) -> dict[str, str]:
 
 
 class PlatformClient:
-    def __init__(self, base_url: str, kiosk_id: str, kiosk_key: str, timeout_s: float = 5.0, retries: int = 2,
+    def __init__(self, base_url: str, kiosk_id: str, signer: httpx.Auth, timeout_s: float = 5.0, retries: int = 2,
                  transport: httpx.BaseTransport | None = None) -> None:
+        """``signer`` signs every request: a :class:`kiosk.request_signing.KioskRequestSigner` for ``kiosk_id``
+        (e.g. ``KioskRequestSigner.from_file(kiosk_id, profile.platform.key_file)``)."""
         self.kiosk_id = kiosk_id
         self.retries = retries
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)),
-            headers={"X-Kiosk-Id": kiosk_id, "X-Kiosk-Key": kiosk_key, "Accept": "application/json"},
-            transport=transport,
+            headers={"Accept": "application/json"}, auth=signer, transport=transport,
         )
 
     def close(self) -> None:
@@ -543,7 +562,7 @@ class PlatformClient:
             if attempt:
                 time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
             try:
-                response = self._http.request(method, path, headers=hdrs, **kwargs)
+                response = self._send(method, path, hdrs, MAX_RAW_BYTES if raw else MAX_JSON_BYTES, **kwargs)
             except httpx.HTTPError as exc:  # connect/read timeouts, refused, reset
                 last = exc
                 log.warning("platform %s %s failed (attempt %d/%d): %s", method, path.split("?")[0],
@@ -556,8 +575,31 @@ class PlatformClient:
                 raise self._rejection(response)
             if raw:
                 return response
-            return response.json() if response.content else None
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:  # also UnicodeDecodeError
+                raise PlatformUnavailable(f"{method} {path.split('?')[0]}: the answer is not JSON") from None
         raise PlatformUnavailable(f"{method} {path.split('?')[0]}: {type(last).__name__ if last else 'failed'}")
+
+    def _send(self, method: str, path: str, headers: Mapping[str, str], limit: int, **kwargs: Any) -> httpx.Response:
+        """One request whose answer is read up to ``limit`` bytes (more: :class:`PlatformUnavailable`)."""
+        request = self._http.build_request(method, path, headers=headers, **kwargs)
+        response = self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise PlatformUnavailable(f"{method} {path.split('?')[0]}: answer larger than {limit} bytes")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise PlatformUnavailable(f"{method} {path.split('?')[0]}: answer larger than {limit} bytes")
+            response._content = bytes(body)  # what Response.read() would have kept
+        finally:
+            response.close()
+        return response
 
     @staticmethod
     def _rejection(response: httpx.Response) -> PlatformRejected:
@@ -573,6 +615,18 @@ class PlatformClient:
             rejection = NotFound(message, status=404, platform_code=code)
         elif response.status_code == 401 and code == "session_expired":
             rejection = CitizenSessionExpired(message, status=401, platform_code=code)
+        elif code == "verification_level_insufficient":
+            info = details if isinstance(details, dict) else {}
+            rejection = VerificationLevelInsufficient(message, required=tuple(info.get("required") or STRONG_LEVELS),
+                                                      have=str(info.get("have") or "card"))
+        elif code in ("unknown_person", "identity_mismatch"):
+            rejection = IdentityNotRecognised(message, status=response.status_code, platform_code=code)
+        elif response.status_code == 429:
+            try:
+                retry = int(response.headers.get("retry-after", "0"))
+            except ValueError:
+                retry = 0
+            rejection = KioskRateLimited(message, retry_after_s=retry)
         elif code == "pre_review_failed" and isinstance(details, dict):
             rejection = PreReviewFailed(message, [Problem.from_json(p) for p in details.get("problems") or []],
                                         [MaterialState.from_json(m) for m in details.get("materials") or []])
@@ -614,23 +668,41 @@ class PlatformClient:
         """Life-event categories: ``[{code, name_zh, name_en, service_count}]``."""
         return list(self._request("GET", "/api/v1/categories", idempotent=True)["items"])
 
-    def application_progress(self, number: str) -> Application:
+    def application_progress(self, number: str, id_last4: str | None = None) -> Application:
+        """By number alone: the state only (``status_only``). With the last 4 characters of the applicant's ID number:
+        the full progress (POST, so they stay out of URLs and logs; a wrong last 4 is :class:`NotFound`, like an
+        unknown number; too many wrong tries from this kiosk: ``PlatformRejected`` ``too_many_attempts``)."""
+        if id_last4:
+            return Application.from_json(self._request("POST", f"/api/v1/applications/{number}/lookup",
+                                                       idempotent=True, json={"id_last4": id_last4}))
         return Application.from_json(self._request("GET", f"/api/v1/applications/{number}", idempotent=True))
 
     def open_citizen_session(self, id_number: str, name: str, document_kind: str,
-                             face_match: bool | None = None) -> CitizenSession:
-        body = {"id_number": id_number, "name": name, "document_kind": document_kind,
-                "verification": {"method": "card+face" if face_match is not None else "card",
-                                 "face_match": face_match}}
+                             face_match: bool | None = None, pin_verified: bool = False) -> CitizenSession:
+        """``face_match``: the face check's result (``card+face``); else ``pin_verified``: a social-security card
+        accepted its PIN (``card+pin``); else ``card`` (what the session may do: kiosk/identity_levels.py).
+        Refusals: :class:`IdentityNotRecognised` (not in the registry), :class:`KioskRateLimited` (429)."""
+        if face_match is not None:
+            verification: dict[str, Any] = {"method": "card+face", "face_match": face_match}
+        elif pin_verified:
+            verification = {"method": "card+pin", "pin_verified": True}
+        else:
+            verification = {"method": "card", "face_match": None}
+        body = {"id_number": id_number, "name": name, "document_kind": document_kind, "verification": verification}
         data = self._request("POST", "/api/v1/citizen-sessions", idempotent=False, json=body)
         return CitizenSession(token=data["token"], expires_at=data.get("expires_at", ""),
-                              name_masked=(data.get("citizen") or {}).get("name_masked", ""))
+                              name_masked=(data.get("citizen") or {}).get("name_masked", ""),
+                              level=data.get("verification_method") or verification["method"])
 
     def close_citizen_session(self, token: str) -> None:
         try:
             self._request("DELETE", "/api/v1/citizen-sessions/current", idempotent=True, token=token)
         except CitizenSessionExpired:
             pass
+
+    def kiosk_usage(self) -> dict[str, Any]:
+        """This kiosk's own identity-check counts in the rolling hour (distinct citizens, limit, rate_limited)."""
+        return dict(self._request("GET", "/api/v1/kiosk/usage", idempotent=True))
 
     def my_applications(self, token: str) -> list[Application]:
         data = self._request("GET", "/api/v1/me/applications", idempotent=True, token=token)
@@ -767,14 +839,10 @@ class PlatformClient:
                                                     idempotent=True, json={"reason": reason}))
 
     def order_qr_url(self, order_no: str) -> str:
-        """What the kiosk shows as a QR for the citizen's phone: the platform cashier page of the order."""
+        """What the kiosk shows as a QR for the citizen's phone: the platform cashier page of the order. The wallet's
+        payment provider then notifies the platform with a signed notification (the kiosk holds no key that could
+        mark an order paid) and the kiosk learns the payment by polling the order."""
         return f"{self._http.base_url}".rstrip("/") + f"/cashier/{order_no}"
-
-    def cashier_pay(self, order_no: str, method: str = "wechat_pay") -> PaymentOrder:
-        """What the citizen's wallet app does after scanning :meth:`order_qr_url` (the platform simulates the
-        wallet): used by the demo controls and the tests, never by the kiosk's own flow."""
-        return PaymentOrder.from_json(self._request("PUT", f"/api/v1/cashier/{order_no}/payment", idempotent=True,
-                                                    json={"method": method}))
 
     def reconciliation(self, day: dt.date) -> Reconciliation:
         return Reconciliation.from_json(self._request("GET", "/api/v1/payment-reconciliation", idempotent=True,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from kiosk.privacy import contains_id_number, scrub
+from kiosk.sqlite_tuning import SQLITE_CACHE_KIB
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,9 @@ class PrintJournal:
         if mode.lower() != "wal":
             raise JournalError(f"print journal {self.path.name}: WAL mode not available ({mode})")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a bounded page cache (SQLite keeps every page it writes until its cache is full: 2 MB per connection by
+        # default, so a growing journal grew the kiosk's memory by ~1 KB per session — bench/soak_sessions.py)
+        self._db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -37,6 +37,8 @@ class Citizen:
     name_masked: str = ""
     id_masked: str = ""
     source: str = "idcard"  # which card device identified them: "idcard" or "smartcard"
+    pin_verified: bool = False  # a social-security card accepted its PIN before giving the cardholder records
+    level: str = ""  # the platform session's identity level once opened: card | card+face | card+pin
 
     def __repr__(self) -> str:
         return f"Citizen({self.id_masked})"

@@ -22,6 +22,10 @@ class Workers:
     def __init__(self, max_workers: int = 4, dispatcher: Dispatcher = call_now) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kiosk-worker")
         self.dispatch = dispatcher
+        #: called (through the dispatcher) with (exception, where) for an unexpected exception of a task submitted
+        #: without ``on_error`` — the shell's crash handler (kiosk/lifecycle.py); typed device/kiosk errors are not
+        #: crashes. Unset, such an exception is logged only.
+        self.unhandled: Callable[[BaseException, str], None] | None = None
 
     def submit(self, fn: Callable[..., T], *args: Any,
                on_result: Callable[[T], None] | None = None,
@@ -33,9 +37,19 @@ class Workers:
                 return
             exc = future.exception()
             if exc is not None:
-                if on_error is None:
-                    log.error("worker task %s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
-                else:
+                from kiosk.lifecycle import describe_exception, is_expected
+
+                name = getattr(fn, "__name__", repr(fn))
+                expected = is_expected(exc)
+                handler = self.unhandled if on_error is None and not expected else None
+                if handler is not None:   # a bug nobody handles: the crash handler logs it and recovers
+                    self.dispatch(lambda: handler(exc, f"worker task {name}"))
+                    return
+                if not expected:  # a bug, never silent: its stack (no message: it may carry personal data)
+                    log.error("worker task %s raised %s:\n%s", name, type(exc).__name__, describe_exception(exc))
+                elif on_error is None:
+                    log.error("worker task %s failed: %s", name, type(exc).__name__)
+                if on_error is not None:
                     self.dispatch(lambda: on_error(exc))
             elif on_result is not None:
                 result = future.result()

@@ -2,16 +2,23 @@
 the core. Results of workers come back on the UI thread through ``Clock``.
 
 Import this module only after :func:`configure_kivy` (Kivy reads its window config at import time).
+
+Unattended for months: the shell is locked down (no settings panel, no inspector, no key that leaves, minimises,
+closes or reconfigures it; window close requests are refused — it stops on SIGTERM and on the restart path only),
+survives exceptions (kiosk/lifecycle.py: the session is ended and wiped, "please start again", an alarm, out of service
+after repeated crashes) and tells systemd it is alive from its own UI loop (kiosk/watchdog.py; deploy/systemd/).
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kivy.app import App
+from kivy.base import ExceptionHandler, ExceptionManager
 from kivy.clock import Clock
 from kivy.core.text import LabelBase
 from kivy.core.window import Window
@@ -22,7 +29,9 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from device_profiles.loader import Profile
 from kiosk.core import Availability, KioskCore
+from kiosk.lifecycle import CrashRecovery
 from kiosk.session import State
+from kiosk.watchdog import Heartbeat, Liveness, Notifier
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -67,7 +76,37 @@ def _dispatch_on_ui(fn) -> None:
     Clock.schedule_once(lambda _dt: fn(), 0)
 
 
+#: keys Kivy or a window manager could use to leave, close, reconfigure or photograph the shell: swallowed
+#: (F1 settings, Escape exit/back, F11/F12 Kivy's screen/keybinding modules, Alt+F4, Ctrl/Meta+Q/W)
+_BLOCKED_KEYS = {27: "escape", 282: "f1", 292: "f11", 293: "f12"}
+_BLOCKED_CHORDS = {285: "f4", 113: "q", 119: "w", 99: "c"}   # with ctrl, alt or meta
+
+
+class _ShellExceptionHandler(ExceptionHandler):
+    """Kivy's loop hands every exception of a callback here: the shell recovers and the loop goes on. Ctrl+C in a
+    terminal (KeyboardInterrupt) and sys.exit still end it."""
+
+    def __init__(self, app: "KioskApp") -> None:
+        super().__init__()
+        self.app = app
+        self._last: BaseException | None = None
+
+    def handle_exception(self, exception: BaseException) -> int:
+        if isinstance(exception, (KeyboardInterrupt, SystemExit)):
+            return ExceptionManager.RAISE
+        if exception is self._last:   # the same exception seen again on its way up: handled once
+            return ExceptionManager.PASS
+        self._last = exception
+        Clock.schedule_once(lambda _dt: setattr(self, "_last", None), 0)   # its frames may hold personal data
+        try:
+            self.app.recover(exception, "ui")
+        except Exception as exc:  # noqa: BLE001 - never let the handler itself end the loop
+            log.critical("exception handler failed: %s", type(exc).__name__)
+        return ExceptionManager.PASS
+
+
 class KioskApp(App):
+    use_kivy_settings = False   # lockdown: no Kivy settings panel (F1), nothing written to ~/.kivy/config.ini
     lang = StringProperty("zh_CN")
     clock_text = StringProperty("")
     clock_time = StringProperty("")
@@ -75,6 +114,8 @@ class KioskApp(App):
     citizen_name = StringProperty("")
     citizen_id = StringProperty("")
     features = DictProperty({})
+    #: menu feature → translation key of why this citizen's identity level cannot use it (kiosk/identity_levels.py)
+    locks = DictProperty({})
     font_base = NumericProperty(36)
     sm = ObjectProperty(None)
 
@@ -91,6 +132,126 @@ class KioskApp(App):
         self._pin_pad = None
         self.restart_pending = False  # an operator asked for a restart: exit once no citizen is being served
         self.title = profile.kiosk.name.get("zh_CN", "kiosk")
+        # exceptions: ended session, "please start again", alarm, out of service after repeated ones
+        self.recovery = CrashRecovery(self.core)
+        self.recoveries = 0
+        self._exception_handler = _ShellExceptionHandler(self)
+        # systemd: READY=1 once the attract screen is drawn, WATCHDOG=1 from this loop while frames are drawn
+        self.notifier = Notifier()
+        self.liveness = Liveness(stall_s=max(2.0, 1.5 * self.notifier.heartbeat_interval_s),
+                                 ticks=lambda: Clock.frames)
+        self._heartbeat = Heartbeat(self.notifier, self.liveness)
+        self._ready_sent = False
+        self.refused: list[str] = []   # the last keys and close requests the lockdown refused (automation reads them)
+
+    # lockdown ---------------------------------------------------------------------------------------------------------
+    def open_settings(self, *largs: Any) -> bool:
+        return False   # never: the settings panel would let anyone reconfigure the kiosk
+
+    def _install_settings_keys(self, window: Any) -> None:
+        pass   # no F1 binding at all (open_settings refuses anyway)
+
+    def on_pause(self) -> bool:
+        return True   # a pause request (minimise) must not stop the shell
+
+    def _on_keyboard(self, _window: Any, key: int, _scancode: Any = None, _codepoint: Any = None,
+                     modifiers: Any = None) -> bool:
+        mods = set(modifiers or ())
+        if key in _BLOCKED_KEYS or (key in _BLOCKED_CHORDS and mods & {"ctrl", "alt", "meta"}):
+            name = "+".join(sorted(mods & {"ctrl", "alt", "meta", "shift"}) +
+                            [_BLOCKED_KEYS.get(key) or _BLOCKED_CHORDS[key]])
+            log.info("key %s refused (kiosk lockdown)", name)
+            self.refused.append(name)
+            del self.refused[:-50]
+            return True
+        return False
+
+    def _refuse_close(self, *_args: Any, **_kwargs: Any) -> bool:
+        log.info("window close request refused (kiosk lockdown): stop the service instead")
+        self.refused.append("close_request")
+        return True
+
+    def _on_minimize(self, *_args: Any) -> None:
+        Clock.schedule_once(lambda _dt: Window.restore(), 0.2)
+
+    # exceptions -------------------------------------------------------------------------------------------------------
+    def recover(self, exc: BaseException, where: str = "ui") -> None:
+        """After an unexpected exception (UI callback, unhandled worker task, thread): the core ends the session
+        (wipe), logs, alarms, counts; the shell shows "please start again" and keeps running."""
+        self.recoveries += 1
+        decision = self.recovery.handle(exc, where)
+        self.notifier.status(f"recovered from {type(exc).__name__} in {where} "
+                             f"({decision.count} within {self.recovery.policy.window_s:.0f} s)"
+                             + ("; out of service" if decision.out_of_service else ""))
+        # after the core's "ended" event (delivered on the next frame): the notice is not wiped by its resets
+        Clock.schedule_once(lambda _dt: self._show_recovery(), 0.1)
+
+    def _show_recovery(self) -> None:
+        from kivy.uix.modalview import ModalView
+
+        for widget in list(Window.children):   # timeout warning, PIN pad, any dialog of the failed flow
+            if isinstance(widget, ModalView):
+                self._guarded("dismiss dialog", lambda w=widget: w.dismiss(animation=False))
+        self._warning = None
+        self.citizen_name = self.citizen_id = ""
+        for screen in self.sm.screens:
+            self._guarded(f"reset {screen.name}", screen.reset)
+        out = self.core.availability.out_of_service
+        self._guarded("show attract", lambda: setattr(self.sm, "current", "out_of_service" if out else "attract"))
+        if out:
+            return
+        attract = self.sm.get_screen("attract")
+        notice = self.t("recovery.start_again")
+        attract.message = notice
+        self.core.speak("recovery.voice")
+
+        def clear(_dt: float) -> None:
+            if attract.message == notice:
+                attract.message = ""
+
+        Clock.schedule_once(clear, 30)
+
+    @staticmethod
+    def _guarded(what: str, fn: Any) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - recovering must not raise into the handler again
+            log.error("recovery: %s failed: %s", what, type(exc).__name__)
+
+    def _thread_exception(self, args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        exc = args.exc_value
+        Clock.schedule_once(lambda _dt: self.recover(exc, f"thread {name}"), 0)
+
+    # systemd ----------------------------------------------------------------------------------------------------------
+    def _start_watchdog(self) -> None:
+        Window.bind(on_flip=self._on_frame)
+        Window.bind(on_key_down=self._on_any_key)
+        interval = self.notifier.heartbeat_interval_s
+        if interval > 0:
+            Clock.schedule_interval(self._beat, interval)
+            log.info("systemd watchdog: heartbeat every %.1f s from the UI loop", interval)
+
+    def _on_any_key(self, *_args: Any) -> None:   # returns None: the key goes on
+        self.liveness.input()
+
+    def _on_frame(self, *_args: Any) -> None:
+        self.liveness.frame()
+        if not self._ready_sent and self.sm is not None and self.sm.current in ("attract", "out_of_service"):
+            self._ready_sent = True
+            self.notifier.ready(self._service_status())
+
+    def _beat(self, _dt: float) -> None:
+        self._heartbeat.beat()
+        Window.canvas.ask_update()   # a static screen draws once per interval too: the next beat sees a frame
+
+    def _service_status(self) -> str:
+        avail = self.core.availability
+        if avail.out_of_service:
+            return "out of service" + (f" ({avail.maintenance})" if avail.maintenance else "")
+        return "in service: " + self.sm.current
 
     # helpers used by the .kv files -----------------------------------------------------------------------------------
     def t(self, key: str, _lang: str | None = None, **placeholders: Any) -> str:
@@ -127,14 +288,25 @@ class KioskApp(App):
         root.add_widget(sm)
         if self.profile.kiosk.demo_controls:
             root.add_widget(self._demo_bar())
-        Window.bind(on_touch_down=lambda *_: self.core.touch())
+        Window.bind(on_touch_down=self._on_any_touch)
         self.core.subscribe(self._on_core_event)
         self._tick_clock(0)
         Clock.schedule_interval(self._tick_clock, 1.0)
         Clock.schedule_interval(lambda _dt: self.core.tick(), 0.5)
         return root
 
+    def _on_any_touch(self, *_args: Any) -> None:   # returns None: the touch goes on to the widgets
+        self.core.touch()
+        self.liveness.input()
+
     def on_start(self) -> None:
+        # lockdown, bound here: after Kivy's own keyboard bindings, so these run first
+        Window.bind(on_keyboard=self._on_keyboard, on_request_close=self._refuse_close,
+                    on_minimize=self._on_minimize)
+        ExceptionManager.add_handler(self._exception_handler)
+        threading.excepthook = self._thread_exception
+        self.core.workers.unhandled = lambda exc, where: self.recover(exc, where)
+        self._start_watchdog()
         # devices (and their simulators) open on a worker: the attract screen shows without waiting for them
         self.core.workers.submit(self.core.start, on_error=lambda exc: log.error("kiosk start failed: %r", exc))
         if self._automation_addr is not None:
@@ -144,6 +316,8 @@ class KioskApp(App):
         self._on_screen(self.sm, self.sm.current)
 
     def on_stop(self) -> None:
+        self.notifier.stopping("stopping")
+        ExceptionManager.remove_handler(self._exception_handler)
         if self.automation is not None:
             self.automation.stop()
         self.core.stop()
@@ -163,6 +337,36 @@ class KioskApp(App):
         screen = self.sm.get_screen(name)
         screen.on_go(**kwargs)
         self.sm.current = name
+
+    def open_feature(self, feature: str, screen: str, **kwargs: Any) -> None:
+        """A menu tile: go to ``screen``, unless the citizen's identity level locks ``feature`` — then say why and
+        offer the face check where the kiosk has a camera (the rule: KioskCore.feature_lock)."""
+        reason = self.core.feature_lock(feature)
+        if reason is None:
+            self.go(screen, **kwargs)
+            return
+        from screens.menu import LockedNotice
+
+        self.core.touch()
+        LockedNotice(reason=reason, can_verify=self.core.face_check.can_verify).open()
+
+    def verify_face_again(self) -> None:
+        """A card-only citizen asked for the face check after all."""
+        if self.core.face_check.verify_again():
+            self.go("face_check")
+
+    def _refresh_locks(self) -> None:
+        from kiosk.identity_levels import FEATURES
+
+        self.locks = {f: reason for f in sorted(FEATURES) if (reason := self.core.feature_lock(f))}
+
+    def _show_notice(self, text: str) -> None:
+        if self.sm.current == "attract":
+            self.sm.get_screen("attract").show_card_error(text)
+            return
+        from screens.menu import LockedNotice
+
+        LockedNotice(text=text, can_verify=False).open()
 
     def start_without_card(self) -> None:
         self.core.start_anonymous()
@@ -191,15 +395,18 @@ class KioskApp(App):
 
     # core events ------------------------------------------------------------------------------------------------------
     def _on_core_event(self, name: str, payload: dict[str, Any]) -> None:
-        if name in ("identified", "face_verified"):
+        if name in ("identified", "face_verified", "identity_card_only"):
             citizen = self.core.session.citizen
             if name == "identified" and self.core.face_check.needs_check(citizen):
                 self.go("face_check")   # 人证核验 first: name and personal services show once it passes
                 return
             self.citizen_name = citizen.name_masked if citizen else ""
             self.citizen_id = citizen.id_masked if citizen else ""
-            if name == "face_verified" or self.sm.current in ("attract", "out_of_service", "menu"):
+            self._refresh_locks()
+            if name != "identified" or self.sm.current in ("attract", "out_of_service", "menu"):
                 self.go("menu")
+        elif name == "kiosk_limited":
+            self._show_notice(self.core.translator.error_text(payload["error"]))
         elif name == "card_error" and getattr(payload["error"], "code", "") in ("pin_required", "pin_incorrect"):
             from screens.pin_pad import PinPad
 
@@ -227,6 +434,7 @@ class KioskApp(App):
                 return
             self._close_warning()
             self.citizen_name = self.citizen_id = ""
+            self.locks = {}
             for screen in self.sm.screens:
                 screen.reset()
             self.core.translator.set_language(self.profile.kiosk.language)
@@ -237,6 +445,7 @@ class KioskApp(App):
             self.sm.current = "rating"
         elif name == "availability":
             self._apply_availability(payload["availability"])
+            self.notifier.status(self._service_status())
         elif name == "announcement":
             self._show_announcement()
         elif name == "restart_requested":

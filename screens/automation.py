@@ -3,12 +3,20 @@
 Only started with ``kiosk run --automation HOST:PORT``. It reads the UI (current screen, visible texts, where a
 widget named by its ``aid`` is on the X screen) and takes screenshots; it never presses anything — tests press real
 buttons through X (xdotool), as a finger would. Every query runs on the UI thread via ``Clock``.
+
+Fault injection for the lifecycle tests, only on a loopback address: ``raise_in_ui`` schedules a callback on the UI
+thread that raises (the shell's exception handler must end the session and keep running), ``raise_in_worker`` a worker
+task that raises with nobody handling it, ``freeze_ui`` blocks the UI thread for ``seconds`` (the systemd watchdog
+heartbeats must stop).
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 from typing import Any, Callable
+
+import ipaddress
+import time
 
 from kivy.clock import Clock
 from kivy.core.window import Window
@@ -23,6 +31,15 @@ def _walk(widget: Widget):
     yield widget
     for child in widget.children:
         yield from _walk(child)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _visible(widget: Widget) -> bool:
@@ -48,6 +65,12 @@ class Automation:
             "screenshot": lambda path: self._on_ui(lambda: self._screenshot(path)),
             "simulators": lambda: self._on_ui(self._simulators),
         }, host, port)
+        if _loopback(host):   # test-only fault injection: never reachable from the network
+            self.server.handlers.update({
+                "raise_in_ui": self._raise_in_ui,
+                "raise_in_worker": self._raise_in_worker,
+                "freeze_ui": self._freeze_ui,
+            })
 
     @property
     def address(self) -> str:
@@ -85,6 +108,11 @@ class Automation:
     def _state(self) -> dict[str, Any]:
         core = self.app.core
         return {"screen": self.app.sm.current, "session": core.session.state.value,
+                "settings_open": any("Settings" in type(w).__name__ for root in self._roots() for w in _walk(root)),
+                "maintenance": core.availability.maintenance or "",
+                "recovered": getattr(self.app, "recoveries", 0),
+                "refused": list(getattr(self.app, "refused", [])),
+                "overlays": [type(w).__name__ for w in Window.children],
                 "warning": core.session.warning_active, "language": core.translator.language,
                 "modal": any(type(w).__name__ == "TimeoutWarning" for w in Window.children),
                 "window": {"left": Window.left, "top": Window.top, "width": Window.width, "height": Window.height}}
@@ -126,6 +154,28 @@ class Automation:
         if written and written[-1] != target:
             written[-1].replace(target)
         return {"path": str(target)}
+
+    # fault injection (loopback only) ---------------------------------------------------------------------------------
+    @staticmethod
+    def _raise_in_ui() -> dict[str, Any]:
+        def boom(_dt: float) -> None:
+            # the message carries made-up personal data: the crash log must not show it
+            raise RuntimeError("automation: injected failure for 张*华 110101199003077777")
+
+        Clock.schedule_once(boom, 0)
+        return {"scheduled": True}
+
+    def _raise_in_worker(self) -> dict[str, Any]:
+        def injected_worker_failure() -> None:
+            raise ValueError("automation: injected worker failure for 110101199003077777")
+
+        self.app.core.workers.submit(injected_worker_failure)
+        return {"scheduled": True}
+
+    @staticmethod
+    def _freeze_ui(seconds: float = 30.0) -> dict[str, Any]:
+        Clock.schedule_once(lambda _dt: time.sleep(float(seconds)), 0)
+        return {"scheduled": True, "seconds": float(seconds)}
 
     def _simulators(self) -> dict[str, Any]:
         return {kind: sim.endpoints for kind, sim in self.app.core.devices.simulators.items()}

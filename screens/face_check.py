@@ -66,7 +66,7 @@ class FaceCheckScreen(KScreen):
         except FaceCheckNotNeeded:   # nothing pending any more (verified meanwhile, or the session moved on)
             app.go("menu")
             return
-        if route == "continue_without_identity":
+        if route in ("continue_without_identity", "card_only"):
             app.go("menu")
             return
         self.phase = "staff"

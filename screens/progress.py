@@ -1,5 +1,6 @@
 """Progress query: by application number (no card needed, on-screen keypad) or the citizen's own applications after
-the card; one application shown with its timeline, printable."""
+the card. By number alone the platform tells only the state; with the last 4 characters of the applicant's ID number
+(typed on the same keypad, ``X`` included) the application is shown with its timeline, printable."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,11 +11,13 @@ from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kiosk.session import RatingTarget
 from screens.widgets import KButton, KLabel, KScreen
 
-KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "SP", "0", "DEL")
+KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "SP", "0", "X")  # backspace (key_DEL) sits under the keypad
 
 
 class ProgressScreen(KScreen):
     number = StringProperty("")
+    last4 = StringProperty("")
+    field = StringProperty("number")  # which field the keypad types into: "number" | "last4"
     status = StringProperty("")
     application = ObjectProperty(None, allownone=True)
     mine = BooleanProperty(False)
@@ -37,17 +40,30 @@ class ProgressScreen(KScreen):
 
     def press(self, key: str) -> None:
         App.get_running_app().core.touch()
-        if key == "DEL":
+        if self.field == "last4":
+            if key == "DEL":
+                self.last4 = self.last4[:-1]
+            elif len(self.last4) < 4 and (key.isdigit() or (key == "X" and len(self.last4) == 3)):
+                self.last4 += key
+        elif key == "DEL":
             self.number = self.number[:-1]
-        elif len(self.number) < 20:
+        elif key != "X" and len(self.number) < 20:
             self.number += key
+
+    def choose(self, field: str) -> None:
+        App.get_running_app().core.touch()
+        self.field = field
+
+    def clear(self) -> None:
+        self.number, self.last4, self.field = "", "", "number"
 
     def query(self) -> None:
         app = App.get_running_app()
         if not self.number:
             return
         self.status = app.t("common.loading")
-        app.core.query_progress(self.number, on_result=self.show, on_error=self._failed)
+        last4 = self.last4 if len(self.last4) == 4 else None
+        app.core.query_progress(self.number, last4, on_result=self.show, on_error=self._failed)
 
     def load_mine(self) -> None:
         app = App.get_running_app()
@@ -68,14 +84,24 @@ class ProgressScreen(KScreen):
     def show(self, application: Any) -> None:
         app = App.get_running_app()
         t = app.t
-        self.application = application
-        self.status = ""
         box = self.ids.timeline
         box.clear_widgets()
 
         def add(text: str, **kw: Any) -> None:
             box.add_widget(KLabel(text=text, **kw))
 
+        if getattr(application, "status_only", False):   # by number alone: the state, nothing that names anyone
+            self.application = None
+            self.status = ""
+            add(f"{t('progress.number')}：{application.number}", aid="app_number")
+            add(f"{t('progress.status')}：{t('application.status.' + application.status)}", bold=True,
+                aid="app_status")
+            if application.updated_at:
+                add(f"{t('progress.updated')}：{application.updated_at[:16].replace('T', ' ')}")
+            add(t("progress.status_only"), aid="status_only_hint")
+            return
+        self.application = application
+        self.status = ""
         add(application.service_name, bold=True, font_size=app.fs(1.4), aid="app_service")
         add(f"{t('progress.number')}：{application.number}", aid="app_number")
         add(f"{t('progress.applicant')}：{application.applicant_masked}")
@@ -90,7 +116,13 @@ class ProgressScreen(KScreen):
 
     def _failed(self, exc: BaseException) -> None:
         app = App.get_running_app()
-        self.status = app.core.translator.error_text(exc)
+        code = getattr(exc, "platform_code", "")
+        if code == "too_many_attempts":
+            self.status = app.t("progress.too_many_attempts")
+        elif code == "not_found" and self.last4:
+            self.status = app.t("progress.lookup_not_found")
+        else:
+            self.status = app.core.translator.error_text(exc)
 
     def done(self) -> None:
         app = App.get_running_app()
@@ -101,6 +133,8 @@ class ProgressScreen(KScreen):
 
     def reset(self) -> None:
         self.number = ""
+        self.last4 = ""
+        self.field = "number"
         self.status = ""
         self.application = None
         self.mine = False

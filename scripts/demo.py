@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,19 @@ sys.path.insert(0, str(ROOT))
 from drivers.sim.process import ManagedProcess  # noqa: E402
 
 RESTART_EXIT_CODE = 75  # screens.app.RESTART_EXIT_CODE (not imported: that module needs a window)
+
+
+def demo_kiosk_key(var: Path) -> tuple[Path, Path]:
+    """(private, public) key files of the demo kiosk under ``var``: the private key PEM (0600, generated on the first
+    run), the public key as base64 of the raw 32 bytes (rewritten from the private key each run)."""
+    import base64
+
+    from kiosk.request_signing import load_private_key, public_key_raw, write_private_key
+
+    private, public = var / "kiosk-platform.key", var / "kiosk-platform.pub"
+    key = load_private_key(private) if private.exists() else write_private_key(private)
+    public.write_text(base64.b64encode(public_key_raw(key)).decode("ascii") + "\n", "ascii")
+    return private, public
 
 
 def main() -> int:
@@ -52,30 +66,56 @@ def main() -> int:
         photos.write_text(yaml.safe_dump({"identities": {doc.id_number: str(sample_photo_path("astronaut"))
                                                          for doc in load_identities().values()}}), "utf-8")
         env["PLATFORM_PHOTOS"] = str(photos)
+    # the demo kiosk's own signing key (KIOSK-ED25519-V1): made once into var/demo (0600), its public key enrolled
+    # by `serve --demo`; there is no shared demo secret
+    kiosk_key, kiosk_pub = demo_kiosk_key(var)
+    # the simulated payment provider's key pair (signs wallet payment notifications); the platform gets the public key
+    from drivers.payment.wallet_sim import generate_keypair as provider_keypair
+
+    provider_key, provider_pub = var / "payment-provider.key", var / "payment-provider.pub"
+    if not (provider_key.exists() and provider_pub.exists()):
+        provider_keypair(var)
     platform = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
-                               f"sqlite:///{var / 'platform.db'}", "--host", "127.0.0.1", "--port", "0"],
+                               f"sqlite:///{var / 'platform.db'}", "--host", "127.0.0.1", "--port", "0", "--demo",
+                               "--demo-kiosk-public-key", str(kiosk_pub),
+                               "--payment-provider-key", str(provider_pub)],
                               "service-platform", start_timeout=30, cwd=str(ROOT), env=env)
     url = platform.endpoints["url"]
+    print(f"demo: pay an order as the citizen's phone: {sys.executable} -m drivers.payment.wallet_sim pay "
+          f"--key {provider_key} --amount-fen FEN {url} ORDER_NO")
     print(f"demo: service platform at {url} (API docs {url}/docs), pid {platform.pid}")
-    from fleet.broker import Mosquitto
+    from fleet.broker import CONTROLLER_USER, Mosquitto, TlsListener, dev_pki, free_port
     from fleet.signing import generate_keypair
 
-    broker = Mosquitto(workdir / "broker").start()  # config and per-kiosk ACL from fleet/broker/
-    print(f"demo: MQTT broker (mosquitto) at {broker.url}")
+    # the broker knows who connects: a TLS listener that requires a client certificate (CN = the MQTT username the
+    # per-kiosk ACL uses) from the demo's throw-away CA — one for the kiosk (CN = its id), one for the controller
+    kiosk_id = yaml.safe_load(Path(args.profile).read_text("utf-8"))["kiosk"]["id"]
+    pki = dev_pki(workdir / "pki", [kiosk_id, CONTROLLER_USER])
+    broker = Mosquitto(workdir / "broker", tls_listener=TlsListener(free_port(), str(pki.ca), str(pki.server_cert),
+                                                                    str(pki.server_key))).start()
+    controller_broker_url = broker.tls_url(*pki.clients[CONTROLLER_USER])
+    kiosk_broker_url = broker.tls_url(*pki.clients[kiosk_id])
+    print(f"demo: MQTT broker (mosquitto) at mqtts://127.0.0.1:{broker.tls_listener.port} (client certificates only)")
     keys = var / "fleet"
     if not (keys / "command-signing.key").exists():
         generate_keypair(keys)
-    password = os.environ.get("FLEET_ADMIN_PASSWORD", "demo-admin")
-    controller = ManagedProcess([sys.executable, "-m", "fleet.controller.cli", "serve", "--broker", broker.url,
-                                 "--db", str(var / "fleet.db"), "--http", "127.0.0.1:0", "--signing-key",
+    # no built-in password: FLEET_ADMIN_PASSWORD, else a fresh random one, set on the demo database's admin at
+    # every start (the demo database outlives a run; serve --demo alone would only create a missing admin)
+    password = os.environ.get("FLEET_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    subprocess.run([sys.executable, "-m", "fleet.controller.cli", "add-operator", "admin", "--role", "admin",
+                    "--display-name", "管理员", "--db", str(var / "fleet.db")], cwd=str(ROOT), check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "FLEET_OPERATOR_PASSWORD": password})
+    controller = ManagedProcess([sys.executable, "-m", "fleet.controller.cli", "serve", "--demo", "--broker",
+                                 controller_broker_url, "--db", str(var / "fleet.db"), "--http", "127.0.0.1:0", "--signing-key",
                                  str(keys / "command-signing.key")], "fleet-controller", start_timeout=30,
                                 cwd=str(ROOT), env={"FLEET_ADMIN_PASSWORD": password})
     print(f"demo: fleet controller dashboard http://{controller.endpoints['http']}/ (admin / {password})")
 
     profile = yaml.safe_load(Path(args.profile).read_text("utf-8"))
     profile["platform"]["url"] = url
+    profile["platform"]["key_file"] = str(kiosk_key)
     profile["kiosk"]["data_dir"] = str(var / "kiosk")
-    profile["fleet"] = {"broker_url": broker.url, "verify_key": str(keys / "command-signing.pub")}
+    profile["fleet"] = {"broker_url": kiosk_broker_url, "verify_key": str(keys / "command-signing.pub")}
     if not args.no_camera:
         profile["devices"].setdefault("camera", {"driver": "opencv", "required": False, "simulate": True})
     demo_profile = workdir / "profile.yaml"

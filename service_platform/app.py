@@ -8,16 +8,20 @@ from contextlib import asynccontextmanager
 
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service_platform import __version__
-from service_platform.auth import KioskAuthCache
+from service_platform.auth import NonceStore, wall_clock
 from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url, utcnow
 from service_platform.ecert_pdf import PdfCache
 from service_platform.errors import install_error_handlers
+from service_platform.identity_checks import DEFAULT_MAX_CITIZENS_PER_HOUR, IdentityGuard
 from service_platform.photos import PhotoRegistry, PhotoSource, load_photo_map
+from service_platform.payment_provider import key_from_env, load_public_key
+from service_platform.throttle import FailureThrottle
 from service_platform.routes import (
     applications, catalogue, citizen_sessions, deliveries, ecertificates, filing, halls, health, payments, ratings)
 
@@ -28,9 +32,14 @@ Reference 一网通办 service platform that the 24-hour self-service kiosks are
 
 * **Public** (no credentials): `/healthz`, catalogue reads (`/api/v1/categories`, `/api/v1/services…`,
   `/api/v1/rating-tags`, `/api/v1/e-certificate-types`, `/api/v1/halls…`, `/api/v1/delivery-consent`), application
-  progress by number (`/api/v1/applications/{number}`) and a queue ticket by its id.
-* **Kiosk calls**: headers `X-Kiosk-Id` and `X-Kiosk-Key` (registered photos, queue tickets, payment orders of the
-  kiosk, reconciliation).
+  progress by number (`/api/v1/applications/{number}`: the state only; `POST …/lookup` with the applicant's ID
+  number's last 4: the full progress, throttled) and a queue ticket by its id.
+* **The payment provider** notifies wallet payments at `PUT /api/v1/cashier/{order_no}/payment`, signed with its
+  Ed25519 key (header `X-Provider-Signature`; format in service_platform/README.md).
+* **Kiosk calls** (registered photos, queue tickets, payment orders of the kiosk, reconciliation) are signed by the
+  kiosk's own Ed25519 key, scheme `KIOSK-ED25519-V1`: headers `X-Kiosk-Id`, `X-Kiosk-Key-Id`, `X-Kiosk-Timestamp`,
+  `X-Kiosk-Nonce`, `X-Kiosk-Signature` (see the security schemes; a bad signature is 401 `unauthorized`, a
+  timestamp more than 300 s off 401 `request_expired`, a repeated nonce 401 `replayed_request`).
 * **Citizen calls** (`/api/v1/me/…`): kiosk headers plus `Authorization: Bearer <token>` from
   `POST /api/v1/citizen-sessions`; they only ever see that citizen's data (someone else's is "not found").
 * **Creating calls** take an `Idempotency-Key` header: a repeat returns the first result (`Idempotent-Replayed:
@@ -43,14 +52,24 @@ Reference 一网通办 service platform that the 24-hour self-service kiosks are
 def create_app(db_url: str | None = None, *, init_db: bool = True,
                session_ttl: dt.timedelta = DEFAULT_SESSION_TTL,
                clock: Callable[[], dt.datetime] = utcnow,
-               demo_kiosk_key: str | None = None,
-               photo_source: PhotoSource | None = None) -> FastAPI:
+               demo: bool = False,
+               demo_kiosk_public_key: bytes | None = None,
+               auth_clock: Callable[[], float] = wall_clock,
+               photo_source: PhotoSource | None = None,
+               payment_provider_key: Ed25519PublicKey | str | None = None,
+               max_citizens_per_hour: int | None = None) -> FastAPI:
     """Build the app on ``db_url`` (SQLAlchemy URL or file path; default ``./var/platform.db``).
 
-    With ``init_db`` the tables are created and, when the database is empty, the demo data is seeded (the demo
-    kiosk's key: ``demo_kiosk_key``, else env ``PLATFORM_DEMO_KIOSK_KEY``, else ``demo-kiosk-key`` — dev only).
-    ``clock`` returns the current aware UTC time (tests replace it). ``photo_source`` gives registered photos
+    With ``init_db`` the tables are created and the catalogue parts still missing are seeded; with ``demo`` also
+    the demo data (demo citizens, their applications, the demo kiosk) and, when ``demo_kiosk_public_key`` is given
+    (an Ed25519 public key: raw 32 bytes, or PEM / base64 text as bytes), that key is enrolled for the demo kiosk.
+    ``clock`` returns the current aware UTC time (tests replace it); ``auth_clock`` the real Unix time that signed
+    kiosk requests are checked against (±300 s). ``photo_source`` gives registered photos
     (default: the photo map named by env ``PLATFORM_PHOTOS`` if set, else drawn placeholders; see photos.py).
+    ``payment_provider_key``: the unified-payment provider's Ed25519 public key (key, or PEM file path / PEM text /
+    base64), else env ``PLATFORM_PAYMENT_PROVIDER_PUBLIC_KEY``; without one the cashier answers 503.
+    ``max_citizens_per_hour``: distinct citizens a kiosk may ask about per rolling hour (sessions and registered
+    photos; else env ``PLATFORM_MAX_CITIZENS_PER_HOUR``, else 60), then 429 ``rate_limited`` (identity_checks.py).
     """
     engine = make_engine(normalize_db_url(db_url))
     sessionmaker = make_sessionmaker(engine)
@@ -59,11 +78,19 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
 
         create_tables(engine)
         with sessionmaker() as db:
-            seed_if_empty(db, demo_kiosk_key=demo_kiosk_key or os.environ.get("PLATFORM_DEMO_KIOSK_KEY"))
+            seed_if_empty(db, demo=demo, demo_kiosk_public_key=demo_kiosk_public_key)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+
+        from service_platform.retention import run_periodically
+
+        # retention (service_platform/retention.py): old citizen sessions, idempotency records, unclaimed uploads
+        sweeper = asyncio.create_task(run_periodically(_app)) if _app.state.retention.interval_s > 0 else None
         yield
+        if sweeper is not None:
+            sweeper.cancel()
         engine.dispose()
 
     app = FastAPI(title="Service platform (一网通办) — reference", version=__version__, description=DESCRIPTION,
@@ -72,12 +99,22 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
     app.state.sessionmaker = sessionmaker
     app.state.clock = clock
     app.state.session_ttl = session_ttl
-    app.state.kiosk_auth_cache = KioskAuthCache()
+    app.state.nonce_store = NonceStore()
+    app.state.auth_clock = auth_clock
     if photo_source is None:
         photo_map = os.environ.get("PLATFORM_PHOTOS", "").strip()
         photo_source = load_photo_map(photo_map) if photo_map else PhotoRegistry()
     app.state.photo_source = photo_source
+    if isinstance(payment_provider_key, str):
+        payment_provider_key = load_public_key(payment_provider_key)
+    app.state.payment_provider_key = payment_provider_key if payment_provider_key is not None else key_from_env()
     app.state.pdf_cache = PdfCache()
+    app.state.lookup_throttle = FailureThrottle()  # progress lookups with the ID number's last 4
+    limit = max_citizens_per_hour or int(os.environ.get("PLATFORM_MAX_CITIZENS_PER_HOUR") or 0)
+    app.state.identity_guard = IdentityGuard(limit or DEFAULT_MAX_CITIZENS_PER_HOUR)
+    from service_platform.retention import RetentionPolicy
+
+    app.state.retention = RetentionPolicy.from_env()  # PLATFORM_RETENTION_INTERVAL_S=0: no periodic sweep
     install_error_handlers(app)
     for module in (health, catalogue, applications, citizen_sessions, ratings, ecertificates, filing, payments,
                    halls, deliveries):
@@ -90,7 +127,7 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-_KIOSK_SCHEMES = ("KioskId", "KioskKey")
+_KIOSK_SCHEMES = ("KioskId", "KioskKeyId", "KioskTimestamp", "KioskNonce", "KioskSignature")
 _CITIZEN_SCHEME = "CitizenToken"
 
 
@@ -108,7 +145,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for ops in spec.get("paths", {}).values():
         for op in ops.values():
             schemes = {name for req in op.get("security", []) for name in req}
-            if schemes:
+            if schemes & set(_KIOSK_SCHEMES):
                 kiosk = {name: [] for name in _KIOSK_SCHEMES if name in schemes}
                 citizen = op.get("x-citizen-session")
                 if citizen == "required":

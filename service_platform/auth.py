@@ -1,19 +1,53 @@
-"""Kiosk authentication (``X-Kiosk-Id`` + ``X-Kiosk-Key``) and citizen sessions (``Authorization: Bearer``).
+"""Kiosk authentication (Ed25519 signed requests, scheme ``KIOSK-ED25519-V1``) and citizen sessions
+(``Authorization: Bearer``).
 
-Kiosk keys are stored as salted scrypt hashes. Verifying scrypt costs ~50 ms, so a successful check is remembered
-in memory per (kiosk, SHA-256 of the key, stored hash): changing the stored hash invalidates it.
-Citizen tokens are random (``secrets.token_urlsafe``); only their SHA-256 is stored (they are high-entropy, so a
+**Kiosks** sign every request with their own Ed25519 key; the platform stores only public keys (table
+``kiosk_keys``, enrolled with ``service-platform kiosk add``). Headers: ``X-Kiosk-Id``, ``X-Kiosk-Key-Id`` (first 16
+hex characters of SHA-256 of the raw 32-byte public key), ``X-Kiosk-Timestamp`` (Unix seconds), ``X-Kiosk-Nonce``
+(16–64 base64url characters, at least 128 random bits) and ``X-Kiosk-Signature`` (standard base64 of the 64-byte
+signature) over these lines joined by ``\\n`` (UTF-8)::
+
+    KIOSK-ED25519-V1
+    <kiosk id>
+    <key id>
+    <HTTP method, upper case>
+    <raw request path as sent: percent-encoded, without the query>
+    <raw query string, possibly empty>
+    <timestamp>
+    <nonce>
+    <lowercase hex SHA-256 of the body bytes (of b"" when there is no body)>
+
+Checked here in two steps: :func:`signed_request` (async: headers and body, no database) builds the signed string;
+:func:`require_kiosk` (sync) looks the key up in the database on EVERY request (no cache, so a revocation or a
+disabled kiosk takes effect from the next request), verifies the signature before trusting the kiosk id, then the
+timestamp (±300 s of the server's real clock → else 401 ``request_expired``) and the nonce (seen from that kiosk
+within the window → 401 ``replayed_request``). Every failure of the credentials themselves (missing or malformed
+headers, unknown kiosk or key, key of another kiosk, revoked key, wrong signature) is the same 401 ``unauthorized``
+with the same message, so an answer never tells whether a kiosk exists. A disabled kiosk is 403 ``kiosk_disabled``.
+
+Residual risk: the nonce store is in memory, per process. Several processes (or hosts) behind one address would
+each accept a request once, so a captured request could be replayed up to once per process within the window: a
+multi-process deployment needs a shared store (e.g. Redis ``SET NX EX``) or sticky routing per kiosk.
+
+**Citizen tokens** are random (``secrets.token_urlsafe``); only their SHA-256 is stored (they are high-entropy, so a
 fast hash is enough), and a session only works from the kiosk that opened it.
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import hashlib
-import hmac
+import heapq
+import re
 import secrets
 import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
@@ -21,86 +55,202 @@ from sqlalchemy.orm import Session
 
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError
-from service_platform.models import CitizenSession, Kiosk
+from service_platform.models import CitizenSession, Kiosk, KioskKey
+from service_platform.schemas import ISO_DATETIME_PATTERN, parse_iso_datetime
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
+SCHEME = "KIOSK-ED25519-V1"
+MAX_SKEW_S = 300
+#: a signed request's body is read (to hash it) before anything else: bodies above this are refused at once
+#: (the largest body the API takes is an 8 MB page image)
+MAX_SIGNED_BODY = 9 * 1024 * 1024
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
+_SCHEME_DOC = (
+    "Scheme KIOSK-ED25519-V1: every kiosk call carries X-Kiosk-Id, X-Kiosk-Key-Id, X-Kiosk-Timestamp, X-Kiosk-Nonce "
+    "and X-Kiosk-Signature. The signature (Ed25519, standard base64 of the 64 bytes) is over these lines joined by "
+    "\"\\n\" (UTF-8): KIOSK-ED25519-V1, the kiosk id, the key id, the HTTP method upper-case, the raw request path "
+    "as sent (percent-encoded, without the query), the raw query string (may be empty), the timestamp, the nonce, "
+    "and the lowercase hex SHA-256 of the body bytes (of the empty string without a body). The timestamp must be "
+    "within 300 s of the platform's clock (else 401 request_expired); a nonce may be used once per kiosk within "
+    "that window (else 401 replayed_request). Keys are enrolled with `service-platform kiosk add`.")
 kiosk_id_header = APIKeyHeader(name="X-Kiosk-Id", auto_error=False, scheme_name="KioskId",
-                               description="Registered kiosk id, e.g. KSK-340302-0001")
-kiosk_key_header = APIKeyHeader(name="X-Kiosk-Key", auto_error=False, scheme_name="KioskKey",
-                                description="The kiosk's secret key")
+                               description="Registered kiosk id, e.g. KSK-340302-0001. " + _SCHEME_DOC)
+kiosk_key_id_header = APIKeyHeader(
+    name="X-Kiosk-Key-Id", auto_error=False, scheme_name="KioskKeyId",
+    description="Id of the kiosk's signing key: the first 16 lowercase hex characters of SHA-256 of the raw 32-byte "
+                "Ed25519 public key (KIOSK-ED25519-V1).")
+kiosk_timestamp_header = APIKeyHeader(
+    name="X-Kiosk-Timestamp", auto_error=False, scheme_name="KioskTimestamp",
+    description="Unix time in whole seconds when the request was signed; within ±300 s of the platform's clock "
+                "(KIOSK-ED25519-V1).")
+kiosk_nonce_header = APIKeyHeader(
+    name="X-Kiosk-Nonce", auto_error=False, scheme_name="KioskNonce",
+    description="16–64 base64url characters carrying at least 128 random bits, never reused by the kiosk "
+                "(KIOSK-ED25519-V1).")
+kiosk_signature_header = APIKeyHeader(name="X-Kiosk-Signature", auto_error=False, scheme_name="KioskSignature",
+                                      description="Standard base64 of the 64-byte Ed25519 signature. " + _SCHEME_DOC)
 citizen_bearer = HTTPBearer(auto_error=False, scheme_name="CitizenToken",
                             description="Token from POST /api/v1/citizen-sessions")
 
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def hash_key(key: str, *, salt: bytes | None = None) -> str:
-    """``scrypt$N$r$p$salt$hash`` (base64 parts)."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(key.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_LEN)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+_UNAUTHORIZED_MESSAGE = "kiosk request signature missing or not valid"
+#: a well-formed key nobody holds the private half of: unknown kiosks/keys cost one verification too
+_DUMMY_KEY = Ed25519PublicKey.from_public_bytes(hashlib.sha256(b"no kiosk has this key").digest())
 
 
-def verify_key(key: str, stored: str) -> bool:
+def _unauthorized() -> ApiError:
+    return ApiError(401, "unauthorized", _UNAUTHORIZED_MESSAGE)
+
+
+def signed_message(kiosk_id: str, key_id: str, method: str, raw_path: str, query: str, timestamp: str, nonce: str,
+                   body: bytes) -> bytes:
+    """The string a kiosk signs (KIOSK-ED25519-V1), as bytes."""
+    lines = [SCHEME, kiosk_id, key_id, method.upper(), raw_path, query, timestamp, nonce,
+             hashlib.sha256(body).hexdigest()]
+    return "\n".join(lines).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What :func:`signed_request` read: well-formed headers and the message they claim to sign."""
+
+    kiosk_id: str
+    key_id: str
+    timestamp: int
+    nonce: str
+    signature: bytes
+    message: bytes
+
+
+def _raw_path(request: Request) -> str:
+    raw = request.scope.get("raw_path")
+    if raw:
+        return raw.split(b"?", 1)[0].decode("latin-1")
+    return quote(request.scope.get("root_path", "") + request.scope["path"], safe="/:@!$&'()*+,;=-._~%")
+
+
+async def _body(request: Request) -> bytes:
+    """The whole body (kept on the request for the route), refused above :data:`MAX_SIGNED_BODY`."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_SIGNED_BODY:
+        raise ApiError(413, "payload_too_large", "the request body is too large")
+    if hasattr(request, "_body"):
+        return request._body  # type: ignore[no-any-return]  # read already (FastAPI reads JSON bodies first)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_SIGNED_BODY:
+            raise ApiError(413, "payload_too_large", "the request body is too large")
+    request._body = bytes(data)  # what Request.body() caches: the route reads the same bytes
+    return request._body
+
+
+async def signed_request(request: Request,
+                         kiosk_id: str | None = Depends(kiosk_id_header),
+                         key_id: str | None = Depends(kiosk_key_id_header),
+                         timestamp: str | None = Depends(kiosk_timestamp_header),
+                         nonce: str | None = Depends(kiosk_nonce_header),
+                         signature: str | None = Depends(kiosk_signature_header)) -> SignedRequest:
+    """Headers and body of a kiosk request (no database): 401 ``unauthorized`` unless all are there and
+    well-formed. Nothing here is trusted yet: :func:`require_kiosk` verifies the signature."""
+    if not (kiosk_id and key_id and timestamp and nonce and signature):
+        raise _unauthorized()
+    if not _KEY_ID.match(key_id) or not _TIMESTAMP.match(timestamp) or not _NONCE.match(nonce) \
+            or len(kiosk_id) > 64:
+        raise _unauthorized()
     try:
-        algo, n, r, p, salt_b64, hash_b64 = stored.split("$")
-        if algo != "scrypt":
-            return False
-        expected = base64.b64decode(hash_b64)
-        digest = hashlib.scrypt(key.encode("utf-8"), salt=base64.b64decode(salt_b64), n=int(n), r=int(r),
-                                p=int(p), dklen=len(expected))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(digest, expected)
+        sig = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise _unauthorized() from None
+    if len(sig) != 64:
+        raise _unauthorized()
+    body = await _body(request)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    message = signed_message(kiosk_id, key_id, request.method, _raw_path(request), query, timestamp, nonce, body)
+    return SignedRequest(kiosk_id=kiosk_id, key_id=key_id, timestamp=int(timestamp), nonce=nonce, signature=sig,
+                         message=message)
 
 
-_DUMMY_HASH = hash_key("not-a-kiosk-key", salt=b"\0" * 16)
+@dataclass
+class _KioskNonces:
+    heap: list[tuple[int, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    floor: int = -1  # requests signed at or before this second are refused (their nonces were evicted)
 
 
-class KioskAuthCache:
-    """Remembers successful key checks so only the first request of a kiosk pays for scrypt."""
+class NonceStore:
+    """Nonces seen per kiosk within the freshness window: in memory, bounded, expiring.
 
-    def __init__(self, max_entries: int = 1024) -> None:
-        self._ok: set[tuple[str, str, str]] = set()
+    Each kiosk keeps at most ``per_kiosk`` nonces; past that the oldest are evicted and the kiosk's *floor* rises to
+    their timestamp, so a replay of an evicted nonce is refused as expired instead of being accepted. Only
+    authenticated kiosks get entries, so the total is bounded by the enrolled kiosks. One process only: see the
+    module docstring for several processes."""
+
+    def __init__(self, window_s: int = MAX_SKEW_S, per_kiosk: int = 50_000) -> None:
+        self.window_s = window_s
+        self.per_kiosk = per_kiosk
+        self._kiosks: dict[str, _KioskNonces] = {}
         self._lock = threading.Lock()
-        self._max = max_entries
 
-    def check(self, kiosk: Kiosk, key: str) -> bool:
-        entry = (kiosk.id, hashlib.sha256(key.encode("utf-8")).hexdigest(), kiosk.key_hash)
+    def check_and_add(self, kiosk_id: str, timestamp: int, nonce: str, now: float) -> str | None:
+        """None when the nonce is fresh (and is now recorded); else the error code."""
         with self._lock:
-            if entry in self._ok:
-                return True
-        if not verify_key(key, kiosk.key_hash):
-            return False
-        with self._lock:
-            if len(self._ok) >= self._max:
-                self._ok.clear()
-            self._ok.add(entry)
-        return True
+            entry = self._kiosks.setdefault(kiosk_id, _KioskNonces())
+            oldest = int(now) - self.window_s - 1
+            while entry.heap and entry.heap[0][0] < oldest:
+                _, old = heapq.heappop(entry.heap)
+                entry.seen.discard(old)
+            if timestamp <= entry.floor:
+                return "request_expired"
+            if nonce in entry.seen:
+                return "replayed_request"
+            entry.seen.add(nonce)
+            heapq.heappush(entry.heap, (timestamp, nonce))
+            while len(entry.heap) > self.per_kiosk:
+                ts, old = heapq.heappop(entry.heap)
+                entry.seen.discard(old)
+                entry.floor = max(entry.floor, ts)
+            return None
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message)
-
-
-def require_kiosk(request: Request, db: Session = Depends(get_db),
-                  kiosk_id: str | None = Depends(kiosk_id_header),
-                  kiosk_key: str | None = Depends(kiosk_key_header)) -> Kiosk:
-    if not kiosk_id or not kiosk_key:
-        raise _unauthorized("X-Kiosk-Id and X-Kiosk-Key headers are required")
-    kiosk = db.get(Kiosk, kiosk_id)
-    if kiosk is None:
-        verify_key(kiosk_key, _DUMMY_HASH)  # same cost as a wrong key: no kiosk-id probing by timing
-        raise _unauthorized("unknown kiosk or wrong key")
-    cache: KioskAuthCache = request.app.state.kiosk_auth_cache
-    if not cache.check(kiosk, kiosk_key):
-        raise _unauthorized("unknown kiosk or wrong key")
+def require_kiosk(request: Request, signed: SignedRequest = Depends(signed_request),
+                  db: Session = Depends(get_db)) -> Kiosk:
+    """The kiosk whose enrolled, unrevoked key signed this request (see the module docstring)."""
+    row = db.execute(select(KioskKey, Kiosk).join(Kiosk, Kiosk.id == KioskKey.kiosk_id)
+                     .where(KioskKey.key_id == signed.key_id)).first()
+    key = None
+    if row is not None:
+        key_row, kiosk = row
+        if key_row.kiosk_id == signed.kiosk_id and key_row.revoked_at is None:
+            try:
+                key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key_row.public_key))
+            except ValueError:
+                key = None
+    try:
+        (key or _DUMMY_KEY).verify(signed.signature, signed.message)
+    except InvalidSignature:
+        key = None
+    if key is None:
+        raise _unauthorized()
+    now = request.app.state.auth_clock()
+    if abs(now - signed.timestamp) > MAX_SKEW_S:
+        raise ApiError(401, "request_expired",
+                       f"X-Kiosk-Timestamp is more than {MAX_SKEW_S} s away from the platform's clock")
+    store: NonceStore = request.app.state.nonce_store
+    problem = store.check_and_add(kiosk.id, signed.timestamp, signed.nonce, now)
+    if problem == "replayed_request":
+        raise ApiError(401, "replayed_request", "this signed request was already received")
+    if problem is not None:
+        raise ApiError(401, "request_expired", "this signed request is too old")
     if not kiosk.active:
         raise ApiError(403, "kiosk_disabled", "this kiosk has been disabled")
     return kiosk
+
+
+def wall_clock() -> float:
+    """The server's real time for the freshness window (apps' business clocks may be simulated in tests)."""
+    return time.time()
 
 
 # --- citizen sessions --------------------------------------------------------------------------------------------
@@ -192,16 +342,19 @@ class CitizenWriter:
 
 
 def _captured_at(
-    captured_at: str | None = Header(
-        default=None, alias="X-Captured-At",
+    # typed ``str`` (default None) so that the spec says string, not "string or null": a header is never null
+    captured_at: str = Header(  # type: ignore[assignment]
+        default=None, alias="X-Captured-At", pattern=ISO_DATETIME_PATTERN,
+        json_schema_extra={"format": "date-time"},
         description="ISO 8601 time (with offset) at which the citizen confirmed this request at the kiosk. Only for "
                     "requests submitted later from the kiosk's outbox: the citizen session must have been live then "
-                    "(up to 72 hours ago)."),
+                    "(up to 72 hours ago; else 422 captured_at_out_of_range). RFC 3339 date-time: the offset "
+                    "(`Z` or `±hh:mm`) is required, e.g. 2026-11-02T09:30:00+08:00."),
 ) -> dt.datetime | None:
     if captured_at is None:
         return None
     try:
-        value = dt.datetime.fromisoformat(captured_at.strip())
+        value = parse_iso_datetime(captured_at.strip())
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:

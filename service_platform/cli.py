@@ -1,4 +1,9 @@
-"""``service-platform serve|seed|openapi`` — run, seed or describe the reference service platform.
+"""``service-platform serve|seed|kiosk|openapi`` — run, seed, enrol kiosks of, or describe the reference platform.
+
+``serve`` refuses to start (exit 2) when no kiosk could authenticate (no active key of an active kiosk), unless
+``--demo`` (demo data, and the demo kiosk's public key from ``--demo-kiosk-public-key FILE`` or env
+``PLATFORM_DEMO_KIOSK_PUBLIC_KEY``). Kiosks are enrolled with ``service-platform kiosk add --id KSK-… --name …
+--public-key FILE`` (the public key ``kiosk keygen`` printed or wrote), keys revoked with ``kiosk revoke``.
 
 ``serve`` prints ONE JSON line on stdout once the socket is listening, e.g.
 ``{"url": "http://127.0.0.1:8700", "pid": 123}``; logs go to stderr. It stops cleanly on SIGTERM/SIGINT (exit 0).
@@ -54,10 +59,52 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--photos", default=None, metavar="FILE",
                        help="YAML photo map: registered photos per ID number (default: env PLATFORM_PHOTOS, else "
                             "drawn placeholders); see service_platform/photos.py")
+    serve.add_argument("--payment-provider-key", default=None, metavar="FILE",
+                       help="the unified-payment provider's Ed25519 PUBLIC key (PEM) that signs wallet payment "
+                            "notifications (default: env PLATFORM_PAYMENT_PROVIDER_PUBLIC_KEY; without one the cashier "
+                            "answers 503)")
+    serve.add_argument("--max-citizens-per-hour", type=int, default=None, metavar="N",
+                       help="distinct citizens one kiosk may ask about per rolling hour (citizen sessions and "
+                            "registered photos), then 429 rate_limited (default: env PLATFORM_MAX_CITIZENS_PER_HOUR, "
+                            "else 60)")
+    serve.add_argument("--demo", action="store_true",
+                       help="also seed the demo data (demo citizens, applications, the demo kiosk): development only")
+    serve.add_argument("--demo-kiosk-public-key", default=None, metavar="FILE",
+                       help="with --demo: enrol this Ed25519 public key (PEM or base64) for the demo kiosk (default: "
+                            "env PLATFORM_DEMO_KIOSK_PUBLIC_KEY, a file path)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    seed = sub.add_parser("seed", help="create tables and load the demo data into an empty database")
+    seed = sub.add_parser("seed", help="create tables and load the catalogue (and with --demo the demo data) into "
+                                       "the tables still empty")
     seed.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
+    seed.add_argument("--demo", action="store_true", help="also the demo data (development only)")
+    seed.add_argument("--demo-kiosk-public-key", default=None, metavar="FILE",
+                      help="with --demo: enrol this Ed25519 public key for the demo kiosk")
+    kiosk = sub.add_parser("kiosk", help="enrol kiosks and manage their signing keys",
+                           description="Kiosks sign every request with their own Ed25519 key (KIOSK-ED25519-V1); "
+                                       "the platform keeps their public keys. Rotation: add the new key, then revoke "
+                                       "the old one.")
+    ksub = kiosk.add_subparsers(dest="kiosk_command", required=True)
+    add = ksub.add_parser("add", help="enrol a public key for a kiosk (creating the kiosk if missing); prints the "
+                                      "key id")
+    add.add_argument("--id", required=True, help="kiosk id, e.g. KSK-340302-0002")
+    add.add_argument("--name", default=None, help="kiosk name (for a new kiosk; default its id)")
+    add.add_argument("--location", default="", help="where it stands (for a new kiosk)")
+    add.add_argument("--public-key", required=True, metavar="FILE",
+                     help="the kiosk's Ed25519 public key: PEM, or the raw key in base64 (what `kiosk keygen` "
+                          "prints)")
+    revoke = ksub.add_parser("revoke", help="revoke a kiosk's key (refused from the next request on)")
+    revoke.add_argument("--id", required=True)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-id", default=None, help="the key to revoke")
+    which.add_argument("--all", action="store_true", help="every active key of the kiosk")
+    ksub.add_parser("list", help="kiosks and their keys, as JSON lines")
+    for name, text in (("disable", "refuse the kiosk (403 kiosk_disabled) whatever its keys"),
+                       ("enable", "accept the kiosk again")):
+        p = ksub.add_parser(name, help=text)
+        p.add_argument("--id", required=True)
+    for p in (add, revoke, *[ksub.choices[n] for n in ("list", "disable", "enable")]):
+        p.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
     sub.add_parser("openapi", help="print the OpenAPI spec as JSON")
     return parser
 
@@ -89,7 +136,33 @@ def serve(args: argparse.Namespace) -> int:
     from service_platform.photos import load_photo_map
 
     photos = load_photo_map(args.photos) if args.photos else None
-    app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes), photo_source=photos)
+    from service_platform.payment_provider import load_public_key
+
+    try:
+        provider_key = load_public_key(args.payment_provider_key) if args.payment_provider_key else None
+    except (OSError, ValueError) as exc:
+        print(f"service-platform: --payment-provider-key: {exc}", file=sys.stderr)
+        return 2
+    demo_key: bytes | None = None
+    demo_key_file = args.demo_kiosk_public_key or (
+        os.environ.get("PLATFORM_DEMO_KIOSK_PUBLIC_KEY", "").strip() if args.demo else None) or None
+    if demo_key_file and not args.demo:
+        print("service-platform: --demo-kiosk-public-key needs --demo", file=sys.stderr)
+        return 2
+    if demo_key_file:
+        demo_key = _read_public_key(demo_key_file, "--demo-kiosk-public-key")
+        if demo_key is None:
+            return 2
+    app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes), photo_source=photos, demo=args.demo, demo_kiosk_public_key=demo_key,
+                     payment_provider_key=provider_key, max_citizens_per_hour=args.max_citizens_per_hour)
+    from service_platform.kiosk_keys import active_key_count
+
+    with app.state.sessionmaker() as db:
+        usable = active_key_count(db)
+    if not usable and not args.demo:
+        app.state.engine.dispose()
+        print(ENROL_HINT, file=sys.stderr)
+        return 2
     try:
         sock = _listen(args.host, args.port)
     except OSError as exc:
@@ -119,20 +192,100 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
-def seed_command(args: argparse.Namespace) -> int:
-    import os
+ENROL_HINT = """\
+service-platform: no kiosk can authenticate: the database has no active key of an active kiosk.
+Enrol each kiosk's public key first:
+  1. on the kiosk:   kiosk keygen --out /etc/kiosk/platform-signing.key    (prints the public key and its key id)
+  2. here:           service-platform kiosk add --db <same --db> --id KSK-XXXXXX-NNNN --name "<name>" \\
+                         --public-key <file with the printed public key, PEM or base64>
+  3. in the kiosk's profile: platform.key_file: /etc/kiosk/platform-signing.key
+(For development only: service-platform serve --demo --demo-kiosk-public-key FILE.)"""
 
+
+def _read_public_key(path: str, what: str) -> bytes | None:
+    from service_platform.kiosk_keys import InvalidPublicKey, parse_public_key
+
+    try:
+        with open(path, "rb") as fh:
+            return parse_public_key(fh.read())
+    except OSError as exc:
+        print(f"service-platform: {what}: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    except InvalidPublicKey as exc:
+        print(f"service-platform: {what}: {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def seed_command(args: argparse.Namespace) -> int:
     from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url
     from service_platform.seed.loader import seed_if_empty
 
+    demo_key = None
+    if args.demo_kiosk_public_key:
+        if not args.demo:
+            print("service-platform: --demo-kiosk-public-key needs --demo", file=sys.stderr)
+            return 2
+        demo_key = _read_public_key(args.demo_kiosk_public_key, "--demo-kiosk-public-key")
+        if demo_key is None:
+            return 2
     url = normalize_db_url(args.db)
     engine = make_engine(url)
     create_tables(engine)
     with make_sessionmaker(engine)() as db:
-        summary = seed_if_empty(db, demo_kiosk_key=os.environ.get("PLATFORM_DEMO_KIOSK_KEY"))
+        summary = seed_if_empty(db, demo=args.demo, demo_kiosk_public_key=demo_key)
     engine.dispose()
     print(json.dumps({"db": url, **dataclasses.asdict(summary)}, ensure_ascii=False))
     return 0
+
+
+def kiosk_command(args: argparse.Namespace) -> int:
+    from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url
+    from service_platform.kiosk_keys import add_key, list_keys, revoke_keys
+    from service_platform.models import Kiosk
+
+    raw = None
+    if args.kiosk_command == "add":
+        raw = _read_public_key(args.public_key, "--public-key")
+        if raw is None:
+            return 2
+    engine = make_engine(normalize_db_url(args.db))
+    create_tables(engine)
+    try:
+        with make_sessionmaker(engine)() as db:
+            if args.kiosk_command == "add":
+                assert raw is not None
+                try:
+                    key_id, added = add_key(db, args.id, raw, name=args.name, location=args.location)
+                except ValueError as exc:
+                    print(f"service-platform: {exc}", file=sys.stderr)
+                    return 1
+                db.commit()
+                print(json.dumps({"kiosk_id": args.id, "key_id": key_id, "added": added}))
+                return 0
+            if args.kiosk_command == "list":
+                for kiosk, keys in list_keys(db):
+                    print(json.dumps({"kiosk_id": kiosk.id, "name": kiosk.name, "active": kiosk.active,
+                                      "keys": [{"key_id": k.key_id, "created_at": k.created_at.isoformat(),
+                                                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
+                                               for k in keys]}, ensure_ascii=False))
+                return 0
+            kiosk = db.get(Kiosk, args.id)
+            if kiosk is None:
+                print(f"service-platform: no kiosk {args.id}", file=sys.stderr)
+                return 1
+            if args.kiosk_command == "revoke":
+                revoked = revoke_keys(db, args.id, None if args.all else args.key_id)
+                db.commit()
+                if not revoked and not args.all:
+                    print(f"service-platform: kiosk {args.id} has no active key {args.key_id}", file=sys.stderr)
+                    return 1
+                print(json.dumps({"kiosk_id": args.id, "revoked": revoked}))
+                return 0
+            kiosk.active = args.kiosk_command == "enable"
+            db.commit()
+            print(json.dumps({"kiosk_id": args.id, "active": kiosk.active}))
+            return 0
+    finally:
+        engine.dispose()
 
 
 def openapi_spec() -> dict[str, Any]:
@@ -148,7 +301,7 @@ def openapi_command(_args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": serve, "seed": seed_command, "openapi": openapi_command}
+    handlers = {"serve": serve, "seed": seed_command, "kiosk": kiosk_command, "openapi": openapi_command}
     return handlers[args.command](args)
 
 

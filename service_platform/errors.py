@@ -52,8 +52,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                    for e in exc.errors()]
-        if any(d["type"] == "missing" and d["loc"][:1] == ["header"]
-               and str(d["loc"][-1]).lower() == "idempotency-key" for d in details):
+        if any(d["loc"][:1] == ["header"] and str(d["loc"][-1]).lower() == "idempotency-key"
+               and (d["type"] == "missing" or not str(e.get("input") or "").strip())
+               for d, e in zip(details, exc.errors())):
             return JSONResponse(error_body("idempotency_key_required", "the Idempotency-Key header is required"),
                                 status_code=422)
         first = details[0] if details else None
@@ -62,13 +63,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_failed", message, jsonable_encoder(details)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body that cannot even be decoded: a validation failure like any other (422)
             return JSONResponse(error_body("validation_failed", str(exc.detail)), status_code=422)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return JSONResponse(error_body(code, message), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -76,14 +79,30 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 
+def allowed_methods(request: Request) -> str:
+    """``Allow`` of a 405: every method of every route on this path. Starlette names only the first route that
+    matched the path, but one path may be served by several routes (``GET`` and ``POST me/applications`` live in
+    different routers)."""
+    from starlette.routing import Route
+
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 _DESCRIPTIONS = {401: "Missing/wrong kiosk credentials (unauthorized) or citizen session problem "
                       "(session_required, session_invalid, session_expired)",
-                 403: "Forbidden (kiosk_disabled, verification_failed)",
+                 403: "Forbidden (kiosk_disabled, verification_failed, unknown_person, identity_mismatch, "
+                      "verification_level_insufficient with details.required and details.have)",
                  404: "Not found (not_found) — also for another citizen's or another kiosk's resource",
                  409: "Conflict (idempotency_conflict, or the state conflict the code names)",
                  413: "Payload too large (payload_too_large)",
                  415: "Unsupported media type (unsupported_media_type)",
                  422: "Validation failed (validation_failed or a more specific code)",
+                 429: "Too many distinct citizens from this kiosk within an hour (rate_limited; Retry-After)",
                  503: "Dependency unavailable (database_unavailable, pdf_unavailable)"}
 
 

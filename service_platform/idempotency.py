@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from service_platform.errors import ApiError
 from service_platform.models import IdempotencyRecord
 
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces (UUIDs, ULIDs, …)
+_KEY_RE = re.compile(r"^[!-~]{1,200}$")  # printable ASCII, no spaces (UUIDs, ULIDs, …); also the spec's pattern
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
@@ -36,15 +36,15 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 def require_idempotency_key(
     idempotency_key: str = Header(
-        alias=IDEMPOTENCY_HEADER,
+        alias=IDEMPOTENCY_HEADER, min_length=1, max_length=200, pattern=_KEY_RE.pattern,
         description="Unique per logical request (e.g. a UUID); repeating it with the same request returns the "
-                    "first result, with a different request gives 409 idempotency_conflict. Missing: 422 "
-                    "idempotency_key_required."),
+                    "first result, with a different request gives 409 idempotency_conflict. 1–200 printable ASCII "
+                    "characters, no spaces. Missing or empty: 422 idempotency_key_required."),
 ) -> str:
     if not idempotency_key.strip():
         raise ApiError(422, "idempotency_key_required", "the Idempotency-Key header is required")
     key = idempotency_key.strip()
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise ApiError(422, "validation_failed", "Idempotency-Key must be 1–200 printable ASCII characters")
     return key
 

@@ -108,16 +108,35 @@ class ServiceMaterial(Base):
 
 
 class Kiosk(Base):
-    """A registered self-service terminal; its key is stored only as a salted scrypt hash."""
+    """A registered self-service terminal. It authenticates by Ed25519 signed requests with one of its
+    :class:`KioskKey` rows (scheme KIOSK-ED25519-V1, see auth.py)."""
 
     __tablename__ = "kiosks"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     location: Mapped[str] = mapped_column(String(200), default="")
-    key_hash: Mapped[str] = mapped_column(String(300))
+    #: the scrypt hash of the static key of the first releases: kept (NOT NULL in older databases) but never
+    #: checked any more; new kiosks store "" here
+    key_hash: Mapped[str] = mapped_column(String(300), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class KioskKey(Base):
+    """An Ed25519 public key a kiosk signs its requests with. A kiosk may have several active keys (rotation: add
+    the new one, then revoke the old); a revoked key is refused from the next request on."""
+
+    __tablename__ = "kiosk_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kiosk_id: Mapped[str] = mapped_column(ForeignKey("kiosks.id", ondelete="CASCADE"), index=True)
+    #: first 16 hex characters of SHA-256 of the raw 32-byte public key (what X-Kiosk-Key-Id carries)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True, index=True)
+    #: the raw 32-byte public key, standard base64
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Application(Base):
@@ -481,3 +500,51 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     application: Mapped[Application] = relationship(lazy="joined")
+
+
+# --- payment provider notifications -------------------------------------------------------------------------------
+
+class ProviderNotification(Base):
+    """Every signed payment notification of the unified-payment provider that passed the signature and time checks
+    (see ``payment_provider.py``), accepted or not: its transaction id and nonce are used up for good, so a replay is
+    refused even after a restart."""
+
+    __tablename__ = "provider_notifications"
+
+    provider_txn_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    order_no: Mapped[str] = mapped_column(String(24), index=True)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(30))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(40))  # "paid", or the error code answered
+
+
+# --- identity checks: who asked for which citizen, per kiosk --------------------------------------------------------
+
+class IdentityAuditEntry(Base):
+    """Every attempt of a kiosk to open a citizen session or to fetch a registered photo, opened or refused. Never
+    the clear ID number or name: ``id_hash`` is an HMAC-SHA256 of the ID number under the platform's audit key
+    (:class:`AuditKey`), enough to count distinct citizens per kiosk (rate limit) and to find one person's entries
+    when their number is known, useless to enumerate numbers from."""
+
+    __tablename__ = "identity_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kiosk_id: Mapped[str] = mapped_column(String(40), index=True)
+    id_hash: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(20))          # session | photo_query
+    method: Mapped[str | None] = mapped_column(String(20), nullable=True)   # card | card+face | card+pin
+    outcome: Mapped[str] = mapped_column(String(40))         # opened | served | the error code answered
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AuditKey(Base):
+    """Secrets of the platform created on first use (``identity``: the HMAC key of ``identity_audit.id_hash``)."""
+
+    __tablename__ = "audit_keys"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,8 +1,15 @@
 """Numbers people read (application, order, appointment, delivery, ticket and EMS waybill numbers) and opaque ids.
 
-Sequences live in the ``counters`` table and are incremented inside the caller's transaction (``INSERT … ON CONFLICT
-DO NOTHING`` then ``UPDATE … RETURNING``), so concurrent creators never get the same number and a rolled-back
-request gives its number back. Numbers are per day in China Standard Time: ``SP20261102000001``.
+Application, order, appointment and delivery numbers (:func:`daily_number`) keep a shape a citizen can read out —
+``SP`` + yyyymmdd (China Standard Time) + 6 RANDOM digits + 1 Luhn check digit, e.g. ``SP202611024718263`` — but
+carry no sequence: knowing one number says nothing about the next (numbers looked up without a card are guessable
+otherwise). The check digit catches a mistyped digit and most swapped neighbours before any lookup. A number is
+drawn again while it is already used (the table's unique index is the last guard against a concurrent draw of the
+same number, one chance in a million per pair created the same day). Seeded demo numbers keep their older
+16-character sequential shape (``SP20261027000102``): 17 characters never collide with them.
+
+Ticket and waybill serials still come from sequences in the ``counters`` table, incremented inside the caller's
+transaction (``INSERT … ON CONFLICT DO NOTHING`` then ``UPDATE … RETURNING``).
 """
 from __future__ import annotations
 
@@ -11,11 +18,11 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service_platform.db import CHINA_TZ, insert_ignore
-from service_platform.models import Counter
+from service_platform.models import Application, Appointment, Counter, Delivery, PaymentOrder
 
 PREFIXES = {"application": "SP", "order": "PO", "appointment": "AP", "delivery": "DL"}
 _S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -28,14 +35,40 @@ def next_value(db: Session, name: str) -> int:
     return int(db.execute(stmt).scalar_one())
 
 
+def luhn_check_digit(digits: str) -> str:
+    """The Luhn (ISO/IEC 7812) check digit to append to ``digits``."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:  # every second digit from the right, starting with the rightmost (the check digit's left)
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return str(-total % 10)
+
+
+def is_valid_number(number: str, kind: str | None = None) -> bool:
+    """A number :func:`daily_number` makes: prefix (of ``kind``, or any), 8 + 6 digits, valid Luhn check digit."""
+    prefixes = [PREFIXES[kind]] if kind else list(PREFIXES.values())
+    return (len(number) == 17 and number[:2] in prefixes and number[2:].isdigit()
+            and luhn_check_digit(number[2:16]) == number[16])
+
+
+def _used(db: Session, kind: str, number: str) -> bool:
+    column = {"application": Application.number, "order": PaymentOrder.order_no,
+              "appointment": Appointment.appointment_no, "delivery": Delivery.delivery_no}[kind]
+    return db.scalar(select(column).where(column == number).limit(1)) is not None
+
+
 def daily_number(db: Session, kind: str, at: dt.datetime, taken: Callable[[str], bool] = lambda _n: False) -> str:
-    """``SP`` + yyyymmdd (CST) + 6 digits; numbers for which ``taken`` is true (e.g. seeded ones) are skipped."""
+    """``SP`` + yyyymmdd (CST) + 6 random digits + Luhn check digit, not yet used (nor ``taken``)."""
+    prefix = PREFIXES[kind]
     day = at.astimezone(CHINA_TZ).strftime("%Y%m%d")
-    prefix = PREFIXES[kind] + day
-    while True:
-        number = f"{prefix}{next_value(db, f'{kind}:{day}') % 1_000_000:06d}"
-        if not taken(number):
+    for _attempt in range(50):
+        body = f"{day}{secrets.randbelow(1_000_000):06d}"
+        number = f"{prefix}{body}{luhn_check_digit(body)}"
+        if not taken(number) and not _used(db, kind, number):
             return number
+    raise RuntimeError(f"no free {kind} number left for {day}")  # 50 collisions in a row: a million used today
 
 
 def s10_check_digit(serial: str) -> str:

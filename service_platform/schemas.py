@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 ApplicationStatus = Literal[
     "received", "accepted", "in_review", "supplement_required", "decided", "rejected", "delivered"]
@@ -24,7 +25,71 @@ class _Out(BaseModel):
 
 
 class _In(BaseModel):
+    """A request body. Fields are as strict as the schema says: integers and booleans are JSON numbers and booleans
+    (:data:`JsonInt`, ``StrictBool``: never ``"5"`` or ``1`` for true), dates and times are strings in the
+    documented format (:data:`IsoDate`, :data:`IsoDateTime`): what the schema rejects, the platform rejects."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_ISO_DATETIME = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                 r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+ISO_DATE_PATTERN = _ISO_DATE
+ISO_DATETIME_PATTERN = _ISO_DATETIME  # RFC 3339 with the offset required (also headers: X-Captured-At)
+
+
+def parse_iso_date(text: str) -> dt.date:
+    """``YYYY-MM-DD`` (ValueError otherwise, also for a day that does not exist)."""
+    if not re.fullmatch(_ISO_DATE, text):
+        raise ValueError("must be an ISO 8601 date, YYYY-MM-DD")
+    return dt.date.fromisoformat(text)
+
+
+def parse_iso_datetime(text: str) -> dt.datetime:
+    """An RFC 3339 time with its offset (:data:`ISO_DATETIME_PATTERN`); a leap second reads as :59."""
+    if not re.fullmatch(_ISO_DATETIME, text):
+        raise ValueError("must be an ISO 8601 time with an offset, e.g. 2026-11-02T09:30:00+08:00")
+    if text[17:19] == "60":
+        text = text[:17] + "59" + text[19:]
+    return dt.datetime.fromisoformat(text)
+
+
+def _iso_text(parse: Any) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, (dt.date, dt.datetime)):  # already parsed (tests, internal callers)
+            return value
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return parse(value)
+
+    return BeforeValidator(check)
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON Schema integer: a JSON number with no fractional part (``5`` or ``5.0``), never a string or boolean."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a JSON integer")
+        return int(value)
+    return value
+
+
+#: pydantic's lax ``int`` also takes ``"5"`` and ``true``; ``StrictInt`` refuses ``5.0``, which JSON Schema calls an
+#: integer: this is what the schema says
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+#: not blank: at least one character that is not (ECMAScript) white space; the same class in the spec's pattern
+#: and in the server's check, so that both agree on every string
+NOT_BLANK_PATTERN = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+
+# pydantic's lax date/datetime also take numbers (Unix time) and other spellings; the contract is the ISO text
+IsoDate = Annotated[dt.date, _iso_text(parse_iso_date),
+                    Field(json_schema_extra={"pattern": _ISO_DATE})]
+IsoDateTime = Annotated[dt.datetime, _iso_text(parse_iso_datetime),
+                        Field(json_schema_extra={"pattern": _ISO_DATETIME})]
 
 
 # --- errors / health ---------------------------------------------------------------------------------------------
@@ -128,7 +193,8 @@ class TimelineEntry(BaseModel):
 
 
 class ApplicationProgress(BaseModel):
-    number: str = Field(examples=["SP20261027000102"], description="办件编号: SP + yyyymmdd + 6 digits")
+    number: str = Field(examples=["SP202611024718263"], description="办件编号: SP + yyyymmdd + 6 random digits + "
+                                                                    "Luhn check digit (seeded: SP + yyyymmdd + 6)")
     service_code: str
     service_name: str
     status: ApplicationStatus
@@ -141,6 +207,22 @@ class ApplicationProgress(BaseModel):
     timeline: list[TimelineEntry] = Field(description="Oldest first")
 
 
+class ApplicationStatusOut(BaseModel):
+    """Progress by number alone (no card, no proof of who applied): the state only — no service, no name, no
+    kiosk, no timeline."""
+
+    number: str = Field(examples=["SP20261027000102"])
+    status: ApplicationStatus
+    status_text_zh: str = Field(examples=["审查中"])
+    status_text_en: str = Field(examples=["In review"])
+    updated_at: dt.datetime = Field(description="Time of the last step")
+
+
+class ApplicationLookup(_In):
+    id_last4: str = Field(min_length=4, max_length=4, pattern=r"^[0-9]{3}[0-9Xx]$", examples=["201X"],
+                          description="The last 4 characters of the applicant's ID number")
+
+
 class ApplicationList(BaseModel):
     items: list[ApplicationProgress] = Field(description="Newest first")
 
@@ -148,14 +230,22 @@ class ApplicationList(BaseModel):
 # --- citizen sessions --------------------------------------------------------------------------------------------
 
 class Verification(_In):
-    method: Literal["card", "card+face"]
-    face_match: bool | None = Field(default=None, description="Result of the kiosk's face comparison "
-                                                               "(required to be true when method is card+face)")
+    method: Literal["card", "card+face", "card+pin"] = Field(
+        description="card: the card's data only; card+face: the live face matched (with liveness); card+pin: a "
+                    "social-security card whose PIN the card verified. What a session may do depends on it: see "
+                    "each operation's x-identity-level")
+    face_match: StrictBool | None = Field(default=None, description="Result of the kiosk's face comparison "
+                                                                     "(required to be true when method is card+face); "
+                                                                     "a JSON boolean, never a string or number")
+    pin_verified: StrictBool | None = Field(default=None, description="The card accepted the PIN (required to be "
+                                                                       "true when method is card+pin)")
 
 
 class CitizenSessionCreate(_In):
     id_number: str = Field(min_length=15, max_length=18, examples=["340302195803172018"])
-    name: str = Field(min_length=1, max_length=50, examples=["张明华"])
+    name: str = Field(min_length=1, max_length=50, examples=["张明华"],
+                      json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+                      description="As on the card; not blank (else 422 validation_failed)")
     document_kind: DocumentKind
     verification: Verification
 
@@ -164,10 +254,22 @@ class CitizenOut(BaseModel):
     name_masked: str = Field(examples=["张*华"])
 
 
+class KioskUsage(BaseModel):
+    """The calling kiosk's own counts in the rolling window (citizen sessions and registered-photo queries)."""
+
+    window_minutes: int
+    distinct_citizens: int = Field(description="Distinct citizens asked about (sessions or photos) in the window")
+    limit: int = Field(description="At most this many distinct citizens per window, then 429 rate_limited")
+    rate_limited: int = Field(description="Attempts refused as rate_limited in the window")
+    retry_after_s: int = Field(description="0 while under the limit; else seconds until one more citizen fits")
+
+
 class CitizenSessionOut(BaseModel):
     token: str = Field(description="Bearer token for /api/v1/me/*; send as `Authorization: Bearer <token>`")
     expires_at: dt.datetime
     citizen: CitizenOut
+    verification_method: Literal["card", "card+face", "card+pin"] = Field(
+        description="The session's identity level: what it may do is each operation's x-identity-level")
 
 
 # --- ratings -----------------------------------------------------------------------------------------------------
@@ -176,7 +278,7 @@ class RatingCreate(_In):
     target_type: RatingTargetType
     target_id: str = Field(min_length=1, max_length=80, description="Application number, service code or a "
                                                                      "kiosk action name")
-    stars: int = Field(ge=1, le=5)
+    stars: JsonInt = Field(ge=1, le=5)
     tags: list[Annotated[str, Field(min_length=1, max_length=30)]] = Field(default_factory=list, max_length=10)
     comment: str | None = Field(default=None, max_length=500)
     kiosk_id: str | None = Field(default=None, description="Must equal X-Kiosk-Id when given")
@@ -281,11 +383,18 @@ class UploadOut(BaseModel):
 class MaterialRef(_In):
     """How one service material is provided: exactly one of e_certificate_id, upload_ids, defer."""
 
-    index: int = Field(ge=0, le=99, description="Index of the material in the service guide")
+    # the rule below, in the schema too: exactly one of the three is given (non-null, or defer true)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["e_certificate_id"], "properties": {"e_certificate_id": {"type": "string"}}},
+        {"required": ["upload_ids"], "properties": {"upload_ids": {"type": "array"}}},
+        {"required": ["defer"], "properties": {"defer": {"const": True}}},
+    ]})
+
+    index: JsonInt = Field(ge=0, le=99, description="Index of the material in the service guide")
     e_certificate_id: str | None = Field(default=None, max_length=40)
     upload_ids: list[Annotated[str, Field(max_length=40)]] | None = Field(default=None, min_length=1,
                                                                           max_length=20)
-    defer: bool = Field(default=False, description="Supply it later (容缺受理; only deferrable materials)")
+    defer: StrictBool = Field(default=False, description="Supply it later (容缺受理; only deferrable materials)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "MaterialRef":
@@ -299,7 +408,7 @@ class ApplicationDraft(_In):
     service_code: str = Field(max_length=60)
     form: dict[str, Any] = Field(default_factory=dict, description="Data for the service's form_schema")
     materials: list[MaterialRef] = Field(default_factory=list, max_length=50)
-    commitment: bool = Field(default=False, description="The citizen promises to supply deferred materials by "
+    commitment: StrictBool = Field(default=False, description="The citizen promises to supply deferred materials by "
                                                         "the deadline (告知承诺); needed when anything is deferred")
 
 
@@ -375,9 +484,10 @@ class PaymentOrderCreate(_In):
 class PaymentConfirm(_In):
     method: PaymentMethod
     txn_ref: str = Field(min_length=1, max_length=64, description="The payment terminal's transaction reference")
-    amount_fen: int = Field(ge=1, description="Amount actually taken; must equal the order's")
+    amount_fen: JsonInt = Field(ge=1, description="Amount actually taken; must equal the order's")
     card_masked: str | None = Field(default=None, max_length=30, examples=["6222 **** **** 1234"])
-    paid_at: dt.datetime | None = Field(default=None, description="Time at the terminal (default: now)")
+    paid_at: IsoDateTime | None = Field(default=None, description="Time at the terminal, ISO 8601 with an offset "
+                                                                   "(default: now)")
 
 
 class PaymentCancel(_In):
@@ -385,7 +495,21 @@ class PaymentCancel(_In):
 
 
 class CashierPay(_In):
+    """The unified-payment provider's payment notification, signed with its Ed25519 key: header
+    ``X-Provider-Signature: v1=<base64 signature>`` over the canonical string of these fields (service_platform/
+    README.md, payment_provider.py)."""
+
+    order_no: str = Field(min_length=1, max_length=24, pattern=r"^[A-Za-z0-9]+$",
+                          description="Must equal the order number in the path")
+    amount_fen: JsonInt = Field(ge=1, le=100_000_000, description="Amount the wallet took; must equal the order's")
+    currency: Literal["CNY"] = "CNY"
     method: Literal["wechat_pay", "alipay", "ecny"] = Field(description="The wallet the citizen's phone pays with")
+    provider_txn_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                                 description="The provider's transaction id; used once, ever")
+    timestamp: JsonInt = Field(ge=0, le=2**40, description="When the provider signed (Unix seconds); within ±300 s of "
+                                                      "the platform's clock")
+    nonce: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                       description="Random, used once, ever")
 
 
 class ReconciliationTotals(BaseModel):
@@ -448,7 +572,7 @@ class SlotList(BaseModel):
 class AppointmentCreate(_In):
     hall_code: str = Field(max_length=40)
     service_code: str = Field(max_length=60)
-    date: dt.date
+    date: IsoDate
     start: str = Field(pattern=r"^[0-9]{2}:[0-9]{2}$", examples=["09:30"])
 
 
@@ -515,7 +639,7 @@ class Address(_In):
 
 
 class DeliveryConsent(_In):
-    agreed: bool = Field(description="The citizen tapped 'I agree' to the consent text; false is refused")
+    agreed: StrictBool = Field(json_schema_extra={"const": True}, description="The citizen tapped 'I agree' to the consent text; false is refused")
     version: str = Field(max_length=40, description="Version of the consent text shown")
 
 

@@ -14,6 +14,21 @@ os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ROOT / "var" / "escp
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 
+# The unified-payment provider's key pair for this test run: every platform the tests start (they inherit the
+# environment) trusts its public key; the ``wallet`` fixture signs notifications with the private key, as the
+# citizen's wallet provider would (drivers/payment/wallet_sim.py).
+from drivers.payment.wallet_sim import WalletSim  # noqa: E402
+
+PAYMENT_PROVIDER = WalletSim()
+os.environ["PLATFORM_PAYMENT_PROVIDER_PUBLIC_KEY"] = PAYMENT_PROVIDER.public_pem
+
+
+@pytest.fixture(scope="session")
+def wallet() -> WalletSim:
+    """The simulated wallet / payment provider trusted by the test platforms: ``wallet.pay(url, order_no,
+    amount_fen, method)``, ``wallet.notification(...)`` → (body, headers)."""
+    return PAYMENT_PROVIDER
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--hardware", action="store_true", help="also run device contract suites on real hardware")
@@ -61,7 +76,76 @@ import yaml  # noqa: E402
 
 from drivers.sim.process import ManagedProcess  # noqa: E402
 
-DEMO_KIOSK_KEY = "test-kiosk-key"
+# The demo kiosk's Ed25519 signing key pair for this test run (KIOSK-ED25519-V1): generated once, the private key
+# written 0600 into a private temporary folder. Every platform the tests start runs with ``--demo
+# --demo-kiosk-public-key <public key file>``; clients sign with ``kiosk_auth`` (an httpx.Auth); profiles name the
+# private key as ``platform.key_file``; child processes find its path in env KIOSK_TEST_SIGNING_KEY.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from kiosk.request_signing import KioskRequestSigner, public_key_raw, write_private_key  # noqa: E402
+
+DEMO_KIOSK_ID = "KSK-340302-0001"
+
+
+@dataclass(frozen=True)
+class KioskKeyPair:
+    """One kiosk's signing key pair on disk: ``signer()`` signs httpx requests, ``platform_args`` enrol it as the
+    demo kiosk's key of a ``service-platform serve``."""
+
+    kiosk_id: str
+    private_key_file: Path
+    public_key_file: Path
+    key_id: str
+    public_key_b64: str
+
+    def signer(self) -> KioskRequestSigner:
+        return KioskRequestSigner.from_file(self.kiosk_id, self.private_key_file)
+
+    @property
+    def platform_args(self) -> list[str]:
+        return ["--demo", "--demo-kiosk-public-key", str(self.public_key_file)]
+
+
+def make_kiosk_key_pair(folder: Path, kiosk_id: str = DEMO_KIOSK_ID) -> KioskKeyPair:
+    """A new key pair for ``kiosk_id`` in ``folder``: ``<id>.key`` (PEM, 0600) and ``<id>.pub`` (base64 raw key)."""
+    import base64
+
+    folder.mkdir(parents=True, exist_ok=True)
+    private = folder / f"{kiosk_id}.key"
+    key = write_private_key(private)
+    raw = public_key_raw(key)
+    public = folder / f"{kiosk_id}.pub"
+    public.write_text(base64.b64encode(raw).decode("ascii") + "\n", "ascii")
+    signer = KioskRequestSigner(kiosk_id, key)
+    return KioskKeyPair(kiosk_id, private, public, signer.key_id, base64.b64encode(raw).decode("ascii"))
+
+
+_KEY_DIR = Path(tempfile.mkdtemp(prefix="kiosk-test-keys-"))
+atexit.register(shutil.rmtree, _KEY_DIR, True)
+DEMO_KIOSK_KEYS = make_kiosk_key_pair(_KEY_DIR)
+os.environ["KIOSK_TEST_SIGNING_KEY"] = str(DEMO_KIOSK_KEYS.private_key_file)
+
+
+@pytest.fixture(scope="session")
+def kiosk_key_pair() -> KioskKeyPair:
+    """The demo kiosk's key pair, enrolled on every platform the tests start."""
+    return DEMO_KIOSK_KEYS
+
+
+@pytest.fixture(scope="session")
+def kiosk_auth(kiosk_key_pair: KioskKeyPair) -> KioskRequestSigner:
+    """``httpx.Client(..., auth=kiosk_auth)``: requests signed as the demo kiosk."""
+    return kiosk_key_pair.signer()
+
+
+@pytest.fixture(scope="session")
+def new_kiosk_key_pair(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], KioskKeyPair]:
+    """new_kiosk_key_pair(kiosk_id) → a fresh key pair for another kiosk (enrol it with ``service-platform kiosk
+    add``)."""
+    return lambda kiosk_id: make_kiosk_key_pair(tmp_path_factory.mktemp("kiosk-key"), kiosk_id)
 
 
 class PlatformServer:
@@ -80,13 +164,14 @@ class PlatformServer:
 def start_platform_server(folder: Path, photos: dict[str, str] | None = None) -> PlatformServer:
     """``service-platform serve`` on a free loopback port with a fresh SQLite file in ``folder``; ``photos`` maps ID
     numbers to image files served as their registered photos (face checks need a real face)."""
-    env = {"PLATFORM_DEMO_KIOSK_KEY": DEMO_KIOSK_KEY}
+    env: dict[str, str] = {}
     if photos:
         env["PLATFORM_PHOTOS"] = str(folder / "photos.yaml")
         (folder / "photos.yaml").write_text(yaml.safe_dump({"identities": photos}), "utf-8")
     db = folder / "platform.db"
     proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
-                           "--host", "127.0.0.1", "--port", "0"], "service-platform", start_timeout=30, env=env)
+                           "--host", "127.0.0.1", "--port", "0", *DEMO_KIOSK_KEYS.platform_args], "service-platform",
+                           start_timeout=30, env=env)
     return PlatformServer(proc, db)
 
 
@@ -125,8 +210,7 @@ def make_profile(tmp_path: Path, platform_server: PlatformServer) -> Callable[..
     def make(**overrides: Any) -> Path:
         data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
         data["platform"]["url"] = platform_server.url
-        data["platform"]["kiosk_key"] = DEMO_KIOSK_KEY
-        data["platform"].pop("kiosk_key_env", None)
+        data["platform"]["key_file"] = str(DEMO_KIOSK_KEYS.private_key_file)
         data["kiosk"]["data_dir"] = str(tmp_path / "kiosk-data")
         data["kiosk"]["demo_controls"] = False
         for dotted, value in overrides.items():

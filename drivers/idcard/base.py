@@ -67,6 +67,8 @@ class CardEvent:
     error: DeviceError | None = None
     source: str = "idcard"
     bank_card: "BankCard | None" = None
+    #: the card verified its PIN before this read (a social-security card read after submit_pin)
+    pin_verified: bool = False
 
 
 class CardWatcher:

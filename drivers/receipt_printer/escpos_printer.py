@@ -50,14 +50,22 @@ from drivers.receipt_printer.document import Barcode, Feed, Logo, QRCode, Receip
 
 
 def _use_stable_capabilities_cache() -> str:
-    """python-escpos 3.1 pickles its capability database into ESCPOS_CAPABILITIES_PICKLE_DIR; use one stable,
-    per-user folder (an existing setting is kept)."""
+    """python-escpos 3.1 pickles its capability database into ESCPOS_CAPABILITIES_PICKLE_DIR and *unpickles* it at
+    import: the folder must be writable by nobody else. An existing setting is kept (the kiosk sets it under its
+    data_dir before any driver is imported: kiosk/housekeeping.py); otherwise a per-user cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``, ``govkiosk/escpos``) — never the shared system temp folder. The folder is
+    made 0700; one that belongs to another user is refused."""
     folder = os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR")
     if not folder:
-        uid = getattr(os, "getuid", lambda: None)()
-        folder = os.path.join(tempfile.gettempdir(), "govkiosk-escpos-cache" + (f"-{uid}" if uid is not None else ""))
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "govkiosk", "escpos")
         os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = folder
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.lstat(folder)
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise RuntimeError(f"ESCPOS_CAPABILITIES_PICKLE_DIR {folder} belongs to another user: its pickle is not loaded")
+    if st.st_mode & 0o077:
+        os.chmod(folder, 0o700)
     return folder
 
 

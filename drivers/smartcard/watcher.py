@@ -272,7 +272,7 @@ class PcscCardWatcher:
             return
         self._last_read_ok = True
         if isinstance(result, IdentityDocument):
-            self._emit("read", document=result)
+            self._emit("read", document=result, pin_verified=pin is not None)
         elif isinstance(result, BankCard):
             self._emit("bank_card", bank_card=result)
 

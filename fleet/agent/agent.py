@@ -272,6 +272,8 @@ class FleetAgent:
         app["counters"] = P._counters(raw.get("counters") or {})
         if raw.get("announcement") is not None:
             app["announcement"] = P.scrub_text(raw["announcement"], 200)
+        if P.audit_head_ok(raw.get("audit_head")):
+            app["audit_head"] = dict(raw["audit_head"])
         return app
 
     def _collect_host(self) -> dict[str, Any]:

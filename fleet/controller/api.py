@@ -34,7 +34,8 @@ PAPER_ZH = {"ok": "正常", "near-end": "将尽", "out": "缺纸"}
 SERVICE_ZH = {"in_service": "服务中", "out_of_service": "暂停服务"}
 SEVERITY_ZH = {"critical": "紧急", "major": "严重", "warning": "警告", "info": "提示"}
 RULE_ZH = {"kiosk_offline": "终端离线", "paper_out": "打印纸用尽", "paper_near_end": "打印纸将尽",
-           "device_fault": "设备故障", "disk_low": "磁盘空间不足", "seq_gap": "消息丢失（序号断档）"}
+           "device_fault": "设备故障", "disk_low": "磁盘空间不足", "seq_gap": "消息丢失（序号断档）",
+           "audit_chain_broken": "审计日志链断裂（尾部被删或被改写）"}
 COMMAND_ZH = {"restart_app": "重启应用", "out_of_service": "暂停服务", "back_in_service": "恢复服务",
               "show_announcement": "发布公告", "push_profile": "推送设备配置", "self_test": "设备自检",
               "rebirth": "请求全量状态"}

@@ -12,6 +12,13 @@ Rules
   device_fault    critical  a device is in fault (major when offline/absent)
   disk_low        warning   the kiosk's data disk is below ``disk_low_pct`` % or ``disk_low_mb`` MB free
   seq_gap         warning   messages were lost (sequence gap or data from an unknown session); clears at the rebirth
+  audit_chain_broken critical the kiosk's audit chain head went backwards: a lower seq than one already reported
+                  (tail deleted) or the same seq with another hash (chain rewritten) or a lower epoch (chain
+                  recreated), without a declared restart (a higher epoch, which the kiosk alarms itself as
+                  ``audit_chain_break``); stays open, online or not, until such a declared restart. Limits: heads are
+                  compared as reported (on every audit entry and heartbeat); a tail deleted and then overwritten by
+                  more entries than were removed before the next report is not seen here — ``kiosk audit-verify``
+                  on the kiosk's files is the full check.
 While a kiosk is offline its device alerts are left as they are (its metrics are stale: nothing opens or clears).
 """
 from __future__ import annotations
@@ -29,6 +36,7 @@ RULES = {
     "device_fault": "Device fault",
     "disk_low": "Disk space low",
     "seq_gap": "Messages lost (sequence gap)",
+    "audit_chain_broken": "Audit chain broken (tail deleted or rewritten)",
 }
 DEVICE_RULES = ("paper_out", "paper_near_end", "device_fault")
 
@@ -44,8 +52,21 @@ def open_key(kiosk_id: str, rule: str, device: str) -> str:
     return f"{kiosk_id}|{rule}|{device}"
 
 
+def audit_head_regression(prev: Mapping[str, Any], head: Mapping[str, Any]) -> str | None:
+    """Why ``head`` (a newer message's audit chain head) cannot follow ``prev`` (the stored one), or None."""
+    if head["epoch"] < prev["epoch"]:
+        return f"audit chain epoch went back from {prev['epoch']} to {head['epoch']} (chain recreated)"
+    if head["epoch"] > prev["epoch"]:
+        return None  # a declared restart
+    if head["seq"] < prev["seq"]:
+        return f"audit head went back from seq {prev['seq']} to {head['seq']} (tail deleted)"
+    if head["seq"] == prev["seq"] and head["hash"] != prev["hash"]:
+        return f"audit entry {head['seq']} has another hash (chain rewritten)"
+    return None
+
+
 def desired_alerts(kiosk: Any, devices: Iterable[Any], open_alerts: Mapping[tuple[str, str], Any], now: int,
-                   cfg: RuleConfig) -> dict[tuple[str, str], tuple[str, str]]:
+                   cfg: RuleConfig, audit_break: str | None = None) -> dict[tuple[str, str], tuple[str, str]]:
     """``{(rule, device): (severity, detail)}`` that should be open for this kiosk now."""
     out: dict[tuple[str, str], tuple[str, str]] = {}
     if not kiosk.online:
@@ -75,6 +96,8 @@ def desired_alerts(kiosk: Any, devices: Iterable[Any], open_alerts: Mapping[tupl
         out[("disk_low", "")] = ("warning", ", ".join(low))
     if kiosk.gap_open:
         out[("seq_gap", "")] = ("warning", kiosk.gap_detail or "")
+    if audit_break:
+        out[("audit_chain_broken", "")] = ("critical", audit_break)
     return out
 
 

@@ -403,6 +403,11 @@ class FleetController:
                     if result["forged"]:
                         log.warning("%d command result(s) for commands no controller issued (forged commands "
                                     "rejected by kiosks)", result["forged"])
+                if batch.audit_heads:
+                    for kiosk_id, detail in self.store.record_audit_heads(batch.audit_heads, now).items():
+                        log.warning("audit chain of %s broken: %s", kiosk_id, detail)
+                        batch.candidates.add(kiosk_id)
+                    batch.audit_heads.clear()
                 break
             except Exception as exc:  # noqa: BLE001 - the database is down or busy: keep the batch, retry
                 if not _transient(exc):
@@ -499,6 +504,9 @@ class FleetController:
                               sessions if type(sessions) is int else None, pages, cards,
                               faults if kc in ("B", "H") else None, *host_metrics))
         batch.log_seq(kiosk_id, bd, seq, kc, recv)
+        audit_head = payload.get("audit_head")
+        if audit_head is not None and not payload.get("historical"):  # checked by check_envelope
+            batch.audit_heads.setdefault(kiosk_id, []).append((mid, audit_head))
         if kind == "birth":
             ident = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
             cmds = payload.get("commands") if isinstance(payload.get("commands"), list) else []
@@ -703,9 +711,11 @@ class FleetController:
         changes = 0
         with self._rule_lock, self.store.engine.begin() as conn:
             krows, drows, arows = self.store.load_for_rules(conn, sorted(kiosk_ids))
+            breaks = self.store.audit_breaks(conn, sorted(kiosk_ids))
             for kiosk_id, krow in krows.items():
                 open_alerts = arows.get(kiosk_id, {})
-                desired = R.desired_alerts(krow, drows.get(kiosk_id, []), open_alerts, now, self.config.rules)
+                desired = R.desired_alerts(krow, drows.get(kiosk_id, []), open_alerts, now, self.config.rules,
+                                           audit_break=breaks.get(kiosk_id))
                 kiosk_hits = {(r, d) for (k, r, d) in (hits or ()) if k == kiosk_id}
                 opened, cleared, refreshed = R.diff(kiosk_id, desired, open_alerts, kiosk_hits)
                 state = R.kiosk_state(krow, drows.get(kiosk_id, []))

@@ -14,6 +14,8 @@ Tables
   login_failures     failed logins, for throttling per user name and per client address
   leases      which controller runs the periodic jobs (sweeper, sequence audit)
   controllers each controller process's ingest counters
+  audit_heads each kiosk's newest audit chain head (seq, hash, epoch; guarded by ``mid``) and whether it ever went
+              backwards (rule ``audit_chain_broken``)
   seq_log     per-flush (kiosk, bdSeq, seq) runs for the cross-controller sequence audit (kept two minutes)
   settings    shared secrets (the dashboard's CSRF key)
 
@@ -120,6 +122,19 @@ alerts = Table(
 )
 Index("alerts_status", alerts.c.status, alerts.c.opened_at)
 Index("alerts_kiosk", alerts.c.kiosk_id, alerts.c.opened_at)
+
+audit_heads = Table(
+    "audit_heads", metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("mid", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("epoch", Integer, nullable=False, default=0),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("broken", Boolean, nullable=False, default=False),
+    Column("detail", Text),
+    Column("broken_at", BigInteger),
+)
 
 commands = Table(
     "commands", metadata,
@@ -283,6 +298,7 @@ class Batch:
     seq_runs: dict[str, list[Any]] = field(default_factory=dict)   # kiosk → its last run in seq_entries
     candidates: set[str] = field(default_factory=set)
     alarm_hits: set[tuple[str, str, str]] = field(default_factory=set)    # (kiosk, rule, device) re-reported
+    audit_heads: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)  # kiosk → [(mid, head)]
     # kiosk → [[device set, newest mid, its recv] per run of messages, (mid, service, announcement, counters, host)
     # of the newest message with kiosk fields]: what the controller settles latest state from before writing
     latest: dict[str, list[Any]] = field(default_factory=dict)
@@ -608,6 +624,60 @@ class Store:
         if state is not None:
             conn.execute(update(kiosks).where(and_(kiosks.c.kiosk_id == kiosk_id, kiosks.c.state != state))
                          .values(state=state))
+
+    def record_audit_heads(self, heads: Mapping[str, Sequence[tuple[int, Mapping[str, Any]]]], now: int
+                           ) -> dict[str, str]:
+        """Compare each kiosk's audit chain heads (in message order, only messages newer than the stored one) with
+        the stored head and store the newest; returns ``{kiosk: detail}`` for heads that went backwards now. A
+        higher ``epoch`` is a declared chain restart (the kiosk alarms it itself): it clears an earlier break."""
+        from fleet.controller.rules import audit_head_regression
+
+        found: dict[str, str] = {}
+        with self.engine.begin() as conn:
+            for kiosk_id, items in heads.items():
+                row = conn.execute(select(audit_heads).where(audit_heads.c.kiosk_id == kiosk_id)
+                                   .with_for_update()).first()
+                state = dict(row._mapping) if row is not None else None
+                for mid, head in sorted(items, key=lambda item: item[0]):
+                    if state is not None and mid <= state["mid"]:
+                        continue
+                    if state is None:
+                        state = {"kiosk_id": kiosk_id, "broken": False, "detail": None, "broken_at": None}
+                    elif head["epoch"] > state["epoch"]:
+                        state.update(broken=False, detail=None, broken_at=None)
+                    else:
+                        detail = audit_head_regression(state, head)
+                        if detail:
+                            state.update(broken=True, detail=detail, broken_at=now)
+                            found[kiosk_id] = detail
+                    state.update(mid=mid, seq=head["seq"], hash=head["hash"], epoch=head["epoch"], updated_at=now)
+                if state is None:
+                    continue
+                if row is None:
+                    if self.is_sqlite:
+                        conn.execute(insert(audit_heads).prefix_with("OR IGNORE").values(**state))
+                    else:
+                        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                        conn.execute(pg_insert(audit_heads).values(**state).on_conflict_do_nothing())
+                else:
+                    conn.execute(update(audit_heads).where(audit_heads.c.kiosk_id == kiosk_id)
+                                 .values(**{k: v for k, v in state.items() if k != "kiosk_id"}))
+        return found
+
+    def audit_breaks(self, conn: Connection, kiosk_ids: Sequence[str]) -> dict[str, str]:
+        """``{kiosk: detail}`` of the given kiosks whose audit chain head went backwards (not since restarted)."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(kiosk_ids), 500):
+            for r in conn.execute(select(audit_heads.c.kiosk_id, audit_heads.c.detail)
+                                  .where(and_(audit_heads.c.kiosk_id.in_(chunk), audit_heads.c.broken.is_(True)))):
+                out[r.kiosk_id] = r.detail or "audit chain head went backwards"
+        return out
+
+    def audit_head(self, kiosk_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_heads).where(audit_heads.c.kiosk_id == kiosk_id)).first()
+        return dict(row._mapping) if row is not None else None
 
     def set_gap(self, kiosk_id: str, detail: str) -> None:
         with self.engine.begin() as conn:

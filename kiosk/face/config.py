@@ -30,7 +30,8 @@ FACE_SETTINGS_SCHEMA: dict[str, Any] = {
         "challenges": {"type": "array", "items": {"enum": ["blink", "turn", "turn_left", "turn_right"]},
                        "minItems": 1, "maxItems": 4, "default": ["blink", "turn"],
                        "description": "liveness requests, asked in a random order ('turn': left or right at random)"},
-        "alternatives": {"type": "array", "items": {"enum": ["staff_assistance", "continue_without_identity"]},
+        "alternatives": {"type": "array",
+                         "items": {"enum": ["staff_assistance", "continue_without_identity", "card_only"]},
                          "minItems": 1, "uniqueItems": True,
                          "default": ["staff_assistance", "continue_without_identity"]},
         "detection": {

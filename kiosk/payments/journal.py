@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kiosk.errors import KioskError
+from kiosk.sqlite_tuning import SQLITE_CACHE_KIB
 
 
 class PaymentState(str, enum.Enum):
@@ -118,6 +119,9 @@ class PaymentJournal:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a bounded page cache (SQLite keeps every page it writes until its cache is full: 2 MB per connection by
+        # default, so a growing journal grew the kiosk's memory by ~1 KB per session — bench/soak_sessions.py)
+        self._db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
 
@@ -191,14 +195,15 @@ class PaymentJournal:
     def for_order(self, order_no: str) -> list[PaymentRecord]:
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM payments WHERE order_no = ? "
-                                    "ORDER BY created_at, rowid", (order_no,)).fetchall()
+                                    "ORDER BY rowid", (order_no,)).fetchall()
         return [r for r in map(self._row, rows) if r is not None]
 
     def unresolved(self) -> list[PaymentRecord]:
-        """Every record not in a final state, oldest first."""
+        """Every record not in a final state, oldest first: in the order they were journaled (rowid), never by
+        ``created_at`` — a wall clock stepped back by NTP must not put a newer payment before an older one."""
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM payments WHERE state NOT IN "
-                                    "('declined', 'cancelled', 'confirmed', 'reversed') ORDER BY created_at, rowid"
+                                    "('declined', 'cancelled', 'confirmed', 'reversed') ORDER BY rowid"
                                     ).fetchall()
         return [r for r in map(self._row, rows) if r is not None]
 
@@ -209,5 +214,27 @@ class PaymentJournal:
 
     def all(self) -> list[PaymentRecord]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM payments ORDER BY created_at, rowid")
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM payments ORDER BY rowid")
             return [r for r in map(self._row, rows.fetchall()) if r is not None]
+
+    def purge(self, older_than_s: float) -> int:
+        """Delete resolved records (confirmed, declined, cancelled, reversed) and their steps last changed more than
+        ``older_than_s`` ago; returns how many. Unresolved ones are kept whatever their age (the reconciler needs
+        them). The profile's ``retention.payment_journal_days`` (default 90) sets the age at each start."""
+        cutoff = self._clock() - older_than_s
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [i for (i,) in self._db.execute(
+                    "SELECT id FROM payments WHERE state IN ('declined', 'cancelled', 'confirmed', 'reversed') "
+                    "AND updated_at < ?", (cutoff,))]
+                for chunk in range(0, len(ids), 500):
+                    part = ids[chunk:chunk + 500]
+                    marks = ", ".join("?" * len(part))
+                    self._db.execute(f"DELETE FROM payment_steps WHERE payment_id IN ({marks})", part)
+                    self._db.execute(f"DELETE FROM payments WHERE id IN ({marks})", part)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(ids)

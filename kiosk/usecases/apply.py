@@ -520,8 +520,8 @@ class ApplyFlow:
              token: str | None, idempotency_key: str) -> dict[str, Any]:
         """Blocking: a rating through the outbox (journaled with its key, then sent). Returns the platform's answer
         with ``queued: False``, or ``{"queued": True, "reference": ...}`` when the platform is unreachable."""
-        existing = [i for i in self.outbox.items(kind="rating") if i.idempotency_key == idempotency_key]
-        item = existing[0] if existing else self.outbox.put(
+        existing = self.outbox.by_key(idempotency_key)
+        item = existing if existing is not None and existing.kind == "rating" else self.outbox.put(
             "rating", {"target_type": target_type, "target_id": target_id, "stars": stars, "tags": list(tags),
                        "comment": comment, "token": token or ""}, idempotency_key=idempotency_key)
         try:

@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 Emit = Callable[..., None]
 Audit = Callable[..., None]
 
-#: the routes a citizen may take when the face check cannot confirm them (profile ``face.alternatives``)
-ROUTES = ("staff_assistance", "continue_without_identity")
+#: the routes a citizen may take when the face check cannot confirm them (profile ``face.alternatives``);
+#: ``card_only`` keeps the card's identity at the ``card`` level (progress, appointments: kiosk/identity_levels.py)
+ROUTES = ("staff_assistance", "continue_without_identity", "card_only")
 
 
 class FaceCheckNotNeeded(KioskError):
@@ -115,7 +116,8 @@ class FaceCheck:
 
     def __init__(self, profile: Any, session: Any, platform: Any, *, devices: Callable[[str], Any],
                  workers: Any, emit: Emit, audit: Audit, verifier: FaceVerifier | None = None,
-                 settings: FaceSettings | None = None) -> None:
+                 settings: FaceSettings | None = None,
+                 refused: Callable[[BaseException], None] | None = None) -> None:
         self.settings = settings or (verifier.settings if verifier is not None else face_settings_for(profile))
         self.enabled = bool(self.settings.enabled) and "camera" in getattr(profile, "devices", {})
         self._session = session
@@ -128,6 +130,7 @@ class FaceCheck:
         self._own_verifier = verifier is None
         self._check: _Check | None = None
         self._lock = threading.RLock()
+        self._refused = refused or (lambda exc: None)   # the platform refused a session/photo (rate limit)
         session.subscribe(self._on_session_event)
 
     # lifecycle ------------------------------------------------------------------------------------------------------
@@ -161,7 +164,24 @@ class FaceCheck:
         if not self.enabled or citizen is None:
             return False
         check = self._check
-        return not (check is not None and check.citizen is citizen and check.verified)
+        return not (check is not None and check.citizen is citizen and (check.verified or check.route == "card_only"))
+
+    @property
+    def can_verify(self) -> bool:
+        """This kiosk can run the face check (a camera is configured): a card-only citizen may be offered it."""
+        return self.enabled
+
+    def verify_again(self) -> bool:
+        """A citizen who went on with the card only asks for the face check after all (to reach a service that needs
+        it): a new check begins (fresh attempts). False when there is nothing to upgrade or no camera."""
+        citizen = self._session.citizen
+        with self._lock:
+            check = self._check
+            if not self.enabled or citizen is None or check is None or check.citizen is not citizen \
+                    or check.route != "card_only":
+                return False
+            self._end_check()
+        return self.begin(citizen)
 
     def identity_confirmed(self) -> bool:
         """The session's citizen may use personal services: identified, and face-verified where a camera exists."""
@@ -267,6 +287,12 @@ class FaceCheck:
         if route == "staff_assistance":
             self._emit("staff_assistance", reason="face_check")
             return
+        if route == "card_only":
+            # the card's identity stays, at the card level: progress and appointments, nothing that needs the holder
+            self._pause_camera()
+            self._open_platform_session(check, face_match=None)
+            self._emit("identity_card_only")
+            return
         # continue without identity: the citizen's data is no longer needed by anything they can do now
         self._forget_citizen()
         self._end_check()
@@ -297,6 +323,7 @@ class FaceCheck:
             photo = self._platform.registered_photo(doc.id_number, doc.name, kind)
         except Exception as exc:  # platform down or refusing: nothing to compare with
             log.warning("registered photo unavailable: %s", error_code(exc))
+            self._refused(exc)
             photo = None
         if photo is not None and photo.data:
             return photo.data, "registry"
@@ -330,11 +357,11 @@ class FaceCheck:
             self._pause_camera()
         return outcome
 
-    def _open_platform_session(self, check: _Check) -> None:
+    def _open_platform_session(self, check: _Check, face_match: bool | None = True) -> None:
         citizen = check.citizen
 
         def open_session() -> str:
-            return identify.open_platform_session(self._platform, citizen, face_match=True)
+            return identify.open_platform_session(self._platform, citizen, face_match=face_match)
 
         def opened(token: str) -> None:
             if self._session.citizen is citizen:
@@ -342,6 +369,7 @@ class FaceCheck:
 
         def failed(exc: BaseException) -> None:
             self._audit("platform_session_failed", check.session_id, code=error_code(exc))
+            self._refused(exc)
 
         # the core's my_applications() waits for this one instead of opening a second session
         self._session.data.scratch["token_future"] = self._workers.submit(open_session, on_result=opened,

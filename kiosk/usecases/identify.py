@@ -21,7 +21,11 @@ def citizen_from_document(document: Any, today: date | None = None, source: str 
 
 def open_platform_session(platform: PlatformClient, citizen: Citizen, face_match: bool | None = None) -> str:
     """Ask the platform for a citizen session token: card identification, with the face check's result when the
-    kiosk made one (``None``: no face check on this kiosk)."""
+    kiosk made one (``None``: no face check on this kiosk), else ``card+pin`` when a social-security card accepted
+    its PIN, else ``card``. The session's level is kept on the citizen (``citizen.level``)."""
     doc = citizen.document
     kind = getattr(doc.kind, "value", str(doc.kind))
-    return platform.open_citizen_session(doc.id_number, doc.name, kind, face_match=face_match).token
+    session = platform.open_citizen_session(doc.id_number, doc.name, kind, face_match=face_match,
+                                            pin_verified=citizen.pin_verified)
+    citizen.level = session.level
+    return session.token

@@ -507,9 +507,11 @@ class StaffDesk:
     def _open(self) -> list[JournalEntry]:
         import time
 
-        now = time.time()
+        now = time.time()   # the journal's stamps are wall-clock times (they survive restarts)
+        # not one printing right now: failed, or last changed more than IN_FLIGHT_S ago — or "in the future": the
+        # wall clock was stepped back (NTP) since, so its age is unknown and it is not hidden from staff for hours
         return [e for e in self.service.unfinished()
-                if e.state == "failed" or now - e.updated_at > IN_FLIGHT_S]  # not one printing right now
+                if e.state == "failed" or not 0 <= now - e.updated_at <= IN_FLIGHT_S]
 
     def count(self) -> int:
         """How many jobs wait for staff (no PIN needed: a number only, for telemetry and a hint on screens)."""

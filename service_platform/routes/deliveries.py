@@ -12,6 +12,7 @@ from service_platform.auth import CitizenWriter, citizen_writer, require_citizen
 from service_platform.carrier import tracking
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
+from service_platform.levels import STRONG, level_dependency, level_extra
 from service_platform.idempotency import require_idempotency_key, run_idempotent
 from service_platform.identity import mask_address, mask_name, mask_phone
 from service_platform.models import Application, CitizenSession, Delivery, Kiosk
@@ -50,9 +51,10 @@ def consent_text() -> DeliveryConsentText:
 
 
 @router.post("/me/deliveries", response_model=DeliveryOut, status_code=201,
-             responses=error_responses(401, 404, 409, 422),
+             responses=error_responses(401, 403, 404, 409, 422),
              summary="Ask for the result of an application to be sent by EMS",
-             openapi_extra={"x-citizen-session": "required"})
+             dependencies=[level_dependency(*STRONG)],
+             openapi_extra=level_extra(*STRONG))
 def request_delivery(body: DeliveryCreate, kiosk: Kiosk = Depends(require_kiosk),
                      writer: CitizenWriter = Depends(citizen_writer),
                      idempotency_key: str = Depends(require_idempotency_key),
@@ -94,8 +96,9 @@ def request_delivery(body: DeliveryCreate, kiosk: Kiosk = Depends(require_kiosk)
                           create=create).response()
 
 
-@router.get("/me/deliveries", response_model=DeliveryList, responses=error_responses(401),
-            summary="The citizen's deliveries with tracking", openapi_extra={"x-citizen-session": "required"})
+@router.get("/me/deliveries", response_model=DeliveryList, responses=error_responses(401, 403),
+            summary="The citizen's deliveries with tracking", dependencies=[level_dependency(*STRONG)],
+            openapi_extra=level_extra(*STRONG))
 def my_deliveries(citizen: CitizenSession = Depends(require_citizen), db: Session = Depends(get_db),
                   now: dt.datetime = Depends(get_now)) -> DeliveryList:
     items = db.scalars(select(Delivery).where(Delivery.owner_id_number == citizen.id_number)
@@ -103,8 +106,9 @@ def my_deliveries(citizen: CitizenSession = Depends(require_citizen), db: Sessio
     return DeliveryList(items=[delivery_out(d, now) for d in items])
 
 
-@router.get("/me/deliveries/{delivery_no}", response_model=DeliveryOut, responses=error_responses(401, 404),
-            summary="One of the citizen's deliveries with tracking", openapi_extra={"x-citizen-session": "required"})
+@router.get("/me/deliveries/{delivery_no}", response_model=DeliveryOut, responses=error_responses(401, 403, 404),
+            summary="One of the citizen's deliveries with tracking", dependencies=[level_dependency(*STRONG)],
+            openapi_extra=level_extra(*STRONG))
 def my_delivery(delivery_no: str = Path(max_length=24), citizen: CitizenSession = Depends(require_citizen),
                 db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> DeliveryOut:
     delivery = db.scalar(select(Delivery).where(Delivery.delivery_no == delivery_no))

@@ -15,6 +15,8 @@ from service_platform.ecert_pdf import CertDocument, PdfUnavailable
 from service_platform.errors import ApiError, error_responses, not_found
 from service_platform.filing import cert_status
 from service_platform.identity import id_number_problem, mask_name, normalize_id_number
+from service_platform.identity_checks import IdentityGuard, normalize_name
+from service_platform.levels import STRONG, level_dependency, level_extra
 from service_platform.models import CitizenSession, ECertificate, ECertificateType, Kiosk, RegisteredCitizen
 from service_platform.photos import Person, Photo
 from service_platform.schemas import (
@@ -71,8 +73,9 @@ def list_types(db: Session = Depends(get_db)) -> ECertificateTypeList:
                             fields=[ECertFieldDef(**f) for f in t.fields]) for t in types])
 
 
-@router.get("/me/e-certificates", response_model=ECertificateList, responses=error_responses(401),
-            summary="The citizen's e-certificates", openapi_extra={"x-citizen-session": "required"})
+@router.get("/me/e-certificates", response_model=ECertificateList, responses=error_responses(401, 403),
+            summary="The citizen's e-certificates", dependencies=[level_dependency(*STRONG)],
+            openapi_extra=level_extra(*STRONG))
 def my_certificates(citizen: CitizenSession = Depends(require_citizen), db: Session = Depends(get_db),
                     now: dt.datetime = Depends(get_now),
                     type: str | None = Query(default=None, max_length=60,  # noqa: A002
@@ -87,17 +90,18 @@ def my_certificates(citizen: CitizenSession = Depends(require_citizen), db: Sess
     return ECertificateList(items=[cert_out(c, today) for c in db.scalars(stmt).all()])
 
 
-@router.get("/me/e-certificates/{cert_id}", response_model=ECertificateOut, responses=error_responses(401, 404),
-            summary="One of the citizen's e-certificates", openapi_extra={"x-citizen-session": "required"})
+@router.get("/me/e-certificates/{cert_id}", response_model=ECertificateOut,
+            responses=error_responses(401, 403, 404), summary="One of the citizen's e-certificates",
+            dependencies=[level_dependency(*STRONG)], openapi_extra=level_extra(*STRONG))
 def my_certificate_detail(cert_id: str, citizen: CitizenSession = Depends(require_citizen),
                           db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> ECertificateOut:
     return cert_out(my_certificate(db, citizen, cert_id), today_cst(now))
 
 
 @router.get("/me/e-certificates/{cert_id}/pdf", response_class=Response,
-            responses={**_PDF, **error_responses(401, 404, 503)},
+            responses={**_PDF, **error_responses(401, 403, 404, 503)},
             summary="The PDF of one of the citizen's e-certificates",
-            openapi_extra={"x-citizen-session": "required"})
+            dependencies=[level_dependency(*STRONG)], openapi_extra=level_extra(*STRONG))
 def my_certificate_pdf(cert_id: str, request: Request, citizen: CitizenSession = Depends(require_citizen),
                        db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> Response:
     """A small PDF (A5, subsetted CJK font) with the certificate's data, status and trust level; 503
@@ -119,26 +123,39 @@ def my_certificate_pdf(cert_id: str, request: Request, citizen: CitizenSession =
                              "Content-Disposition": f'inline; filename="{cert.id}.pdf"'})
 
 
-@router.post("/registered-photos/query", response_class=Response, responses={**_JPEG, **error_responses(401, 404, 422)},
+@router.post("/registered-photos/query", response_class=Response,
+             responses={**_JPEG, **error_responses(401, 404, 422, 429)},
              summary="The registered photo of the person whose card was read (for face verification)")
 def query_registered_photo(body: PhotoQuery, request: Request, kiosk: Kiosk = Depends(require_kiosk),
-                           db: Session = Depends(get_db)) -> Response:
+                           db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> Response:
     """Before a citizen session exists: the kiosk has read a card and asks for the photo to compare the live face
     with. A query (creates nothing; POST so that the ID number never appears in URLs or access logs). The name must
-    match the registry; an unknown person or a mismatch is 404 (the kiosk then falls back to the card's photo)."""
+    match the registry; an unknown person or a mismatch is 404 (the kiosk then falls back to the card's photo).
+    Counted with the kiosk's citizen sessions against its limit of distinct citizens per rolling hour (429
+    ``rate_limited`` with ``Retry-After``) and audited the same way (keyed hash of the number, never the number)."""
     id_number = normalize_id_number(body.id_number)
     problem = id_number_problem(id_number, body.document_kind)
     if problem:
         raise ApiError(422, "invalid_id_number", f"id_number: {problem}")
-    person = db.get(RegisteredCitizen, id_number)
-    if person is None or person.name != body.name.strip():
+    guard: IdentityGuard = request.app.state.identity_guard
+    id_hash = guard.id_hash(db, id_number, now)
+    limited = guard.check_rate(db, kiosk.id, id_hash, now)
+    person = None if limited else db.get(RegisteredCitizen, id_number)
+    matches = person is not None and normalize_name(person.name) == normalize_name(body.name)
+    outcome = limited.code if limited else "served" if matches else "unknown_person" if person is None \
+        else "identity_mismatch"
+    guard.record(db, kiosk.id, id_hash, "photo_query", outcome, now)
+    db.commit()
+    if limited:
+        raise limited
+    if person is None or not matches:
         raise not_found("registered photo")
     return _photo_response(_photo_of(request, person))
 
 
-@router.get("/me/photo", response_class=Response, responses={**_JPEG, **error_responses(401, 404)},
+@router.get("/me/photo", response_class=Response, responses={**_JPEG, **error_responses(401, 403, 404)},
             summary="The identified citizen's registered photo (e.g. to re-check the face before signing)",
-            openapi_extra={"x-citizen-session": "required"})
+            dependencies=[level_dependency(*STRONG)], openapi_extra=level_extra(*STRONG))
 def my_photo(request: Request, citizen: CitizenSession = Depends(require_citizen),
              db: Session = Depends(get_db)) -> Response:
     person = db.get(RegisteredCitizen, citizen.id_number)

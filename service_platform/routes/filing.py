@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from service_platform.auth import CitizenWriter, citizen_writer, require_citizen, require_kiosk
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
+from service_platform.levels import ANY, STRONG, level_dependency, level_extra
 from service_platform.filing import ACCEPTED_TRUST, Review, cert_status, review_draft, review_supplement, satisfied_by
 from service_platform.forms import prefill
 from service_platform.idempotency import require_idempotency_key, run_idempotent
@@ -153,9 +154,10 @@ def inspect_image(data: bytes, content_type: str) -> tuple[int, int, bool]:
 
 
 @router.post("/me/uploads", response_model=UploadOut, status_code=201,
-             responses=error_responses(401, 409, 413, 415, 422),
+             responses=error_responses(401, 403, 409, 413, 415, 422),
              summary="Upload a page image taken by the kiosk camera",
-             openapi_extra={"x-citizen-session": "required", **_IMAGE_BODY})
+             dependencies=[level_dependency(*STRONG)],
+             openapi_extra={**level_extra(*STRONG), **_IMAGE_BODY})
 def upload_page(kiosk: Kiosk = Depends(require_kiosk), writer: CitizenWriter = Depends(citizen_writer),
                 idempotency_key: str = Depends(require_idempotency_key),
                 image: tuple[str, bytes] = Depends(image_body),
@@ -184,9 +186,10 @@ def upload_page(kiosk: Kiosk = Depends(require_kiosk), writer: CitizenWriter = D
 
 # --- forms and pre-review ------------------------------------------------------------------------------------------
 
-@router.get("/me/services/{code}/prefill", response_model=PrefillOut, responses=error_responses(401, 404, 422),
+@router.get("/me/services/{code}/prefill", response_model=PrefillOut, responses=error_responses(401, 403, 404, 422),
             summary="The service's form pre-filled for the citizen, with suggested e-certificates",
-            openapi_extra={"x-citizen-session": "required"})
+            dependencies=[level_dependency(*STRONG)],
+            openapi_extra=level_extra(*STRONG))
 def prefill_form(code: str, citizen: CitizenSession = Depends(require_citizen), db: Session = Depends(get_db),
                  now: dt.datetime = Depends(get_now)) -> PrefillOut:
     """Values for the fields whose schema says ``x-prefill`` (from the card and the registry, and from the
@@ -223,9 +226,10 @@ def prefill_form(code: str, citizen: CitizenSession = Depends(require_citizen), 
     return PrefillOut(service_code=service.code, form=filled.values, sources=filled.sources, materials=materials)
 
 
-@router.post("/me/applications/pre-review", response_model=PreReviewOut, responses=error_responses(401, 404, 422),
+@router.post("/me/applications/pre-review", response_model=PreReviewOut, responses=error_responses(401, 403, 404, 422),
              summary="Pre-review a filing: every missing or wrong item at once (一次性告知)",
-             openapi_extra={"x-citizen-session": "required"})
+             dependencies=[level_dependency(*STRONG)],
+             openapi_extra=level_extra(*STRONG))
 def pre_review(body: ApplicationDraft, citizen: CitizenSession = Depends(require_citizen),
                db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> PreReviewOut:
     """Creates nothing. The same checks run when the filing is submitted."""
@@ -240,9 +244,10 @@ def pre_review(body: ApplicationDraft, citizen: CitizenSession = Depends(require
 # --- filing --------------------------------------------------------------------------------------------------------
 
 @router.post("/me/applications", response_model=ApplicationFiled, status_code=201,
-             responses=error_responses(401, 404, 409, 422),
+             responses=error_responses(401, 403, 404, 409, 422),
              summary="File an application (pre-reviewed; accepted with a number, or every problem at once)",
-             openapi_extra={"x-citizen-session": "required"})
+             dependencies=[level_dependency(*STRONG)],
+             openapi_extra=level_extra(*STRONG))
 def file_application(body: ApplicationDraft, kiosk: Kiosk = Depends(require_kiosk),
                      writer: CitizenWriter = Depends(citizen_writer),
                      idempotency_key: str = Depends(require_idempotency_key),
@@ -293,18 +298,20 @@ def file_application(body: ApplicationDraft, kiosk: Kiosk = Depends(require_kios
                           create=create).response()
 
 
-@router.get("/me/applications/{number}", response_model=ApplicationFiled, responses=error_responses(401, 404),
+@router.get("/me/applications/{number}", response_model=ApplicationFiled, responses=error_responses(401, 403, 404),
             summary="One of the citizen's applications with its materials, form and fees",
-            openapi_extra={"x-citizen-session": "required"})
+            dependencies=[level_dependency(*ANY)],
+            openapi_extra=level_extra(*ANY))
 def my_application_detail(number: str = Path(max_length=24), citizen: CitizenSession = Depends(require_citizen),
                           db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> ApplicationFiled:
     return filed_out(db, my_application(db, citizen.id_number, number), now)
 
 
 @router.post("/me/applications/{number}/supplements", response_model=ApplicationFiled, status_code=201,
-             responses=error_responses(401, 404, 409, 422),
+             responses=error_responses(401, 403, 404, 409, 422),
              summary="Supply outstanding materials (容缺受理 / 补正)",
-             openapi_extra={"x-citizen-session": "required"})
+             dependencies=[level_dependency(*STRONG)],
+             openapi_extra=level_extra(*STRONG))
 def supplement(body: SupplementIn, number: str = Path(max_length=24), kiosk: Kiosk = Depends(require_kiosk),
                writer: CitizenWriter = Depends(citizen_writer),
                idempotency_key: str = Depends(require_idempotency_key),

@@ -6,6 +6,7 @@ concurrent bookings never overfill it (on SQLite and PostgreSQL alike).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
@@ -18,6 +19,7 @@ from service_platform.auth import (
 from service_platform.db import CHINA_TZ, insert_ignore
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
+from service_platform.levels import ANY, level_dependency, level_extra
 from service_platform.halls import at_local, queue_for, service_day, slots_on
 from service_platform.idempotency import require_idempotency_key, run_idempotent
 from service_platform.models import (
@@ -25,7 +27,7 @@ from service_platform.models import (
 from service_platform.numbering import daily_number, next_value, opaque_id
 from service_platform.routes.applications import local
 from service_platform.schemas import (
-    AppointmentCreate, AppointmentList, AppointmentOut, HallList, HallOut, HallQueueOut, QueueTicketCreate,
+    AppointmentCreate, AppointmentList, AppointmentOut, HallList, HallOut, HallQueueOut, IsoDate, QueueTicketCreate,
     QueueTicketOut, SlotDay, SlotList, SlotOut)
 
 router = APIRouter(prefix="/api/v1", tags=["halls, appointments and queue"])
@@ -111,7 +113,7 @@ def list_halls(db: Session = Depends(get_db)) -> HallList:
 @router.get("/halls/{code}/slots", response_model=SlotList, responses=error_responses(404, 422),
             summary="Appointment slots of a hall with free places")
 def list_slots(code: str = Path(max_length=40), db: Session = Depends(get_db), now: dt.datetime = Depends(get_now),
-               date: dt.date | None = Query(default=None, description="One day (default: every bookable day)"),
+               date: Annotated[IsoDate | None, Query(description="One day (default: every bookable day)")] = None,
                service_code: str | None = Query(default=None, max_length=60,
                                                 description="Only if the hall handles this service (else 422)"),
                ) -> SlotList:
@@ -139,8 +141,9 @@ def list_slots(code: str = Path(max_length=40), db: Session = Depends(get_db), n
 # --- appointments --------------------------------------------------------------------------------------------------
 
 @router.post("/me/appointments", response_model=AppointmentOut, status_code=201,
-             responses=error_responses(401, 404, 409, 422), summary="Book an appointment",
-             openapi_extra={"x-citizen-session": "required"})
+             responses=error_responses(401, 403, 404, 409, 422), summary="Book an appointment",
+             dependencies=[level_dependency(*ANY)],
+             openapi_extra=level_extra(*ANY))
 def book(body: AppointmentCreate, kiosk: Kiosk = Depends(require_kiosk),
          writer: CitizenWriter = Depends(citizen_writer), idempotency_key: str = Depends(require_idempotency_key),
          db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> JSONResponse:
@@ -184,8 +187,9 @@ def book(body: AppointmentCreate, kiosk: Kiosk = Depends(require_kiosk),
                           create=create).response()
 
 
-@router.get("/me/appointments", response_model=AppointmentList, responses=error_responses(401),
-            summary="The citizen's appointments", openapi_extra={"x-citizen-session": "required"})
+@router.get("/me/appointments", response_model=AppointmentList, responses=error_responses(401, 403),
+            summary="The citizen's appointments", dependencies=[level_dependency(*ANY)],
+            openapi_extra=level_extra(*ANY))
 def my_appointments(citizen: CitizenSession = Depends(require_citizen),
                     db: Session = Depends(get_db)) -> AppointmentList:
     """Newest first, cancelled ones included."""
@@ -205,8 +209,9 @@ def _my_appointment(db: Session, id_number: str, number: str, *, for_update: boo
 
 
 @router.post("/me/appointments/{appointment_no}/cancel", response_model=AppointmentOut,
-             responses=error_responses(401, 404, 409), summary="Cancel an appointment",
-             openapi_extra={"x-citizen-session": "required"})
+             responses=error_responses(401, 403, 404, 409), summary="Cancel an appointment",
+             dependencies=[level_dependency(*ANY)],
+             openapi_extra=level_extra(*ANY))
 def cancel_appointment(appointment_no: str = Path(max_length=24), citizen: CitizenSession = Depends(require_citizen),
                        db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> AppointmentOut:
     """Frees the place in the slot. Safe to repeat (a cancelled appointment is returned unchanged). 409
@@ -227,8 +232,9 @@ def cancel_appointment(appointment_no: str = Path(max_length=24), citizen: Citiz
 
 
 @router.post("/me/appointments/{appointment_no}/check-in", response_model=QueueTicketOut, status_code=201,
-             responses=error_responses(401, 404, 409), summary="Check in for an appointment: a queue ticket",
-             openapi_extra={"x-citizen-session": "required"})
+             responses=error_responses(401, 403, 404, 409), summary="Check in for an appointment: a queue ticket",
+             dependencies=[level_dependency(*ANY)],
+             openapi_extra=level_extra(*ANY))
 def check_in(appointment_no: str = Path(max_length=24), kiosk: Kiosk = Depends(require_kiosk),
              writer: CitizenWriter = Depends(citizen_writer), idempotency_key: str = Depends(require_idempotency_key),
              db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> JSONResponse:

@@ -9,25 +9,32 @@ Confirming again with the same ``txn_ref`` returns the paid order (safe to repea
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service_platform.auth import CitizenWriter, citizen_writer, require_citizen, require_kiosk
 from service_platform.db import CHINA_TZ
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
+from service_platform.levels import STRONG, level_dependency, level_extra
 from service_platform.idempotency import require_idempotency_key, run_idempotent
 from service_platform.identity import mask_name
 from service_platform.models import (
-    Application, ApplicationEvent, CitizenSession, Kiosk, PaymentOrder, ServiceFilingRule)
+    Application, ApplicationEvent, CitizenSession, Kiosk, PaymentOrder, ProviderNotification, ServiceFilingRule)
 from service_platform.numbering import daily_number
+from service_platform.payment_provider import (
+    MAX_SKEW_S, SIGNATURE_HEADER, canonical_string, parse_signature, verify)
 from service_platform.routes.applications import local
 from service_platform.schemas import (
-    CashierPay, PaymentCancel, PaymentConfirm, PaymentOrderCreate, PaymentOrderList, PaymentOrderOut, Reconciliation,
-    ReconciliationTotals)
+    CashierPay, IsoDate, PaymentCancel, PaymentConfirm, PaymentOrderCreate, PaymentOrderList, PaymentOrderOut,
+    Reconciliation, ReconciliationTotals)
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
 
@@ -85,8 +92,9 @@ def _kiosk_order(db: Session, kiosk: Kiosk, order_no: str, *, for_update: bool =
     return order
 
 
-@router.get("/me/payment-orders", response_model=PaymentOrderList, responses=error_responses(401),
-            summary="The citizen's payment orders", openapi_extra={"x-citizen-session": "required"})
+@router.get("/me/payment-orders", response_model=PaymentOrderList, responses=error_responses(401, 403),
+            summary="The citizen's payment orders", dependencies=[level_dependency(*STRONG)],
+            openapi_extra=level_extra(*STRONG))
 def my_orders(citizen: CitizenSession = Depends(require_citizen), db: Session = Depends(get_db),
               now: dt.datetime = Depends(get_now)) -> PaymentOrderList:
     """Newest first."""
@@ -96,9 +104,10 @@ def my_orders(citizen: CitizenSession = Depends(require_citizen), db: Session = 
 
 
 @router.post("/me/payment-orders", response_model=PaymentOrderOut, status_code=201,
-             responses=error_responses(401, 404, 409, 422),
+             responses=error_responses(401, 403, 404, 409, 422),
              summary="Create a new order for the fee of one of the citizen's applications",
-             openapi_extra={"x-citizen-session": "required"})
+             dependencies=[level_dependency(*STRONG)],
+             openapi_extra=level_extra(*STRONG))
 def create_order(body: PaymentOrderCreate, kiosk: Kiosk = Depends(require_kiosk),
                  writer: CitizenWriter = Depends(citizen_writer),
                  idempotency_key: str = Depends(require_idempotency_key),
@@ -180,35 +189,106 @@ def confirm_order(body: PaymentConfirm, order_no: str = Path(max_length=24), kio
                           payload=payload, now=now, create=create).response()
 
 
-@router.put("/cashier/{order_no}/payment", response_model=PaymentOrderOut, responses=error_responses(404, 409),
-             summary="The citizen's phone pays an order through the unified-payment cashier (simulated wallet)")
-def cashier_pay(body: CashierPay, order_no: str = Path(max_length=24), db: Session = Depends(get_db),
-                now: dt.datetime = Depends(get_now)) -> PaymentOrderOut:
-    """The QR a kiosk shows for an order encodes ``{platform}/cashier/{order_no}``; the wallet app that opens it
-    pays here (no kiosk credentials: it is the citizen's phone; PUT: idempotent by nature, no key needed). The wallet is simulated in this reference platform:
-    a pending order is paid at once (``txn_ref`` ``QR…``), the kiosk learns it by polling the order. Safe to repeat:
-    an order this wallet already paid is returned; 409 ``already_paid`` / ``order_cancelled`` / ``order_expired``."""
+def provider_key(request: Request) -> Ed25519PublicKey:
+    """The payment provider's public key; 503 ``payment_provider_not_configured`` without one."""
+    key = getattr(request.app.state, "payment_provider_key", None)
+    if key is None:
+        raise ApiError(503, "payment_provider_not_configured",
+                       "no payment provider key is configured: the cashier accepts no notification")
+    return key
+
+
+#: the provider's signature is its credential: a security scheme (what the server enforces), not an optional header
+provider_signature = APIKeyHeader(
+    name=SIGNATURE_HEADER, auto_error=False, scheme_name="ProviderSignature",
+    description="The unified-payment provider's notification signature: `v1=<standard base64 of the 64-byte "
+                "Ed25519 signature of the canonical string>` (format in service_platform/README.md). Missing or "
+                "malformed: 401 signature_required; not verifying: 401 signature_invalid.")
+
+
+@router.put("/cashier/{order_no}/payment", response_model=PaymentOrderOut,
+            responses=error_responses(401, 404, 409, 422, 503),
+            summary="The payment provider notifies that the citizen's phone paid an order (signed, Ed25519)")
+def cashier_pay(body: CashierPay, order_no: str = Path(max_length=24),
+                key: Ed25519PublicKey = Depends(provider_key),
+                signature: str | None = Depends(provider_signature),
+                db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> PaymentOrderOut:
+    """The QR a kiosk shows for an order encodes ``{platform}/cashier/{order_no}``; the citizen's wallet pays the
+    unified-payment provider, which notifies here with a notification signed by its Ed25519 key (the platform
+    holds only the public key; format in service_platform/README.md). The kiosk learns the payment by polling.
+
+    Refused, in this order: 503 ``payment_provider_not_configured``; 401 ``signature_required`` (no or malformed
+    ``X-Provider-Signature``), ``signature_invalid``; 422 ``order_mismatch`` (body and path differ),
+    ``timestamp_out_of_range`` (more than 300 s from the platform's clock); 409 ``notification_replayed``: the
+    transaction id or the nonce was used before — ANY reuse is refused, even a byte-identical resend (details: the
+    order number and the first notification's outcome, so a provider retrying after a lost answer learns that the
+    payment was recorded). A signed, fresh notification uses up its transaction id and nonce for good (kept in the
+    database), whatever the outcome: 404; 422 ``amount_mismatch``; 409 ``already_paid``, ``order_cancelled``,
+    ``order_expired``, ``fee_already_paid``."""
+    raw = parse_signature(signature)
+    if raw is None:
+        raise ApiError(401, "signature_required", f"a {SIGNATURE_HEADER}: v1=<base64> header is required")
+    message = canonical_string(body.order_no, body.amount_fen, body.currency, body.method, body.provider_txn_id,
+                               body.timestamp, body.nonce)
+    if not verify(key, raw, message):
+        raise ApiError(401, "signature_invalid", "the notification's signature does not verify")
+    if body.order_no != order_no:
+        raise ApiError(422, "order_mismatch", "the signed order number is not the one in the path")
+    signed_at = dt.datetime.fromtimestamp(body.timestamp, tz=dt.timezone.utc)
+    if abs((now - signed_at).total_seconds()) > MAX_SKEW_S:
+        raise ApiError(422, "timestamp_out_of_range", f"the notification was signed more than {MAX_SKEW_S} s "
+                                                      "from now")
+
+    def replayed(seen: ProviderNotification | None) -> ApiError:
+        details = {"order_no": seen.order_no, "outcome": seen.outcome} if seen is not None else None
+        return ApiError(409, "notification_replayed", "this transaction id or nonce was used before",
+                        details=details)
+
+    seen = db.scalar(select(ProviderNotification).where(or_(
+        ProviderNotification.provider_txn_id == body.provider_txn_id, ProviderNotification.nonce == body.nonce)))
+    if seen is not None:
+        raise replayed(seen)
+    record = ProviderNotification(provider_txn_id=body.provider_txn_id, nonce=body.nonce, order_no=order_no,
+                                  amount_fen=body.amount_fen, method=body.method, signed_at=signed_at,
+                                  received_at=now, outcome="pending")
+    db.add(record)
+    try:
+        db.flush()
+    except IntegrityError:  # the same notification arriving concurrently
+        db.rollback()
+        raise replayed(None) from None
+    try:
+        order = _wallet_pays(db, order_no, body, now)
+    except ApiError as exc:
+        record.outcome = exc.code
+        db.commit()
+        raise
+    record.outcome = "paid"
+    db.commit()
+    return order_out(order, now)
+
+
+def _wallet_pays(db: Session, order_no: str, body: CashierPay, now: dt.datetime) -> PaymentOrder:
     order = db.scalar(select(PaymentOrder).where(PaymentOrder.order_no == order_no).with_for_update(of=PaymentOrder))
     if order is None:
         raise not_found(f"payment order {order_no!r}")
     status = effective_status(order, now)
     if status == "paid":
-        if order.txn_ref and order.txn_ref.startswith("QR") and order.method == body.method:
-            return order_out(order, now)
         raise ApiError(409, "already_paid", "this order is paid")
     if status == "cancelled":
         raise ApiError(409, "order_cancelled", "this order was cancelled")
     if status == "expired":
         raise ApiError(409, "order_expired", "this order has expired")
+    if body.amount_fen != order.amount_fen:
+        raise ApiError(422, "amount_mismatch", f"the order is for {order.amount_fen} fen")
     if any(o.status == "paid" for o in _orders_of_app(db, order.application_id)):
         raise ApiError(409, "fee_already_paid", "this fee was paid through another order")
     order.status, order.paid_at, order.method = "paid", now.replace(microsecond=0), body.method
-    order.txn_ref = f"QR{now:%Y%m%d%H%M%S}{order.id:06d}"
+    order.txn_ref = body.provider_txn_id
     app = order.application
     db.add(ApplicationEvent(application_id=app.id, status=app.status, at=order.paid_at, department=app.department,
                             note=f"已缴纳{order.purpose} {order.amount_fen / 100:.2f}元（{METHOD_TEXT[body.method]}）"))
-    db.commit()
-    return order_out(order, now)
+    return order
 
 
 @router.post("/payment-orders/{order_no}/cancel", response_model=PaymentOrderOut,
@@ -228,7 +308,7 @@ def cancel_order(body: PaymentCancel, order_no: str = Path(max_length=24), kiosk
 
 @router.get("/payment-reconciliation", response_model=Reconciliation, responses=error_responses(401, 422),
             summary="This kiosk's orders of one business day, with totals (对账)")
-def reconciliation(date: dt.date = Query(description="Business day (China Standard Time), e.g. 2026-11-02"),
+def reconciliation(date: Annotated[IsoDate, Query(description="Business day (China Standard Time), e.g. 2026-11-02")],
                    kiosk: Kiosk = Depends(require_kiosk), db: Session = Depends(get_db),
                    now: dt.datetime = Depends(get_now)) -> Reconciliation:
     """Every order of this kiosk created, paid or cancelled that day, oldest first; ``paid_fen`` is what the

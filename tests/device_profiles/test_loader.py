@@ -61,10 +61,51 @@ def test_all_problems_reported_at_once():
     assert "kiosk" in text and "platform.url" in text and "session.idle_timeout_s" in text
 
 
-def test_key_from_environment_wins():
-    profile = parse_profile(base(), environ={"KIOSK_PLATFORM_KEY": "from-env"})
-    assert profile.platform.kiosk_key == "from-env"
-    assert "from-env" not in repr(profile.platform)
+def test_no_shared_secret_in_profiles():
+    data = base()
+    assert "kiosk_key" not in data["platform"] and "kiosk_key_env" not in data["platform"]
+    data["platform"]["kiosk_key"] = "demo-kiosk-key"
+    with pytest.raises(ProfileError, match="kiosk_key"):
+        parse_profile(data, "p.yaml", environ={})
+
+
+def test_key_file_is_loaded_and_must_be_private(tmp_path, monkeypatch):
+    from kiosk.request_signing import write_private_key
+
+    key = tmp_path / "k.pem"
+    write_private_key(key)
+    data = base()
+    data["platform"]["key_file"] = str(key)
+    assert parse_profile(data, environ={}).platform.key_file == str(key)
+    monkeypatch.chdir(tmp_path)  # relative paths: from the working directory, like kiosk.data_dir
+    data["platform"]["key_file"] = "k.pem"
+    assert parse_profile(data, environ={}).platform.key_file == "k.pem"
+    key.chmod(0o640)
+    with pytest.raises(ProfileError, match=r"platform\.key_file: .*group/others .*0640.*chmod 600"):
+        parse_profile(data, "p.yaml", environ={})
+    key.chmod(0o600)
+    key.write_text("not a key")
+    with pytest.raises(ProfileError, match=r"platform\.key_file: .*not an unencrypted PEM private key"):
+        parse_profile(data, "p.yaml", environ={})
+    data["platform"]["key_file"] = str(tmp_path / "missing.pem")
+    with pytest.raises(ProfileError, match=r"platform\.key_file: cannot read"):
+        parse_profile(data, "p.yaml", environ={})
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://platform.example.gov.cn", True), ("http://127.0.0.1:8700", True), ("http://127.8.9.10", True),
+    ("http://localhost:8700/", True), ("http://[::1]:8700", True), ("https://10.0.0.5:8443", True),
+    ("http://platform.example.gov.cn", False), ("http://10.0.0.5:8700", False), ("http://[::2]:80", False),
+    ("http://localhost.example.com", False), ("http://128.0.0.1", False),
+])
+def test_plain_http_only_to_loopback(url, ok):
+    data = base()
+    data["platform"]["url"] = url
+    if ok:
+        assert parse_profile(data, environ={}).platform.url == url.rstrip("/")
+    else:
+        with pytest.raises(ProfileError, match=r"platform\.url: .*must use https://"):
+            parse_profile(data, "p.yaml", environ={})
 
 
 def test_unreadable_and_invalid_yaml(tmp_path):

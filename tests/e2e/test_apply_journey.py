@@ -4,6 +4,7 @@ corrects a name with the pinyin keyboard and types the phone on the digit keyboa
 one tap → pre-review accepts → submit → the number on screen is the platform's new row and the receipt's QR."""
 from __future__ import annotations
 
+import os
 import shutil
 
 import cv2
@@ -233,8 +234,9 @@ def test_platform_down_at_submit_tells_the_citizen_honestly(start_kiosk, wait_fo
 
     def serve(port: int = 0) -> ManagedProcess:
         return ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
-                               "--host", "127.0.0.1", "--port", str(port)], "service-platform", start_timeout=30,
-                              env={"PLATFORM_DEMO_KIOSK_KEY": "test-kiosk-key"})
+                               "--host", "127.0.0.1", "--port", str(port), "--demo", "--demo-kiosk-public-key",
+                               os.path.join(os.path.dirname(os.environ["KIOSK_TEST_SIGNING_KEY"]),
+                                            "KSK-340302-0001.pub")], "service-platform", start_timeout=30)
 
     platform = serve()
     url = platform.endpoints["url"]

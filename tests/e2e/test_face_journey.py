@@ -18,7 +18,6 @@ from kiosk.face.worker import FaceWorker
 
 pytestmark = pytest.mark.e2e
 
-KIOSK_KEY = "test-kiosk-key"
 ZHANG_ID = "340302195803172018"
 #: look, blink, look, turn to the citizen's left and back, look (~4.6 s, looped by the simulator)
 LIVE_SCRIPT = (synth.Gesture("still", 1.0), synth.Gesture("blink", 0.5), synth.Gesture("still", 0.8),

@@ -148,8 +148,8 @@ def test_english_and_portrait(start_kiosk, wait_for):
 
 
 def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for):
-    (number, name), = platform_server.query(
-        "SELECT number, applicant_name FROM applications WHERE number = 'SP20261030000202'")
+    (number, name, id_number), = platform_server.query(
+        "SELECT number, applicant_name, applicant_id_number FROM applications WHERE number = 'SP20261030000202'")
     ui = start_kiosk()
     ui.wait_screen("attract", wait_for, timeout=30)
     ui.tap("start_without_card", wait_for)
@@ -166,7 +166,14 @@ def test_progress_by_number_without_card(start_kiosk, platform_server, wait_for)
         ui.tap(f"key_{digit}", wait_for)
     wait_for(lambda: ui.find("number")["text"] == number, what="every key press shown")
     ui.tap("query", wait_for)
-    ui.wait_text(f"办件编号：{number}", wait_for)
+    ui.wait_text(f"办件编号：{number}", wait_for)       # by number alone: the state only
+    ui.wait_text("仅显示当前状态", wait_for)
+    texts = ui.texts()
+    assert not any("高龄津贴" in t or name[0] + "*" in t for t in texts), "no service, no name without the last 4"
+    ui.tap("last4", wait_for)                           # the last 4 of the ID number (…102X) on the same keypad
+    for key in id_number[-4:]:
+        ui.tap(f"key_{key}", wait_for)
+    ui.tap("query", wait_for)
     ui.wait_text("高龄津贴", wait_for)
     texts = ui.texts()
     assert not any(name in t for t in texts), "without a card, the applicant's name is shown masked only"

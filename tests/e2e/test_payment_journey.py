@@ -5,6 +5,7 @@ same order paid with the phone (the QR on screen decodes to the platform cashier
 simulators started by the kiosk from the profile, the real platform."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import cv2
@@ -12,6 +13,7 @@ import pytest
 
 from drivers.sim.control import send_command
 from kiosk.platform_client import MaterialRef, PaymentOrder, PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +23,8 @@ FAST_PAD = {"card_s": 0.3, "pin_s": 0.5, "host_s": 0.3}
 
 def new_order(url: str) -> PaymentOrder:
     """A driving-licence renewal filed at this kiosk (fee 10 yuan): its pending payment order."""
-    client = PlatformClient(url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    client = PlatformClient(url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         token = client.open_citizen_session(*WANG, "resident_id", face_match=True).token
         certs = {c.type_code: c.id for c in client.my_e_certificates(token)}
@@ -36,7 +39,8 @@ def new_order(url: str) -> PaymentOrder:
 
 
 def order_status(url: str, order_no: str) -> PaymentOrder:
-    client = PlatformClient(url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    client = PlatformClient(url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         return client.payment_order(order_no)
     finally:
@@ -107,7 +111,7 @@ def test_pay_by_card_prints_the_voucher(start_kiosk, platform_server, wait_for):
     ui.wait_screen("rating", wait_for)
 
 
-def test_declined_card_is_not_charged_and_can_be_paid_by_phone(start_kiosk, platform_server, wait_for):
+def test_declined_card_is_not_charged_and_can_be_paid_by_phone(start_kiosk, platform_server, wait_for, wallet):
     order = new_order(platform_server.url)
     ui = start_kiosk()
     ui.wait_screen("attract", wait_for, timeout=30)
@@ -131,10 +135,8 @@ def test_declined_card_is_not_charged_and_can_be_paid_by_phone(start_kiosk, plat
     shot = ui.screenshot("24-payment-phone-qr")
     decoded, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(shot)))
     assert decoded.endswith(f"/cashier/{order.order_no}"), decoded
-    client = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
-    try:
-        client.cashier_pay(order.order_no, "wechat_pay")   # what the citizen's wallet app does
-    finally:
-        client.close()
+    # what the citizen's wallet does: its payment provider notifies the platform, signed (tests/conftest.py)
+    paid = wallet.pay(platform_server.url, order.order_no, order.amount_fen, "wechat_pay")
+    assert paid.status_code == 200, paid.text
     ui.wait_text("缴费成功", wait_for, timeout=30)
     assert order_status(platform_server.url, order.order_no).status == "paid"

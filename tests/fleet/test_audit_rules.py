@@ -168,3 +168,32 @@ def test_disk_and_gap_rules_and_the_diff() -> None:
     assert refreshed == [{"open_key": "K|seq_gap|", "severity": "warning", "detail": "lost", "hits": 1}]
     assert R.kiosk_state(kiosk(online=False), []) == "offline"
     assert R.kiosk_state(kiosk(), [device("a", "degraded"), device("b", "fault")]) == "fault"
+
+
+def test_audit_head_going_backwards_is_an_alert_a_declared_restart_is_not(tmp_path) -> None:
+    h = lambda seq, digest="a", epoch=0: {"seq": seq, "hash": digest * 64, "epoch": epoch}  # noqa: E731
+    assert R.audit_head_regression(h(10), h(11, "b")) is None                       # moving on
+    assert "tail deleted" in R.audit_head_regression(h(10), h(7))
+    assert "rewritten" in R.audit_head_regression(h(10), h(10, "b"))
+    assert R.audit_head_regression(h(10), h(10)) is None                            # the same head again
+    assert R.audit_head_regression(h(10), h(1, "c", 1)) is None                     # declared restart (key lost)
+    assert "recreated" in R.audit_head_regression(h(10, "a", 1), h(500, "c", 0))
+    assert R.desired_alerts(kiosk(), [], {}, NOW, CFG, audit_break="x") == {("audit_chain_broken", ""): ("critical", "x")}
+    assert R.desired_alerts(kiosk(online=False, offline_since=NOW), [], {}, NOW, CFG, audit_break="x") == \
+        {("audit_chain_broken", ""): ("critical", "x")}                             # offline or not
+    # the store: in message order, only newer messages, broken stays until a declared restart
+    from fleet.controller.store import Store
+
+    store = Store(tmp_path / "fleet.db")
+    store.create_schema()
+    assert store.record_audit_heads({"K": [(5, h(10)), (6, h(12, "b"))]}, NOW) == {}
+    assert store.record_audit_heads({"K": [(4, h(1))]}, NOW) == {}                  # older message: ignored
+    assert "tail deleted" in store.record_audit_heads({"K": [(7, h(9, "c"))]}, NOW)["K"]
+    with store.engine.connect() as conn:
+        assert "K" in store.audit_breaks(conn, ["K"])
+    assert store.record_audit_heads({"K": [(8, h(10, "d"))]}, NOW) == {}            # moves on, still broken
+    with store.engine.connect() as conn:
+        assert "K" in store.audit_breaks(conn, ["K"])
+    store.record_audit_heads({"K": [(9, h(1, "e", 1))]}, NOW)                       # declared restart
+    with store.engine.connect() as conn:
+        assert store.audit_breaks(conn, ["K"]) == {}

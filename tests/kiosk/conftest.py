@@ -73,3 +73,18 @@ def make_harness(make_profile, clock) -> Iterator[Callable[..., CoreHarness]]:
 def call() -> Callable[..., Any]:
     """``call(method, *args)``: run a callback-style method; its result, or its error raised."""
     return call_back
+
+
+@pytest.fixture
+def face_verified(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card holder passed the face check: platform sessions open as ``card+face`` on these camera-less test
+    profiles (a ``card`` session may not file, pay, read e-certificates or ask for delivery: kiosk/identity_levels.py).
+    For flow tests that are about the flow, not about identity levels."""
+    from kiosk.usecases import identify
+
+    real = identify.open_platform_session
+
+    def as_face_verified(platform: Any, citizen: Any, face_match: bool | None = None) -> str:
+        return real(platform, citizen, face_match=True if face_match is None else face_match)
+
+    monkeypatch.setattr(identify, "open_platform_session", as_face_verified)

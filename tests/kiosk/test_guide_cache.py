@@ -2,6 +2,7 @@
 (pinyin initials too), and guides served from the copy with its date while the platform is down."""
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -13,8 +14,8 @@ from drivers.sim.process import ManagedProcess
 from kiosk.errors import PlatformUnavailable
 from kiosk.guide_cache import GuideCache, GuideNotCached
 from kiosk.platform_client import PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 
-KEY = "test-kiosk-key"   # tests/conftest.py's platforms
 
 
 @pytest.fixture
@@ -24,7 +25,12 @@ def own_platform(make_platform_server: Callable[..., Any]) -> ManagedProcess:
 
 
 def client(url: str) -> PlatformClient:
-    return PlatformClient(url, "KSK-340302-0001", KEY, timeout_s=2.0, retries=0)
+    return PlatformClient(url, "KSK-340302-0001", signer(), timeout_s=2.0, retries=0)
+
+
+def signer() -> KioskRequestSigner:
+    """The demo kiosk's signing key of this test run (tests/conftest.py)."""
+    return KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
 
 
 def test_the_copy_holds_the_whole_catalogue_and_searches_like_the_platform(platform_server: Any,
@@ -81,7 +87,7 @@ class HeldPlatform(PlatformClient):
     """The real client, whose catalogue call waits at a gate: a refresh can be held in the middle."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url, "KSK-340302-0001", KEY, timeout_s=2.0, retries=0)
+        super().__init__(url, "KSK-340302-0001", signer(), timeout_s=2.0, retries=0)
         self.entered, self.gate = threading.Event(), threading.Event()
 
     def catalogue(self, page_size: int = 100) -> list[dict[str, Any]]:

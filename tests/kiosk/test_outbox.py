@@ -14,9 +14,15 @@ import pytest
 from kiosk.errors import PlatformRejected, PlatformUnavailable
 from kiosk.outbox import Outbox, OutboxDrainer, OutboxKeyError, load_key
 from kiosk.platform_client import PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 from kiosk.usecases.apply import register_senders
 
-KIOSK = ("KSK-340302-0001", "test-kiosk-key")
+KIOSK = ("KSK-340302-0001",)
+
+
+def signer() -> KioskRequestSigner:
+    """The demo kiosk's signing key of this test run (tests/conftest.py)."""
+    return KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
 ZHAO = ("340302194501013033", "赵德顺", "resident_id")
 FORM = {"purpose": "employment", "copies": 1}
 
@@ -29,14 +35,14 @@ def closed_port() -> int:
 
 @pytest.fixture
 def client(platform_server):
-    c = PlatformClient(platform_server.url, *KIOSK, timeout_s=10)
+    c = PlatformClient(platform_server.url, *KIOSK, signer(), timeout_s=10)
     yield c
     c.close()
 
 
 @pytest.fixture
 def unreachable():
-    c = PlatformClient(f"http://127.0.0.1:{closed_port()}", *KIOSK, timeout_s=2, retries=1)
+    c = PlatformClient(f"http://127.0.0.1:{closed_port()}", *KIOSK, signer(), timeout_s=2, retries=1)
     yield c
     c.close()
 

@@ -19,17 +19,20 @@ from drivers.sim.process import ManagedProcess
 from kiosk.core import KioskCore
 from kiosk.outbox import Outbox
 from kiosk.platform_client import PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 from kiosk.usecases.apply import Step, register_senders
 
 ROOT = Path(__file__).resolve().parents[2]
-KIOSK_KEY = "test-kiosk-key"
+DEMO_ARGS = ["--demo", "--demo-kiosk-public-key",
+             os.path.join(os.path.dirname(os.environ["KIOSK_TEST_SIGNING_KEY"]), "KSK-340302-0001.pub")]
 ZHAO = ("340302194501013033", "赵德顺", "resident_id")
 
 #: a kiosk process that journals an application (or drains) and stops dead at one outbox state
 CHILD = r"""
-import json, sys
+import json, os, sys
 from kiosk.outbox import Outbox
 from kiosk.platform_client import PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 from kiosk.usecases.apply import register_senders
 
 db, url, token, stop_at, mode = sys.argv[1:]
@@ -40,7 +43,8 @@ def hook(item_id, state):
         sys.stdin.read()  # wait here to be killed
 
 box = Outbox(db, on_state=hook)
-client = PlatformClient(url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+client = PlatformClient(url, "KSK-340302-0001", signer, timeout_s=10)
 register_senders(box, client)
 if mode == "new":
     item = box.put("application", {"token": token, "service_code": "hukou-certificate",
@@ -76,7 +80,8 @@ def rows(platform_server, before: int) -> list[tuple]:
 
 @pytest.mark.parametrize("stop_at", ["pending", "sending", "answered"])
 def test_kill_9_between_outbox_states(stop_at, tmp_path: Path, platform_server) -> None:
-    client = PlatformClient(platform_server.url, "KSK-340302-0001", KIOSK_KEY, timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    client = PlatformClient(platform_server.url, "KSK-340302-0001", signer, timeout_s=10)
     token = client.open_citizen_session(*ZHAO, face_match=True).token
     script = tmp_path / "child.py"
     script.write_text(CHILD, "utf-8")
@@ -110,8 +115,8 @@ def own_platform(tmp_path: Path):
 
     def start(port: int = 0) -> ManagedProcess:
         return ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
-                               "--host", "127.0.0.1", "--port", str(port)], "service-platform", start_timeout=30,
-                              env={"PLATFORM_DEMO_KIOSK_KEY": KIOSK_KEY})
+                               "--host", "127.0.0.1", "--port", str(port), *DEMO_ARGS], "service-platform",
+                              start_timeout=30)
 
     procs = [start()]
     state = {"procs": procs, "start": start, "db": db}
@@ -120,6 +125,7 @@ def own_platform(tmp_path: Path):
         proc.stop()
 
 
+@pytest.mark.usefixtures("face_verified")
 def test_platform_stopped_mid_flow_then_submitted_once(own_platform, make_profile, call_flow, wait_for) -> None:
     import sqlite3
 

@@ -1,6 +1,7 @@
 """The kiosk's platform client against the real platform server: e-certificates, their PDF, registered photos."""
 from __future__ import annotations
 
+import os
 import io
 from collections.abc import Iterator
 
@@ -9,13 +10,15 @@ from PIL import Image
 
 from kiosk.errors import NotFound, PlatformRejected
 from kiosk.platform_client import ECertificate, PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 
 CHEN, WANG = ("520302199002144027", "陈静怡"), ("230202197511053015", "王建国")
 
 
 @pytest.fixture
 def client(platform_server) -> Iterator[PlatformClient]:
-    c = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    c = PlatformClient(platform_server.url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         yield c
     finally:

@@ -2,6 +2,7 @@
 filing, 容缺 supplements."""
 from __future__ import annotations
 
+import os
 import datetime as dt
 import io
 import re
@@ -13,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from kiosk.errors import CitizenSessionExpired, PlatformRejected
 from kiosk.platform_client import MaterialRef, PlatformClient, PreReviewFailed
+from kiosk.request_signing import KioskRequestSigner
 
 CHEN = ("520302199002144027", "陈静怡")
 HUANG = ("810000199205082049", "黄嘉欣")
@@ -20,7 +22,8 @@ HUANG = ("810000199205082049", "黄嘉欣")
 
 @pytest.fixture
 def client(platform_server) -> Iterator[PlatformClient]:
-    c = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    c = PlatformClient(platform_server.url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         yield c
     finally:
@@ -73,7 +76,7 @@ def test_file_with_a_page_and_a_deferral_then_supplement(client: PlatformClient)
     key = str(uuid.uuid4())
     filed = client.file_application(token, "residence-permit-apply", form, materials, commitment=True,
                                     idempotency_key=key)
-    assert re.match(r"^SP\d{14}$", filed.number) and filed.progress.status == "accepted"
+    assert re.match(r"^SP\d{15}$", filed.number) and filed.progress.status == "accepted"
     assert filed.outstanding == [3] and filed.supplement_due and filed.form == form
     again = client.file_application(token, "residence-permit-apply", form, materials, commitment=True,
                                     idempotency_key=key)  # an outbox retry: the same application

@@ -1,6 +1,7 @@
 """The kiosk's platform client against the real platform server: halls, appointments, queue tickets, EMS delivery."""
 from __future__ import annotations
 
+import os
 import datetime as dt
 from collections.abc import Iterator
 
@@ -8,6 +9,7 @@ import pytest
 
 from kiosk.errors import NotFound, PlatformRejected
 from kiosk.platform_client import Address, PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 
 LI = ("35010219490822102X", "李秀英")
 HUANG = ("810000199205082049", "黄嘉欣")
@@ -15,7 +17,8 @@ HUANG = ("810000199205082049", "黄嘉欣")
 
 @pytest.fixture
 def client(platform_server) -> Iterator[PlatformClient]:
-    c = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    c = PlatformClient(platform_server.url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         yield c
     finally:

@@ -2,6 +2,7 @@
 them (query, confirm, cancel), and the day's reconciliation."""
 from __future__ import annotations
 
+import os
 import datetime as dt
 from collections.abc import Iterator
 
@@ -9,6 +10,7 @@ import pytest
 
 from kiosk.errors import PlatformRejected
 from kiosk.platform_client import FiledApplication, MaterialRef, PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 
 WANG = ("230202197511053015", "王建国")
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -16,7 +18,8 @@ CST = dt.timezone(dt.timedelta(hours=8))
 
 @pytest.fixture
 def client(platform_server) -> Iterator[PlatformClient]:
-    c = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    c = PlatformClient(platform_server.url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         yield c
     finally:

@@ -38,7 +38,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 KIOSK_ID = "KSK-340302-0001"
-KIOSK_KEY = "test-kiosk-key-7f3a"  # given to the server through PLATFORM_DEMO_KIOSK_KEY
+# The kiosk signs with the session's demo key pair (tests/conftest.py: ``kiosk_key_pair``, ``kiosk_auth``); every
+# server started here runs with ``--demo --demo-kiosk-public-key <its public key>``.
 
 # The synthetic citizens of the seed and their application numbers (see service_platform/seed/demo.yaml).
 CITIZENS: dict[str, tuple[str, list[str]]] = {
@@ -118,10 +119,16 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
+def _demo_public_key_file() -> str:
+    return os.path.join(os.path.dirname(os.environ["KIOSK_TEST_SIGNING_KEY"]), f"{KIOSK_ID}.pub")
+
+
 def start_platform(db: str | Path, *extra: str, stderr_path: Path | None = None, timeout: float = 20.0,
-                   db_path: Path | None = None) -> PlatformProcess:
-    cmd = [sys.executable, "-m", "service_platform.cli", "serve", "--db", str(db), "--port", "0", *extra]
-    env = {**os.environ, "PLATFORM_DEMO_KIOSK_KEY": KIOSK_KEY}
+                   db_path: Path | None = None, demo: bool = True) -> PlatformProcess:
+    """``serve`` on ``db`` (with ``demo``: ``--demo`` and the test run's demo kiosk key enrolled)."""
+    demo_args = ["--demo", "--demo-kiosk-public-key", _demo_public_key_file()] if demo else []
+    cmd = [sys.executable, "-m", "service_platform.cli", "serve", "--db", str(db), "--port", "0", *demo_args, *extra]
+    env = dict(os.environ)
     stderr = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=env)
@@ -292,7 +299,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory, backend: str,
     tmp = tmp_path_factory.mktemp(f"platform-{backend}")
     url = new_db_url(backend)
     db_path = Path(url.removeprefix("sqlite:///")) if backend == "sqlite" else tmp / "unused.db"
-    server = start_platform(url, stderr_path=tmp / "server.log", db_path=db_path)
+    # the whole suite opens sessions for many made-up citizens from one kiosk: no hourly limit in the way
+    # (tests/security/test_identity_levels.py starts its own server with a small one)
+    server = start_platform(url, "--max-citizens-per-hour", "100000", stderr_path=tmp / "server.log",
+                            db_path=db_path)
     try:
         yield server
     finally:
@@ -307,10 +317,9 @@ def public(platform: PlatformProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def kiosk(platform: PlatformProcess) -> Iterator[httpx.Client]:
-    """Authenticated as the demo kiosk."""
-    with httpx.Client(base_url=platform.url, timeout=10,
-                      headers={"X-Kiosk-Id": KIOSK_ID, "X-Kiosk-Key": KIOSK_KEY}) as client:
+def kiosk(platform: PlatformProcess, kiosk_auth: httpx.Auth) -> Iterator[httpx.Client]:
+    """Authenticated as the demo kiosk: every request signed (KIOSK-ED25519-V1)."""
+    with httpx.Client(base_url=platform.url, timeout=10, auth=kiosk_auth) as client:
         yield client
 
 
@@ -336,12 +345,28 @@ def synthetic_id(n: int, birth: str = "19800101", region: str = "340302") -> str
     return first17 + check_digit(first17)
 
 
+def register_citizen(server: PlatformProcess, id_number: str, name: str) -> None:
+    """Add a made-up person to the server's population registry (sessions need the card to match it), once."""
+    if not server.query("SELECT 1 FROM registered_citizens WHERE id_number = :n", n=id_number):
+        server.execute("INSERT INTO registered_citizens (id_number, name, sex, birth_date, nation, address, photo) "
+                       "VALUES (:n, :name, 'male', :born, NULL, '', 'placeholder')", n=id_number, name=name,
+                       born=dt.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14])))
+
+
+@pytest.fixture(scope="session")
+def registry() -> Callable[[PlatformProcess, str, str], None]:
+    """registry(server, id_number, name): add a made-up person to that server's population registry."""
+    return register_citizen
+
+
 @pytest.fixture
-def open_synthetic(kiosk: httpx.Client) -> Callable[..., tuple[str, dict[str, str]]]:
-    """open_synthetic(n) → (id number, Authorization header) for a made-up citizen not in the registry."""
+def open_synthetic(kiosk: httpx.Client, platform: PlatformProcess) -> Callable[..., tuple[str, dict[str, str]]]:
+    """open_synthetic(n) → (id number, Authorization header) for a made-up citizen with no data (added to the
+    registry first: a session needs the card to match it)."""
 
     def _open(n: int, name: str = "测试员") -> tuple[str, dict[str, str]]:
         id_number = synthetic_id(n)
+        register_citizen(platform, id_number, name)
         r = kiosk.post("/api/v1/citizen-sessions", json=session_body(id_number, name))
         assert r.status_code == 201, r.text
         return id_number, {"Authorization": f"Bearer {r.json()['token']}"}

@@ -1,4 +1,5 @@
-"""Public progress of an application by number: masked applicant only."""
+"""Progress of an application by number without a card: the state only by number alone; with the last 4 of the
+applicant's ID number, the full progress with the applicant masked (more in test_money_security.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,7 @@ import httpx
 def test_public_progress_never_shows_the_name_or_id_number(public: httpx.Client,
                                                             seeded_application: tuple[str, str, str]) -> None:
     id_number, name, number = seeded_application
-    r = public.get(f"/api/v1/applications/{number}")
+    r = public.post(f"/api/v1/applications/{number}/lookup", json={"id_last4": id_number[-4:]})
     assert r.status_code == 200, r.text
     body = r.text
     assert name not in body
@@ -26,8 +27,17 @@ def test_public_progress_never_shows_the_name_or_id_number(public: httpx.Client,
     assert dt.date.fromisoformat(data["promised_date"]) >= ats[0].date()
 
 
+def lookup(public: httpx.Client, number: str, id_last4: str) -> dict:
+    r = public.post(f"/api/v1/applications/{number}/lookup", json={"id_last4": id_last4})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def test_progress_example(public: httpx.Client) -> None:
-    data = public.get("/api/v1/applications/SP20261027000102").json()
+    assert public.get("/api/v1/applications/SP20261027000102").json() == {
+        "number": "SP20261027000102", "status": "in_review", "status_text_zh": "审查中",
+        "status_text_en": "In review", "updated_at": "2026-10-28T09:15:00+08:00"}
+    data = lookup(public, "SP20261027000102", "2018")
     assert data["service_code"] == "hpf-withdrawal" and data["service_name"] == "住房公积金提取"
     assert data["status"] == "in_review" and data["status_text_zh"] == "审查中"
     assert data["applicant_masked"] == "张*华"
@@ -37,7 +47,7 @@ def test_progress_example(public: httpx.Client) -> None:
 
 
 def test_supplement_required_status(public: httpx.Client) -> None:
-    data = public.get("/api/v1/applications/SP20261026000501").json()
+    data = lookup(public, "SP20261026000501", "1518")
     assert data["status"] == "supplement_required" and data["status_text_zh"] == "待补正材料"
     assert "补正" in data["timeline"][-1]["note"]
 

@@ -62,16 +62,31 @@ def test_face_mismatch_is_refused(kiosk: httpx.Client) -> None:
     assert r.status_code == 201
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"X-Kiosk-Id": KIOSK_ID},
-    {"X-Kiosk-Id": KIOSK_ID, "X-Kiosk-Key": "wrong-key"},
-    {"X-Kiosk-Id": "KSK-000000-9999", "X-Kiosk-Key": "whatever"},
-])
-def test_bad_kiosk_credentials_are_401(public: httpx.Client, headers: dict[str, str]) -> None:
-    r = public.post(SESSIONS, json=session_body("340302195803172018", "张明华"), headers=headers)
+def _signed(kiosk_auth: Any, body: bytes) -> dict[str, str]:
+    return kiosk_auth.headers_for("POST", SESSIONS.encode(), body)
+
+
+@pytest.mark.parametrize("case", ["none", "id only", "old static key", "unknown kiosk", "bad signature",
+                                  "malformed signature", "short nonce", "other body"])
+def test_bad_kiosk_credentials_are_401(public: httpx.Client, kiosk_auth: Any, case: str) -> None:
+    import json
+
+    body = json.dumps(session_body("340302195803172018", "张明华")).encode()
+    good = _signed(kiosk_auth, body)
+    headers = {
+        "none": {},
+        "id only": {"X-Kiosk-Id": KIOSK_ID},
+        "old static key": {"X-Kiosk-Id": KIOSK_ID, "X-Kiosk-Key": "demo-kiosk-key"},
+        "unknown kiosk": {**good, "X-Kiosk-Id": "KSK-000000-9999"},
+        "bad signature": {**good, "X-Kiosk-Signature": _signed(kiosk_auth, b"{}")["X-Kiosk-Signature"]},
+        "malformed signature": {**good, "X-Kiosk-Signature": "not base64!"},
+        "short nonce": {**good, "X-Kiosk-Nonce": "abc"},
+        "other body": good,
+    }[case]
+    sent = body.replace(rb"\u5f20", rb"\u674e") if case == "other body" else body
+    r = public.post(SESSIONS, content=sent, headers={**headers, "Content-Type": "application/json"})
     assert r.status_code == 401
-    assert r.json()["error"]["code"] == "unauthorized"
+    assert r.json()["error"] == {"code": "unauthorized", "message": "kiosk request signature missing or not valid"}
 
 
 def test_me_applications_are_exactly_mine(kiosk: httpx.Client, open_session: Callable[[str], dict[str, str]],

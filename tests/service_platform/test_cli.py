@@ -28,7 +28,7 @@ def test_serve_with_a_file_path_announces_and_stops_on_sigterm(tmp_path: Path,
 
 def test_seed_command_is_idempotent(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 's.db'}"
-    cmd = [sys.executable, "-m", "service_platform.cli", "seed", "--db", db]
+    cmd = [sys.executable, "-m", "service_platform.cli", "seed", "--db", db, "--demo"]
     first = json.loads(subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout)
     assert first["seeded"] is True and first["services"] >= 32 and first["applications"] == 11
     assert first["e_certificates"] == 23 and first["halls"] == 9 and first["filing_rules"] >= 6
@@ -36,7 +36,7 @@ def test_seed_command_is_idempotent(tmp_path: Path) -> None:
     assert second["seeded"] is False
 
 
-def test_serve_takes_a_photo_map(tmp_path: Path, start_server: Callable[..., Any]) -> None:
+def test_serve_takes_a_photo_map(tmp_path: Path, start_server: Callable[..., Any], kiosk_auth: httpx.Auth) -> None:
     from PIL import Image
 
     face = tmp_path / "chen.jpg"
@@ -45,8 +45,7 @@ def test_serve_takes_a_photo_map(tmp_path: Path, start_server: Callable[..., Any
     photo_map.write_text('identities:\n  "520302199002144027": chen.jpg\n', encoding="utf-8")
     server = start_server(tmp_path / "p.db", "--photos", str(photo_map), "--no-access-log")
     try:
-        r = httpx.post(f"{server.url}/api/v1/registered-photos/query", timeout=5,
-                       headers={"X-Kiosk-Id": "KSK-340302-0001", "X-Kiosk-Key": "test-kiosk-key-7f3a"},
+        r = httpx.post(f"{server.url}/api/v1/registered-photos/query", timeout=5, auth=kiosk_auth,
                        json={"id_number": "520302199002144027", "name": "陈静怡", "document_kind": "resident_id"})
         assert r.status_code == 200 and r.content == face.read_bytes() and r.headers["x-photo-source"] == "file"
     finally:

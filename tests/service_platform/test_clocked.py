@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from service_platform.app import create_app
 from service_platform.db import Base
 from service_platform.models import Application, ApplicationEvent, QueueTicket
+from service_platform.numbering import is_valid_number
 from service_platform.seed.loader import seed_if_empty
 
-KEY = "clocked-key"
 CST = dt.timezone(dt.timedelta(hours=8))
 WANG, CHEN, LI = "230202197511053015", "520302199002144027", "35010219490822102X"
 NAMES = {WANG: "王建国", CHEN: "陈静怡", LI: "李秀英"}
@@ -39,9 +39,12 @@ def clock(clock_factory: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def client(backend: str, new_db_url: Callable[[str], str], clock: Any) -> Iterator[TestClient]:
-    app = create_app(new_db_url(backend), clock=clock, demo_kiosk_key=KEY)
-    with TestClient(app, headers={"X-Kiosk-Id": "KSK-340302-0001", "X-Kiosk-Key": KEY}) as c:
+def client(backend: str, new_db_url: Callable[[str], str], clock: Any, kiosk_key_pair: Any,
+           kiosk_auth: Any) -> Iterator[TestClient]:
+    app = create_app(new_db_url(backend), clock=clock, demo=True,
+                     demo_kiosk_public_key=kiosk_key_pair.public_key_file.read_bytes())
+    with TestClient(app) as c:
+        c.auth = kiosk_auth
         yield c
 
 
@@ -64,7 +67,8 @@ def test_appointment_and_check_in_windows(client: TestClient, clock: Any) -> Non
     r = client.post("/api/v1/me/appointments", headers={**auth, **idem()}, json=book)
     assert r.status_code == 201, r.text
     no = r.json()["appointment_no"]
-    assert no == "AP20261102000001" and r.json()["starts_at"] == "2026-11-02T09:00:00+08:00"
+    assert is_valid_number(no, "appointment") and no.startswith("AP20261102")  # random part + check digit
+    assert r.json()["starts_at"] == "2026-11-02T09:00:00+08:00"
     for date, start in (("2026-11-01", "09:00"), ("2026-11-08", "09:00"), ("2026-11-10", "09:00"),
                         ("2026-11-02", "12:00")):  # closed Sunday, closed Sunday, beyond 7 days, lunch break
         r = client.post("/api/v1/me/appointments", headers={**auth, **idem()},
@@ -225,16 +229,19 @@ NEW_PARTS = ("deliveries", "application_materials", "application_filings", "uplo
              "e_certificate_types", "registered_citizens", "service_filing_rules", "counters")
 
 
-def test_a_database_from_before_gets_the_new_parts(backend: str, new_db_url: Callable[[str], str]) -> None:
+def test_a_database_from_before_gets_the_new_parts(backend: str, new_db_url: Callable[[str], str],
+                                                   kiosk_key_pair: Any, kiosk_auth: Any) -> None:
     url = new_db_url(backend)
-    app = create_app(url, demo_kiosk_key=KEY)
+    key = kiosk_key_pair.public_key_file.read_bytes()
+    app = create_app(url, demo=True, demo_kiosk_public_key=key)
     engine = app.state.engine
     Base.metadata.drop_all(engine, tables=[Base.metadata.tables[t] for t in NEW_PARTS])  # as the first release left it
     engine.dispose()
-    upgraded = create_app(url, demo_kiosk_key=KEY)
+    upgraded = create_app(url, demo=True, demo_kiosk_public_key=key)
     with upgraded.state.sessionmaker() as db:
-        assert seed_if_empty(db).seeded is False  # everything is there now
-    with TestClient(upgraded, headers={"X-Kiosk-Id": "KSK-340302-0001", "X-Kiosk-Key": KEY}) as c:
+        assert seed_if_empty(db, demo=True, demo_kiosk_public_key=key).seeded is False  # everything is there now
+    with TestClient(upgraded) as c:
+        c.auth = kiosk_auth
         assert c.get("/api/v1/services/id-card-renewal").json()["form_schema"]["type"] == "object"
         assert len(c.get("/api/v1/halls").json()["items"]) == 9
         assert len(c.get("/api/v1/me/e-certificates", headers=login(c, WANG)).json()["items"]) == 4

@@ -14,12 +14,14 @@ import httpx
 from jsonschema import Draft202012Validator
 from PIL import Image, ImageDraw
 
+from service_platform.numbering import is_valid_number
+
 ZHANG, CHEN, YANG, WANG = "340302195803172018", "520302199002144027", "530102198306301518", "230202197511053015"
 APPS, PRE_REVIEW, UPLOADS = "/api/v1/me/applications", "/api/v1/me/applications/pre-review", "/api/v1/me/uploads"
 ONLINE = ["id-card-renewal", "driving-licence-renewal", "hukou-certificate", "no-criminal-record",
           "residence-permit-apply", "senior-card", "hpf-withdrawal", "birth-registration",
           "sole-proprietor-registration"]
-NUMBER = re.compile(r"^SP\d{8}\d{6}$")
+NUMBER = re.compile(r"^SP\d{8}\d{6}\d$")  # yyyymmdd + 6 random digits + Luhn check digit
 
 
 def page(width: int = 1240, height: int = 1754, blank: bool = False, fmt: str = "JPEG") -> bytes:
@@ -198,8 +200,8 @@ def test_filing_with_a_deferred_material_then_supplementing_it(
     assert filed["outstanding"] == [2] and filed["supplement_due"] == review["supplement_due"]
     assert filed["form"] == HPF_FORM and filed["payment_orders"] == []  # a free service
     assert [m["status"] for m in filed["materials"]] == ["provided", "provided", "outstanding", "not_provided"]
-    # public progress by number, masked; and in the citizen's list
-    progress = public.get(f"/api/v1/applications/{number}").json()
+    # progress by number and the ID number's last 4, masked; and in the citizen's list
+    progress = public.post(f"/api/v1/applications/{number}/lookup", json={"id_last4": ZHANG[-4:]}).json()
     assert progress["applicant_masked"] == "张*华" and "张明华" not in json.dumps(progress, ensure_ascii=False)
     assert number in [a["number"] for a in kiosk.get(APPS, headers=auth).json()["items"]]
     # supplementing: only outstanding materials, all problems at once
@@ -290,18 +292,19 @@ def test_repeated_filing_returns_the_first_and_concurrent_repeats_file_once(
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
 
 
-def test_concurrent_filings_get_distinct_consecutive_numbers(kiosk: httpx.Client,
-                                                            open_session: Callable[[str], dict[str, str]],
-                                                            idem: Callable[[], dict[str, str]]) -> None:
+def test_concurrent_filings_get_distinct_unguessable_numbers(kiosk: httpx.Client,
+                                                             open_session: Callable[[str], dict[str, str]],
+                                                             idem: Callable[[], dict[str, str]]) -> None:
     auth = open_session(CHEN)
     body = {"service_code": "hukou-certificate", "form": {"purpose": "school", "copies": 1}}
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: kiosk.post(APPS, headers={**auth, **idem()}, json=body), range(8)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
     numbers = sorted(a.json()["number"] for a in answers)
-    assert len(set(numbers)) == 8
+    assert len(set(numbers)) == 8 and all(is_valid_number(n, "application") for n in numbers)
     same_day = [n for n in numbers if n[:10] == numbers[-1][:10]]
-    seqs = [int(n[10:]) for n in same_day]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    seqs = [int(n[10:16]) for n in same_day]
+    assert seqs != list(range(seqs[0], seqs[0] + len(seqs)))   # random, not a sequence
 
 
 def test_uploads(kiosk: httpx.Client, platform: Any, open_session: Callable[[str], dict[str, str]],

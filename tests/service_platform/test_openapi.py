@@ -43,9 +43,11 @@ def test_spec_documents_the_contract() -> None:
                  "/api/v1/me/applications", "/api/v1/ratings", "/api/v1/rating-tags"):
         assert path in paths, path
     assert "security" not in paths["/api/v1/services"]["get"]
-    assert paths["/api/v1/citizen-sessions"]["post"]["security"] == [{"KioskId": [], "KioskKey": []}]
-    assert paths["/api/v1/me/applications"]["get"]["security"] == [
-        {"KioskId": [], "KioskKey": [], "CitizenToken": []}]
+    kiosk = {name: [] for name in ("KioskId", "KioskKeyId", "KioskTimestamp", "KioskNonce", "KioskSignature")}
+    assert paths["/api/v1/citizen-sessions"]["post"]["security"] == [kiosk]
+    assert paths["/api/v1/me/applications"]["get"]["security"] == [{**kiosk, "CitizenToken": []}]
+    schemes = spec["components"]["securitySchemes"]
+    assert "KioskKey" not in schemes and "KIOSK-ED25519-V1" in schemes["KioskSignature"]["description"]
     rating_post = paths["/api/v1/ratings"]["post"]
     assert {"name": "Idempotency-Key", "in": "header", "required": True}.items() <= rating_post["parameters"][0].items()
     for code in ("401", "409", "422"):
@@ -54,10 +56,12 @@ def test_spec_documents_the_contract() -> None:
     assert "HTTPValidationError" not in json.dumps(spec)
 
 
-# Creating calls and their Idempotency-Key. Not creating: pre-review, the photo query, cancellations (safe to repeat).
+# Creating calls and their Idempotency-Key. Not creating: pre-review, the photo query, the progress lookup by number
+# and ID number's last 4, cancellations (safe to repeat).
 # POST /citizen-sessions is the one exception by design: replaying it would need the bearer token stored in clear;
 # a repeated session is harmless (it expires unused).
 NOT_CREATING = {"/api/v1/me/applications/pre-review", "/api/v1/registered-photos/query",
+                "/api/v1/applications/{number}/lookup",
                 "/api/v1/payment-orders/{order_no}/cancel", "/api/v1/me/appointments/{appointment_no}/cancel",
                 "/api/v1/citizen-sessions"}
 

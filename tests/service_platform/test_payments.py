@@ -10,21 +10,28 @@ from typing import Any
 import httpx
 import pytest
 
-from service_platform.auth import hash_key
-
 WANG = "230202197511053015"
-OTHER_KIOSK = {"X-Kiosk-Id": "KSK-340302-0009", "X-Kiosk-Key": "other-kiosk-key"}
+OTHER_KIOSK_ID = "KSK-340302-0009"
 ORDERS = "/api/v1/payment-orders"
 CST = dt.timezone(dt.timedelta(hours=8))
 
 
+@pytest.fixture(scope="session")
+def other_kiosk_keys(new_kiosk_key_pair: Callable[[str], Any]) -> Any:
+    return new_kiosk_key_pair(OTHER_KIOSK_ID)
+
+
 @pytest.fixture
-def other_kiosk(platform: Any) -> Iterator[httpx.Client]:
-    if not platform.query("SELECT id FROM kiosks WHERE id = :i", i=OTHER_KIOSK["X-Kiosk-Id"]):
+def other_kiosk(platform: Any, other_kiosk_keys: Any) -> Iterator[httpx.Client]:
+    """Another enrolled kiosk (its own key pair), signing its requests."""
+    if not platform.query("SELECT id FROM kiosks WHERE id = :i", i=OTHER_KIOSK_ID):
         platform.execute("INSERT INTO kiosks (id, name, location, key_hash, active, created_at) "
-                         "VALUES (:i, '9号机', '', :h, :a, :c)", i=OTHER_KIOSK["X-Kiosk-Id"],
-                         h=hash_key(OTHER_KIOSK["X-Kiosk-Key"]), a=True, c=dt.datetime(2026, 11, 1))
-    with httpx.Client(base_url=platform.url, timeout=10, headers=OTHER_KIOSK) as client:
+                         "VALUES (:i, '9号机', '', '', :a, :c)", i=OTHER_KIOSK_ID, a=True,
+                         c=dt.datetime(2026, 11, 1))
+        platform.execute("INSERT INTO kiosk_keys (kiosk_id, key_id, public_key, created_at) VALUES (:i, :k, :p, :c)",
+                         i=OTHER_KIOSK_ID, k=other_kiosk_keys.key_id, p=other_kiosk_keys.public_key_b64,
+                         c=dt.datetime(2026, 11, 1))
+    with httpx.Client(base_url=platform.url, timeout=10, auth=other_kiosk_keys.signer()) as client:
         yield client
 
 
@@ -58,7 +65,7 @@ def test_pay_an_order(kiosk: httpx.Client, public: httpx.Client, filed: Callable
     auth, app = filed()
     (order,) = app["payment_orders"]
     no = order["order_no"]
-    assert no.startswith("PO") and len(no) == 16 and order["status"] == "pending"
+    assert no.startswith("PO") and len(no) == 17 and order["status"] == "pending"
     assert dt.datetime.fromisoformat(order["expires_at"]) - dt.datetime.fromisoformat(order["created_at"]) == \
         dt.timedelta(minutes=30)
     assert kiosk.get(f"{ORDERS}/{no}").json() == order
@@ -76,7 +83,8 @@ def test_pay_an_order(kiosk: httpx.Client, public: httpx.Client, filed: Callable
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_paid"
     r = kiosk.post(f"{ORDERS}/{no}/cancel", json={"reason": "citizen changed their mind"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_paid"
-    note = public.get(f"/api/v1/applications/{app['number']}").json()["timeline"][-1]["note"]
+    note = public.post(f"/api/v1/applications/{app['number']}/lookup",
+                       json={"id_last4": WANG[-4:]}).json()["timeline"][-1]["note"]
     assert "已缴纳机动车驾驶证工本费 10.00元（银联卡）" == note
     r = kiosk.post("/api/v1/me/payment-orders", headers={**auth, **idem()}, json={"application_number": app["number"]})
     assert r.status_code == 409 and r.json()["error"]["code"] == "fee_already_paid"

@@ -14,7 +14,6 @@ from PIL import Image, ImageDraw
 
 ID, NAME = "340302195803172018", "张明华"
 PHONE, DETAIL, CARD = "13905529999", "东海大道1号3栋2单元501室", "6222021234567890123"
-KIOSK = {"X-Kiosk-Id": "KSK-340302-0001", "X-Kiosk-Key": "test-kiosk-key-7f3a"}
 
 
 def key() -> dict[str, str]:
@@ -22,11 +21,12 @@ def key() -> dict[str, str]:
 
 
 def test_a_whole_journey_leaves_no_personal_data_in_the_log(tmp_path: Path, start_server: Callable[..., Any],
-                                                            make_session_body: Callable[..., dict]) -> None:
+                                                            make_session_body: Callable[..., dict],
+                                                            kiosk_auth: httpx.Auth) -> None:
     log = tmp_path / "server.log"
     server = start_server(f"sqlite:///{tmp_path / 'p.db'}", stderr_path=log)
     try:
-        with httpx.Client(base_url=server.url, timeout=10, headers=KIOSK) as k:
+        with httpx.Client(base_url=server.url, timeout=10, auth=kiosk_auth) as k:
             k.post("/api/v1/registered-photos/query", json={"id_number": ID, "name": NAME,
                                                             "document_kind": "resident_id"})
             k.post("/api/v1/registered-photos/query", json={"id_number": ID[:-1] + "9", "name": NAME,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -103,13 +104,16 @@ def test_photo_source_is_chosen_per_identity(tmp_path: Path) -> None:
     assert FilePhoto(tmp_path / "nothing.jpg").photo(Person("x", "male", "")) is None
 
 
-def test_app_serves_the_configured_photos(tmp_path: Path) -> None:
+def test_app_serves_the_configured_photos(tmp_path: Path, kiosk_key_pair: Any, kiosk_auth: Any) -> None:
     face = tmp_path / "wang.jpg"
     face.write_bytes(jpeg_of("green", fmt="JPEG"))
     photo_map = tmp_path / "photos.yaml"
     photo_map.write_text(f'default: placeholder\nidentities:\n  "230202197511053015": {face}\n')
-    app = create_app(str(tmp_path / "p.db"), demo_kiosk_key="k", photo_source=load_photo_map(photo_map))
-    with TestClient(app, headers={"X-Kiosk-Id": "KSK-340302-0001", "X-Kiosk-Key": "k"}) as c:
+    app = create_app(str(tmp_path / "p.db"), demo=True,
+                     demo_kiosk_public_key=kiosk_key_pair.public_key_file.read_bytes(),
+                     photo_source=load_photo_map(photo_map))
+    with TestClient(app) as c:
+        c.auth = kiosk_auth
         r = c.post("/api/v1/registered-photos/query",
                    json={"id_number": "230202197511053015", "name": "王建国", "document_kind": "resident_id"})
         assert r.status_code == 200 and r.content == face.read_bytes() and r.headers["x-photo-source"] == "file"

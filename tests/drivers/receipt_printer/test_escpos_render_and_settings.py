@@ -146,12 +146,17 @@ def test_registry_resolves_the_escpos_driver() -> None:
 
 
 def test_importing_the_driver_leaves_no_temporary_folders(tmp_path: Path) -> None:
+    """No tmpXXXX folder per import, and the capability pickle (unpickled at import) never in the shared temp
+    folder: without a setting it goes to the user's private cache folder (0700)."""
     env = {k: v for k, v in os.environ.items() if k != "ESCPOS_CAPABILITIES_PICKLE_DIR"}
-    env["TMPDIR"] = str(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     code = "import drivers.receipt_printer.escpos_printer as m; print(m.CAPABILITIES_CACHE_DIR)"
     for _ in range(2):
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                              check=True, timeout=60).stdout.strip()
-    assert Path(out).parent == tmp_path
-    assert [p.name for p in tmp_path.iterdir()] == [Path(out).name]            # no tmpXXXX next to it
+    assert Path(out) == tmp_path / "cache" / "govkiosk" / "escpos"
+    assert list((tmp_path / "tmp").iterdir()) == []                             # nothing in the temp folder
+    assert (Path(out).stat().st_mode & 0o777) == 0o700
     assert any(Path(out).glob("*.capabilities.pickle"))

@@ -9,6 +9,11 @@ from PIL import Image, ImageDraw
 
 from kiosk.usecases.apply import Step
 
+import pytest  # noqa: E402
+
+# this flow needs the holder confirmed (card+face): the test profile's camera captures pages, not faces
+pytestmark = pytest.mark.usefixtures("face_verified")
+
 
 def page_folder(folder: Path) -> Path:
     """Two A4-like pages with lines of 'text' (the platform refuses small or blank pages)."""

@@ -3,12 +3,17 @@ e-certificate with one tap → pre-review → submit → number → printed rece
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 
 import pytest
 
 from kiosk.errors import InvalidSessionState
 from kiosk.usecases.apply import NotApplicableOnline, Step
+from kiosk.request_signing import KioskRequestSigner
+
+# these flows need the holder confirmed (card+face): the test profiles have no camera
+pytestmark = pytest.mark.usefixtures("face_verified")
 
 CHEN_ID = "520302199002144027"
 
@@ -135,7 +140,8 @@ def test_a_filed_fee_keeps_its_order_for_the_payment_screen(platform_server):
     from kiosk.platform_client import MaterialRef, PlatformClient
     from kiosk.usecases.apply import application_sender
 
-    client = PlatformClient(platform_server.url, "KSK-340302-0001", "test-kiosk-key", timeout_s=10)
+    signer = KioskRequestSigner.from_file("KSK-340302-0001", os.environ["KIOSK_TEST_SIGNING_KEY"])
+    client = PlatformClient(platform_server.url, "KSK-340302-0001", signer, timeout_s=10)
     try:
         token = client.open_citizen_session("230202197511053015", "王建国", "resident_id", face_match=True).token
         certs = {c.type_code: c.id for c in client.my_e_certificates(token)}

@@ -9,6 +9,9 @@ import pytest
 from kiosk.usecases.delivery import (
     NOT_MAILABLE, ConsentRequired, InvalidAddress, default_region, make_address)
 
+# these flows need the holder confirmed (card+face): the test profiles have no camera
+pytestmark = pytest.mark.usefixtures("face_verified")
+
 CHEN_ID, CHEN_NAME = "520302199002144027", "陈静怡"
 STREET, PHONE = "东海大道88号幸福小区3栋1201室", "13905520077"
 

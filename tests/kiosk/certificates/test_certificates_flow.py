@@ -10,6 +10,9 @@ import pytest
 
 from kiosk.usecases.certificates import NoLicencePrinter, mask_number
 
+# these flows need the holder confirmed (card+face): the test profiles have no camera
+pytestmark = pytest.mark.usefixtures("face_verified")
+
 ZHANG_ID, ZHANG_NAME = "340302195803172018", "张明华"
 
 

@@ -3,6 +3,7 @@ camera driver (and the MJPEG camera simulator for the core's journey), the real 
 serving the holder's registered photo."""
 from __future__ import annotations
 
+import os
 import json
 import queue
 from pathlib import Path
@@ -22,12 +23,12 @@ from kiosk.face.config import FaceSettings
 from kiosk.face.liveness import LivenessSettings
 from kiosk.face.verifier import FaceVerifier
 from kiosk.platform_client import PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 from kiosk.session import Citizen, Session, State
 from kiosk.usecases.face_check import FaceCheck, FaceCheckNotNeeded, FaceOutcome, face_settings_for
 from kiosk.workers import Workers
 
 ROOT = Path(__file__).resolve().parents[3]
-KIOSK_KEY = "test-kiosk-key"
 ZHANG_ID = "340302195803172018"   # the holder: the platform's registered photo of zhang is the astronaut photo
 
 
@@ -39,8 +40,7 @@ def platform_server(make_platform_server, face_packages: None):
 
 def profile_data(platform_url: str, camera: dict[str, Any] | None) -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "device_profiles" / "simulated.yaml").read_text("utf-8"))
-    data["platform"].update(url=platform_url, kiosk_key=KIOSK_KEY)
-    data["platform"].pop("kiosk_key_env", None)
+    data["platform"].update(url=platform_url, key_file=os.environ["KIOSK_TEST_SIGNING_KEY"])
     data["devices"].pop("camera", None)
     if camera is not None:
         data["devices"]["camera"] = camera
@@ -62,7 +62,9 @@ class Flow:
         self.profile = parse_profile(profile_data(platform.url, {"driver": "opencv",
                                                                  "settings": {"source": "unused.avi"}}), environ={})
         self.session = Session()
-        self.platform = PlatformClient(platform.url, self.profile.kiosk.id, KIOSK_KEY, 5.0, 1)
+        self.platform = PlatformClient(
+            platform.url, self.profile.kiosk.id,
+            KioskRequestSigner.from_file(self.profile.kiosk.id, self.profile.platform.key_file), 5.0, 1)
         self.cameras: dict[str, Any] = {"camera": camera}
         self.workers = Workers()
         self.events: list[tuple[str, dict[str, Any]]] = []

@@ -3,6 +3,7 @@
 fee creates one)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,9 +16,9 @@ from drivers.sim.process import SimulatorProcess
 from kiosk.payments.journal import PaymentJournal
 from kiosk.payments.service import PaymentConfig, PaymentService
 from kiosk.platform_client import MaterialRef, PaymentOrder, PlatformClient
+from kiosk.request_signing import KioskRequestSigner
 
 KIOSK_ID = "KSK-340302-0001"
-KIOSK_KEY = "test-kiosk-key"
 WANG = ("230202197511053015", "王建国")
 FAST_TIMING = {"card_s": 0.05, "pin_s": 0.05, "host_s": 0.05, "pin_timeout_s": 0.3, "card_timeout_s": 0.5}
 FAST_DRIVER = {"ack_timeout_s": 0.2, "retries": 2, "response_timeout_s": 1.5, "keepalive_s": 0.3}
@@ -38,7 +39,8 @@ def payment_profile(make_profile: Callable[..., Path]) -> Path:
 
 @pytest.fixture
 def platform(platform_server: Any) -> Iterator[PlatformClient]:
-    client = PlatformClient(platform_server.url, KIOSK_ID, KIOSK_KEY, timeout_s=10)
+    signer = KioskRequestSigner.from_file(KIOSK_ID, os.environ["KIOSK_TEST_SIGNING_KEY"])
+    client = PlatformClient(platform_server.url, KIOSK_ID, signer, timeout_s=10)
     try:
         yield client
     finally:
@@ -61,6 +63,14 @@ def file_with_fee(client: PlatformClient) -> PaymentOrder:
 @pytest.fixture
 def new_order(platform: PlatformClient) -> Callable[[], PaymentOrder]:
     return lambda: file_with_fee(platform)
+
+
+@pytest.fixture
+def phone_pays(platform_server: Any, wallet: Any) -> Callable[..., Any]:
+    """phone_pays(order, method="wechat_pay") → the httpx answer: what the citizen's wallet does after scanning the
+    cashier QR — its payment provider's signed notification to the platform (tests/conftest.py ``wallet``)."""
+    return lambda order, method="wechat_pay": wallet.pay(platform_server.url, order.order_no, order.amount_fen,
+                                                         method)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,9 @@ from kiosk.payments.journal import PaymentJournal, PaymentState
 from kiosk.payments.service import OrderAlreadyPaid
 from kiosk.platform_client import PaymentOrder, PlatformClient
 
+# these flows need the holder confirmed (card+face): the test profiles have no camera
+pytestmark = pytest.mark.usefixtures("face_verified")
+
 
 def agree(platform: PlatformClient, journal: PaymentJournal, pad_sim: Any, order: PaymentOrder) -> str:
     """Assert the three ledgers agree about ``order``; return the platform status."""
@@ -146,32 +149,34 @@ def test_payment_code_unresolved_is_cancelled_after_the_give_up_time(platform, j
     assert agree(platform, journal, pad_sim, order) == "pending"
 
 
-def test_phone_qr_paid_by_the_citizen_is_confirmed(platform, journal, pad_sim, make_kit, new_order) -> None:
+def test_phone_qr_paid_by_the_citizen_is_confirmed(platform, journal, pad_sim, make_kit, new_order,
+                                                   phone_pays) -> None:
     kit = make_kit(pad_sim)
     order = new_order()
 
     shown: list[str] = []
+    wallet_answers: list[Any] = []
 
-    def phone_pays(name: str, payload: dict) -> None:
+    def on_event(name: str, payload: dict) -> None:
         if name == "qr":   # (an assert here would be swallowed by the service's listener guard)
             shown.append(payload["url"])
-            threading.Timer(0.2, lambda: platform.cashier_pay(order.order_no, "alipay")).start()
-    kit.service.listener = phone_pays
+            threading.Timer(0.2, lambda: wallet_answers.append(phone_pays(order, "alipay"))).start()
+    kit.service.listener = on_event
     outcome = kit.service.pay(order, "qr")
     assert len(shown) == 1 and shown[0].endswith(f"/cashier/{order.order_no}")
+    assert [a.status_code for a in wallet_answers] == [200], [a.text for a in wallet_answers]
     assert outcome.status == "paid" and outcome.record.method == "alipay"
     assert agree(platform, journal, pad_sim, order) == "paid"
 
 
-def test_phone_qr_not_paid_closes_the_order(platform, journal, pad_sim, make_kit, new_order) -> None:
+def test_phone_qr_not_paid_closes_the_order(platform, journal, pad_sim, make_kit, new_order, phone_pays) -> None:
     kit = make_kit(pad_sim)
     order = new_order()
     outcome = kit.service.pay(order, "qr")
     assert outcome.status == "not_charged"
     assert agree(platform, journal, pad_sim, order) == "cancelled"
-    with pytest.raises(Exception) as late:                  # a late phone payment is refused, never lost
-        platform.cashier_pay(order.order_no, "wechat_pay")
-    assert getattr(late.value, "platform_code", "") == "order_cancelled"
+    late = phone_pays(order)                                # a late phone payment is refused, never lost
+    assert late.status_code == 409 and late.json()["error"]["code"] == "order_cancelled"
 
 
 def test_the_citizens_unpaid_orders(platform, journal, pad_sim, make_kit, new_order) -> None:

@@ -1,0 +1,150 @@
+"""The kiosk's side of scheme ``KIOSK-ED25519-V1``: every platform request signed with the kiosk's own Ed25519 key.
+
+The platform implements the same wire format on its own (it shares no code with the kiosk; see
+``service_platform/README.md``). Headers: ``X-Kiosk-Id``, ``X-Kiosk-Key-Id`` (first 16 hex characters of SHA-256 of
+the raw 32-byte public key), ``X-Kiosk-Timestamp`` (Unix seconds), ``X-Kiosk-Nonce`` (22 base64url characters, 128
+random bits) and ``X-Kiosk-Signature`` (standard base64 of the 64-byte signature) over these lines joined by ``\\n``::
+
+    KIOSK-ED25519-V1, kiosk id, key id, METHOD, raw path (percent-encoded, no query), raw query (may be empty),
+    timestamp, nonce, lowercase hex SHA-256 of the body bytes
+
+``kiosk keygen --out FILE`` writes a new private key (PEM, mode 0600) and prints the public key and key id a
+technician enrols with ``service-platform kiosk add``; the profile names the file as ``platform.key_file``.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import stat
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+SCHEME = "KIOSK-ED25519-V1"
+
+
+class SigningKeyError(ValueError):
+    """The signing key file is missing, unreadable, too widely readable, or not an Ed25519 private key."""
+
+
+def public_key_raw(private_key: Ed25519PrivateKey) -> bytes:
+    return private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id_of(public_raw: bytes) -> str:
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def check_key_file_mode(path: str | os.PathLike[str]) -> None:
+    """Refuse a key file that the group or others may read or write (it must be 0600 or 0400)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read the signing key {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(mode):
+        raise SigningKeyError(f"the signing key {path} is not a regular file")
+    if mode & 0o077:
+        raise SigningKeyError(f"the signing key {path} is readable or writable by group/others "
+                              f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it")
+
+
+def load_private_key(path: str | os.PathLike[str], *, check_mode: bool = True) -> Ed25519PrivateKey:
+    if check_mode:
+        check_key_file_mode(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read the signing key {path}: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise SigningKeyError(f"{path} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def write_private_key(path: str | os.PathLike[str], key: Ed25519PrivateKey | None = None) -> Ed25519PrivateKey:
+    """Write ``key`` (default: a new one) as PKCS#8 PEM, created with mode 0600; refuses to overwrite a file."""
+    key = key or Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    return key
+
+
+def public_key_pem(private_key: Ed25519PrivateKey) -> bytes:
+    return private_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def string_to_sign(kiosk_id: str, key_id: str, method: str, raw_path: str, query: str, timestamp: int, nonce: str,
+                   body: bytes) -> bytes:
+    return "\n".join([SCHEME, kiosk_id, key_id, method.upper(), raw_path, query, str(timestamp), nonce,
+                      hashlib.sha256(body).hexdigest()]).encode("utf-8")
+
+
+class KioskRequestSigner(httpx.Auth):
+    """httpx auth that signs every request (``httpx.Client(auth=KioskRequestSigner(...))``); thread-safe."""
+
+    requires_request_body = True
+
+    def __init__(self, kiosk_id: str, private_key: Ed25519PrivateKey,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.kiosk_id = kiosk_id
+        self._key = private_key
+        self.public_key = public_key_raw(private_key)
+        self.key_id = key_id_of(self.public_key)
+        self._clock = clock
+
+    @classmethod
+    def from_file(cls, kiosk_id: str, path: str | os.PathLike[str]) -> "KioskRequestSigner":
+        return cls(kiosk_id, load_private_key(path))
+
+    def headers_for(self, method: str, raw_target: bytes, body: bytes) -> dict[str, str]:
+        """The five headers for one request; ``raw_target`` is the path with its query as sent (``/a%20b?x=1``)."""
+        path, _, query = raw_target.partition(b"?")
+        timestamp = int(self._clock())
+        nonce = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
+        message = string_to_sign(self.kiosk_id, self.key_id, method, path.decode("ascii"), query.decode("ascii"),
+                                 timestamp, nonce, body)
+        return {"X-Kiosk-Id": self.kiosk_id, "X-Kiosk-Key-Id": self.key_id, "X-Kiosk-Timestamp": str(timestamp),
+                "X-Kiosk-Nonce": nonce,
+                "X-Kiosk-Signature": base64.b64encode(self._key.sign(message)).decode("ascii")}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self.headers_for(request.method, request.url.raw_path, request.content))
+        yield request
+
+
+def keygen_command(out: str) -> int:
+    """``kiosk keygen --out FILE``: a new private key (0600) at ``out``; prints the public key and key id (JSON)."""
+    import json
+    import sys
+
+    try:
+        key = write_private_key(out)
+    except FileExistsError:
+        print(f"kiosk keygen: {out} exists; not overwriting a signing key (remove it first, then enrol the new "
+              "public key and revoke the old one)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"kiosk keygen: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    raw = public_key_raw(key)
+    print(json.dumps({"private_key_file": str(out), "public_key": base64.b64encode(raw).decode("ascii"),
+                      "key_id": key_id_of(raw),
+                      "enrol": "service-platform kiosk add --id <KIOSK-ID> --name <NAME> --public-key <file holding "
+                               "public_key>"}))
+    return 0
