@@ -197,3 +197,27 @@ def mask_pan(pan: str) -> str:
     if len(digits) < 12:
         return "*" * len(digits)
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+_MASK_CHARS = frozenset("*Xx#")
+_PAN_SEPARATORS = frozenset(" -")
+
+
+def mask_card_number(value: str) -> str:
+    """Whatever a device reports as the card number, as it may leave the driver (PCI DSS 3.4: at most the first 6
+    and the last 4 digits). A full PAN is masked (``6228480402564890018`` → ``622848*********0018``); a number the
+    device masked already is kept when it shows no more than 6 + 4 digits (its mask characters become ``*``); anything
+    else (more digits in clear, letters, a mask in the wrong place) becomes all stars, so no clear digit ever passes
+    by accident. Empty stays empty."""
+    text = "".join(c for c in str(value or "") if c not in _PAN_SEPARATORS)
+    if not text:
+        return ""
+    if text.isascii() and text.isdigit():
+        return mask_pan(text)
+    if all(c.isascii() and (c.isdigit() or c in _MASK_CHARS) for c in text):
+        head = len(text) - len(text.lstrip("0123456789"))
+        tail = len(text) - len(text.rstrip("0123456789"))
+        middle = text[head:len(text) - tail]
+        if middle and all(c in _MASK_CHARS for c in middle) and head <= 6 and tail <= 4:
+            return text[:head] + "*" * len(middle) + text[len(text) - tail:]
+    return "*" * len(text)

@@ -32,6 +32,8 @@ def wallet() -> WalletSim:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--hardware", action="store_true", help="also run device contract suites on real hardware")
+    parser.addoption("--allow-missing-pcsc", action="store_true",
+                     help="skip (instead of fail) the PC/SC tests when pcscd, vpcd or pyscard is missing")
 
 
 @pytest.fixture

@@ -37,13 +37,16 @@ NATIONS: dict[str, str] = {
 class DocumentKind(str, enum.Enum):
     RESIDENT_ID = "resident_id"                                  # 居民身份证
     HMT_RESIDENCE_PERMIT = "hmt_residence_permit"                # 港澳台居民居住证 (type flag 'J')
-    FOREIGN_PERMANENT_RESIDENT = "foreign_permanent_resident"    # 外国人永久居留身份证 (type flag 'I')
+    FOREIGN_PERMANENT_RESIDENT = "foreign_permanent_resident"    # 外国人永久居留身份证 (type flag 'I'; 2023: 'Y')
 
 
 # card-type flag at bytes 248–249 (shared/protocols.md §1)
 _FLAG_OFFSET = 248
-_FLAGS = {"I": DocumentKind.FOREIGN_PERMANENT_RESIDENT, "J": DocumentKind.HMT_RESIDENCE_PERMIT}
-_FLAG_OF = {kind: flag for flag, kind in _FLAGS.items()}
+_FLAGS = {"I": DocumentKind.FOREIGN_PERMANENT_RESIDENT, "J": DocumentKind.HMT_RESIDENCE_PERMIT,
+          "Y": DocumentKind.FOREIGN_PERMANENT_RESIDENT}
+_FLAG_OF = {DocumentKind.FOREIGN_PERMANENT_RESIDENT: "I", DocumentKind.HMT_RESIDENCE_PERMIT: "J"}
+#: type flag of the 2023 edition of the foreign permanent resident ID card (vendor SDK convention; unverified)
+FLAG_FOREIGN_2023 = "Y"
 
 # (offset, bytes) of each field; resident card and HMT permit (shared/protocols.md §1)
 _RESIDENT_FIELDS: dict[str, tuple[int, int]] = {
@@ -81,6 +84,27 @@ _FOREIGN_FIELDS: dict[str, tuple[int, int]] = {
     "issuer_code": (240, 8),
 }
 
+# The 2023 edition of the foreign permanent resident ID card (issued from 1 Dec 2023) carries an 18-character number
+# built like a citizen's: "9", 2-digit province code of the first issuing place (GB/T 2260), 3-digit nationality code
+# (ISO 3166-1 numeric), birth date YYYYMMDD, a 2-digit sequence, a sex digit (odd male, even female) and the GB 11643
+# check character. shared/protocols.md §1 gives no text-block layout for it; readers flag it 'Y' at 248 (vendor SDK
+# convention). ASSUMED layout (bytes, UCS-2LE, space padded) — the fields the card prints, with the number, validity
+# and issuer at the resident card's offsets: Chinese name 30 @0, sex 2 @30, nationality (ISO alpha-3) 6 @32, birth 16
+# @38, English name 68 @54, number 36 @122, issuing authority 30 @158, valid from 16 @188, valid to 16 @204, card
+# version 4 @220, reserved to 248, type flag 'Y' @248. Check against a real card before relying on it.
+_FOREIGN_2023_FIELDS: dict[str, tuple[int, int]] = {
+    "name": (0, 30),
+    "sex": (30, 2),
+    "nationality": (32, 6),
+    "birth": (38, 16),
+    "english_name": (54, 68),
+    "id_number": (122, 36),
+    "issuer": (158, 30),
+    "valid_from": (188, 16),
+    "valid_to": (204, 16),
+    "card_version": (220, 4),
+}
+
 _SEX_CODES = {"1": "male", "2": "female"}
 _SEX_OF = {v: k for k, v in _SEX_CODES.items()}
 _FOREIGN_NUMBER = re.compile(r"[A-Z]{3}\d{12}")
@@ -110,6 +134,22 @@ def validate_id_number(s: str) -> bool:
     if _parse_ymd(s[6:14]) is None:
         return False
     return gb11643_check_digit(s[:17]) == s[17]
+
+
+def validate_foreign_permanent_number(s: str) -> bool:
+    """Whether ``s`` is a foreign permanent resident ID card number of either edition: the 15-character one (ISO
+    3166-1 alpha-3 nationality + 12 digits) or the 2023 one (18 characters starting with "9", a valid birth date at
+    6–14 and a correct GB 11643 check character)."""
+    if not isinstance(s, str):
+        return False
+    if len(s) == 15:
+        return bool(_FOREIGN_NUMBER.fullmatch(s))
+    return len(s) == 18 and s[0] == "9" and validate_id_number(s)
+
+
+def foreign_card_edition(number: str) -> str:
+    """"2023" for an 18-character number, "2017" for the 15-character one (the text block's layout follows)."""
+    return "2023" if len(number) == 18 else "2017"
 
 
 def mask_middle(text: str, keep: int = 4) -> str:
@@ -228,6 +268,8 @@ def decode_text_block(block: bytes, photo_wlt: bytes = b"") -> IdentityDocument:
         raise InvalidCardData(f"text block of {len(block)} bytes, expected {TEXT_BLOCK_LEN}")
     kind = card_kind(block)
     if kind is DocumentKind.FOREIGN_PERMANENT_RESIDENT:
+        if chr(block[_FLAG_OFFSET]) == FLAG_FOREIGN_2023:
+            return _decode_foreign_2023(block, photo_wlt)
         return _decode_foreign(block, photo_wlt)
     f = {key: _field(block, *pos) for key, pos in _RESIDENT_FIELDS.items()}
     id_number = f["id_number"]
@@ -279,6 +321,33 @@ def _decode_foreign(block: bytes, photo_wlt: bytes) -> IdentityDocument:
     )
 
 
+def _decode_foreign_2023(block: bytes, photo_wlt: bytes) -> IdentityDocument:
+    f = {key: _field(block, *pos) for key, pos in _FOREIGN_2023_FIELDS.items()}
+    number = f["id_number"]
+    if not (len(number) == 18 and number[0] == "9" and number[:17].isascii() and number[:17].isdigit()):
+        raise InvalidCardData("permanent resident card number (2023) is not 9 and 16 digits and a check character")
+    if gb11643_check_digit(number[:17]) != number[17]:
+        raise InvalidCardData("permanent resident card number check digit does not match (GB 11643)")
+    birth = _date(f["birth"], "birth date")
+    if number[6:14] != f["birth"]:
+        raise InvalidCardData("permanent resident card number does not carry the birth date")
+    return IdentityDocument(
+        kind=DocumentKind.FOREIGN_PERMANENT_RESIDENT,
+        name=f["name"] or f["english_name"],
+        sex=_sex(f["sex"]),
+        nation=None,
+        birth_date=birth,
+        address="",
+        id_number=number,
+        issuer=f["issuer"],
+        valid_from=_date(f["valid_from"], "valid-from date"),
+        valid_to=_valid_to(f["valid_to"]),
+        photo_wlt=bytes(photo_wlt),
+        extra={"english_name": f["english_name"], "nationality": f["nationality"],
+               "card_version": f["card_version"], "edition": "2023"},
+    )
+
+
 #: the extra-address reply holds up to 4 entries of 70 bytes (35 UCS-2 characters) each, oldest first
 EXTRA_ADDRESS_ENTRY = 70
 EXTRA_ADDRESS_MAX = 280
@@ -321,7 +390,17 @@ def encode_text_block(doc: IdentityDocument) -> bytes:
     :func:`decode_text_block`; raises ValueError when a field does not fit."""
     block = bytearray(" ".encode("utf-16-le") * (TEXT_BLOCK_LEN // 2))
     valid_to = LONG_TERM if doc.valid_to is None else _ymd(doc.valid_to)
-    if doc.kind is DocumentKind.FOREIGN_PERMANENT_RESIDENT:
+    flag = _FLAG_OF.get(doc.kind)
+    if doc.kind is DocumentKind.FOREIGN_PERMANENT_RESIDENT and foreign_card_edition(doc.id_number) == "2023":
+        values = {
+            "name": doc.name, "sex": _SEX_OF[doc.sex], "nationality": str(doc.extra.get("nationality", "")),
+            "birth": _ymd(doc.birth_date), "english_name": str(doc.extra.get("english_name", "")),
+            "id_number": doc.id_number, "issuer": doc.issuer, "valid_from": _ymd(doc.valid_from),
+            "valid_to": valid_to, "card_version": str(doc.extra.get("card_version", "")),
+        }
+        layout: Mapping[str, tuple[int, int]] = _FOREIGN_2023_FIELDS
+        flag = FLAG_FOREIGN_2023
+    elif doc.kind is DocumentKind.FOREIGN_PERMANENT_RESIDENT:
         values = {
             "english_name": str(doc.extra.get("english_name", "")), "sex": _SEX_OF[doc.sex],
             "id_number": doc.id_number, "nationality": str(doc.extra.get("nationality", "")), "name": doc.name,
@@ -329,7 +408,7 @@ def encode_text_block(doc: IdentityDocument) -> bytes:
             "card_version": str(doc.extra.get("card_version", "")),
             "issuer_code": str(doc.extra.get("issuer_code", "")),
         }
-        layout: Mapping[str, tuple[int, int]] = _FOREIGN_FIELDS
+        layout = _FOREIGN_FIELDS
     else:
         values = {
             "name": doc.name, "sex": _SEX_OF[doc.sex],
@@ -343,7 +422,6 @@ def encode_text_block(doc: IdentityDocument) -> bytes:
             layout = {**layout, **_HMT_FIELDS}
     for key, (offset, size) in layout.items():
         _put(block, offset, size, values[key], key)
-    flag = _FLAG_OF.get(doc.kind)
     if flag is not None:
         block[_FLAG_OFFSET: _FLAG_OFFSET + 2] = flag.encode("utf-16-le")
     return bytes(block)

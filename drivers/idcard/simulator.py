@@ -54,7 +54,8 @@ import yaml
 
 from drivers.idcard import protocol as p
 from drivers.idcard.identity import (
-    DocumentKind, IdentityDocument, encode_extra_address, encode_text_block, validate_id_number,
+    DocumentKind, IdentityDocument, encode_extra_address, encode_text_block, validate_foreign_permanent_number,
+    validate_id_number,
 )
 from drivers.sim.control import ControlServer
 
@@ -118,7 +119,10 @@ def load_identities(path: Path = IDENTITIES_FILE) -> dict[str, IdentityDocument]
         )
         if item.get("extra_address"):   # what a reader that reads the extra address reports: the latest entry
             doc.extra["extra_address"] = str(item["extra_address"][-1])
-        if kind is not DocumentKind.FOREIGN_PERMANENT_RESIDENT and not validate_id_number(doc.id_number):
+        if kind is DocumentKind.FOREIGN_PERMANENT_RESIDENT:
+            if not validate_foreign_permanent_number(doc.id_number):
+                raise ValueError(f"identity {key!r}: not a permanent resident card number of either edition")
+        elif not validate_id_number(doc.id_number):
             raise ValueError(f"identity {key!r}: ID number fails the GB 11643 check")
         encode_text_block(doc)  # every field fits
         library[key] = doc

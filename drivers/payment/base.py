@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from drivers.base import Device, DeviceStatus, mask_pan
+from drivers.base import Device, DeviceStatus, mask_card_number, mask_pan
 
 
 class PaymentMethod(str, enum.Enum):
@@ -59,6 +59,10 @@ class PaymentResult:
     ref: str = ""              # host reference (the platform's txn_ref)
     card_masked: str = ""
     reason: str = ""           # response code / reason (declined: "51", cancelled: "pin_timeout", …)
+
+    def __post_init__(self) -> None:
+        # the last line of defence for every terminal: whatever a driver put here, only first 6 / last 4 stay
+        object.__setattr__(self, "card_masked", mask_card_number(self.card_masked))
 
 
 EventType = Literal["card_detected", "pin_entry_started", "code_scanned", "processing"]
@@ -141,4 +145,4 @@ def code_wallet(code: str) -> str | None:
 
 
 __all__ = ["PaymentMethod", "TxnStatus", "PaymentResult", "PaymentEvent", "PaymentListener", "PaymentTerminal",
-           "PaymentPad", "mask_pan", "code_wallet"]
+           "PaymentPad", "mask_pan", "mask_card_number", "code_wallet"]

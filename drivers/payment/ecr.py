@@ -21,12 +21,18 @@ Application level, DATA = a two-letter message type, then ``TAG=value`` fields s
 Requests other than SA may carry ``SEQ`` (a number the ECR increments); the pad echoes it in its answer, so a late
 duplicate answer to a retransmitted request is never taken for the answer to the next one. Amounts are integer fen;
 card numbers leave the pad masked (``622848*********0018``); the PIN never leaves it.
+
+PAN rule (PCI DSS 3.4): a pad may still send a full card number in ``PAN`` (some do, and a misconfigured one will).
+:meth:`Message.decode` — the one place the kiosk side parses a pad's message — masks ``PAN`` to first 6 / last 4
+before the message exists as an object, so a full number is never held, logged, journalled or sent on by the kiosk.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
+
+from drivers.base import mask_card_number
 
 STX, ETX, ACK, NAK = 0x02, 0x03, 0x06, 0x15
 FS = 0x1C
@@ -38,6 +44,8 @@ RETRIES = 2
 INTER_BYTE_TIMEOUT_S = 0.5
 
 MESSAGE_TYPES = ("ST", "SA", "CN", "QY", "RV", "RF", "EV", "RS", "QR", "RR", "ER")
+#: fields that carry a card number: masked to first 6 / last 4 when a message is decoded or shown
+PAN_FIELDS = frozenset({"PAN"})
 
 
 class FrameError(ValueError):
@@ -142,12 +150,13 @@ class Message:
         for item in items:
             key, sep, value = item.partition("=")
             if not sep or not key:
-                raise FrameError(f"field {item!r}")
-            fields[key] = value
+                raise FrameError("field without '=' or name")   # never quote it: it may hold a card number
+            fields[key] = mask_card_number(value) if key in PAN_FIELDS else value
         return cls(kind, fields)
 
-    def __repr__(self) -> str:  # PAN is masked already; never show payment codes in logs
-        shown = {k: ("***" if k == "CODE" else v) for k, v in self.fields.items()}
+    def __repr__(self) -> str:  # never show payment codes or a clear card number in logs
+        shown = {k: ("***" if k == "CODE" else mask_card_number(v) if k in PAN_FIELDS else v)
+                 for k, v in self.fields.items()}
         return f"Message({self.type}, {shown})"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import serial
 
-from drivers.base import DeviceState, DeviceStatus, device_call
+from drivers.base import DeviceState, DeviceStatus, device_call, mask_card_number
 from drivers.errors import NoDevice
 from drivers.payment import ecr
 from drivers.payment.base import PaymentMethod, PaymentPad, PaymentResult, TxnStatus
@@ -57,7 +57,7 @@ def result_from(msg: ecr.Message) -> PaymentResult:
     except ValueError:
         amount = 0
     return PaymentResult(order_id=msg.get("ORD"), status=status, amount_fen=amount, method=msg.get("MTH"),
-                         txn_id=msg.get("TXN"), ref=msg.get("REF"), card_masked=msg.get("PAN"),
+                         txn_id=msg.get("TXN"), ref=msg.get("REF"), card_masked=mask_card_number(msg.get("PAN")),
                          reason=msg.get("RC"))
 
 

@@ -24,7 +24,11 @@ empty the default applies, ``approve`` unless changed)::
     inject_fault kind=corrupt_next [n=1]  (the next n frames go out with a bad LRC: the driver NAKs, we retransmit)
     inject_fault kind=drop_ack [n=1]      (do not ACK the next n frames received: the driver retransmits)
     inject_fault kind=lose_result [n=1]   (the next n sale results are lost on the line; the ledger has them)
-    restore_link · ledger · status · reset (forget the ledger and scenarios)
+    set_card pan=6228480402564890018 send=masked|full
+                 the card the citizen presents from now on, and how the pad reports its number: ``masked`` (first 6 /
+                 last 4, as a well-behaved pad does) or ``full`` (the whole PAN on the wire, as a hostile or
+                 misconfigured pad would: the driver must mask it before anything else sees it)
+    restore_link · ledger · status · reset (forget the ledger and scenarios; the card back to the default, masked)
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class LedgerEntry:
     txn: str
     ref: str = ""
     pan_masked: str = ""
+    pan_sent: str = ""          # the card number as it goes on the wire (full when ``set_card send=full``)
     reason: str = ""
     approvals: int = 0          # how many times money was taken for this order (must stay ≤ 1 net)
     net_fen: int = 0            # taken minus given back
@@ -87,12 +92,23 @@ class SimulatedPad:
         self.counter = 0
         self.counters = {"frames_in": 0, "sales": 0, "queries": 0, "reversals": 0}
         self.outbox: list[ecr.Message] = []
+        self.card = {"pan": DEFAULT_PAN, "send": "masked"}
 
     # control ----------------------------------------------------------------------------------------------------------
     def handlers(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "set_timing": self.set_timing, "inject_fault": self.inject_fault,
                 "restore_link": self.restore_link, "ledger": self.ledger_view, "status": self.status,
-                "reset": self.reset}
+                "reset": self.reset, "set_card": self.set_card}
+
+    def set_card(self, pan: str = DEFAULT_PAN, send: str = "masked") -> dict[str, Any]:
+        pan = str(pan)
+        if not (pan.isascii() and pan.isdigit() and 12 <= len(pan) <= 19):
+            raise ValueError("pan must be 12 to 19 digits")
+        if send not in ("masked", "full"):
+            raise ValueError("send must be masked or full")
+        with self.lock:
+            self.card = {"pan": pan, "send": send}
+        return {"card": {"pan_masked": mask_pan(pan), "send": send}}
 
     def scenario(self, name: str, count: int = 1, default: bool = False, **params: Any) -> dict[str, Any]:
         if name not in SCENARIOS:
@@ -147,6 +163,7 @@ class SimulatedPad:
             self.default = {"name": "approve"}
             self.txn, self.dropped_until = None, None
             self.faults = {"corrupt_next": 0, "drop_ack": 0, "lose_result": 0}
+            self.card = {"pan": DEFAULT_PAN, "send": "masked"}
         return {}
 
     # pad behaviour ----------------------------------------------------------------------------------------------
@@ -182,7 +199,7 @@ class SimulatedPad:
         if entry is None:
             return ecr.Message(kind, {"ORD": order, "ST": "not_found"})
         return ecr.Message(kind, {"ORD": order, "ST": status or entry.status, "RC": reason or entry.reason,
-                                  "REF": entry.ref, "PAN": entry.pan_masked, "TXN": entry.txn,
+                                  "REF": entry.ref, "PAN": entry.pan_sent or entry.pan_masked, "TXN": entry.txn,
                                   "AMT": str(entry.amount_fen), "MTH": entry.method})
 
     def handle(self, msg: ecr.Message) -> None:
@@ -249,8 +266,11 @@ class SimulatedPad:
         self.counters["sales"] += 1
         scenario = self.queue.pop(0) if self.queue else dict(self.default)
         txn_no, _ = self._next_ids()
+        card = method == "unionpay_card"
+        pan = self.card["pan"]
         entry = LedgerEntry(order=order, amount_fen=amount, method=method, status="pending", txn=txn_no,
-                            pan_masked=mask_pan(DEFAULT_PAN) if method == "unionpay_card" else "",
+                            pan_masked=mask_pan(pan) if card else "",
+                            pan_sent=(pan if self.card["send"] == "full" else mask_pan(pan)) if card else "",
                             approvals=entry.approvals if entry else 0, net_fen=entry.net_fen if entry else 0)
         self.ledger[order] = entry
         code = msg.get("CODE")

@@ -39,7 +39,7 @@ class Target:
     def check(self, doc: IdentityDocument) -> None:
         assert isinstance(doc, IdentityDocument)
         if doc.kind is DocumentKind.FOREIGN_PERMANENT_RESIDENT:
-            assert re.fullmatch(r"[A-Z]{3}\d{12}", doc.id_number)
+            assert re.fullmatch(r"[A-Z]{3}\d{12}|9\d{16}[\dX]", doc.id_number)   # 2017 / 2023 editions
         else:
             assert validate_id_number(doc.id_number)
         assert doc.name and doc.valid_from <= (doc.valid_to or doc.valid_from)

@@ -148,3 +148,68 @@ def test_a_frame_that_stops_part_way_is_dropped_and_the_retransmission_arrives()
     assert b.receive(0.3) is None                      # nothing delivered; the half frame is forgotten after 0.1 s
     write_to_b(good)                                   # the sender's retransmission
     assert b.receive(1.0) == ecr.Message("QY", {"ORD": "A2"})
+
+
+# --- known-answer vectors: bytes written out by hand from the framing in ecr.py's docstring -------------------------
+#   STX | LEN_H LEN_L | DATA | ETX | LRC      LRC = XOR of LEN_H, LEN_L, every DATA byte and ETX
+# The LRC values were worked out by hand (ST: 00^02^53^54^03 = 06; QY ORD=A1: 00^09^51^59^1C^4F^52^44^3D^41^31^03 = 0A)
+# and are checked again below by a loop in this file, never by the driver's encoder.
+
+KNOWN_FRAMES = [
+    # status request "ST"
+    (b"ST", bytes.fromhex("02 0002 5354 03 06")),
+    # query "QY" FS "ORD=A1"
+    (b"QY\x1cORD=A1", bytes.fromhex("02 0009 5159 1C 4F52443D4131 03 0A")),
+    # empty data: LRC = 00 ^ 00 ^ 03
+    (b"", bytes.fromhex("02 0000 03 03")),
+]
+
+
+def _independent_lrc(len_data_etx: bytes) -> int:
+    value = 0
+    for byte in len_data_etx:
+        value ^= byte
+    return value
+
+
+@pytest.mark.parametrize("data, frame", KNOWN_FRAMES)
+def test_known_frames_encode_and_decode(data: bytes, frame: bytes) -> None:
+    assert _independent_lrc(frame[1:-1]) == frame[-1]          # the hand-written LRC is right
+    assert ecr.encode_frame(data) == frame                      # the encoder reproduces the bytes
+    assert list(ecr.FrameDecoder().feed(frame)) == [("frame", data)]
+
+
+def test_known_sale_message_bytes() -> None:
+    """SA FS ORD=T1 FS AMT=1500 FS MTH=unionpay_card, UTF-8, in the field order given."""
+    data = b"SA\x1cORD=T1\x1cAMT=1500\x1cMTH=unionpay_card"
+    message = ecr.Message("SA", {"ORD": "T1", "AMT": "1500", "MTH": "unionpay_card"})
+    assert message.encode() == data
+    assert ecr.Message.decode(data) == message
+    frame = bytes([0x02, 0x00, len(data)]) + data + bytes([0x03])
+    frame += bytes([_independent_lrc(frame[1:])])
+    assert ecr.encode_frame(data) == frame
+    assert frame[0:3] == bytes.fromhex("02 0024") and frame[-2:] == bytes.fromhex("03 75")   # LEN 36, LRC 75
+
+
+def test_known_result_message_from_a_pad_decodes_field_by_field() -> None:
+    data = "RS\x1cORD=T1\x1cST=approved\x1cRC=00\x1cREF=SIM240101000001\x1cPAN=622848*********0018\x1cAMT=1500"
+    frame = b"\x02" + len(data).to_bytes(2, "big") + data.encode() + b"\x03"
+    frame += bytes([_independent_lrc(frame[1:])])
+    ((kind, payload),) = list(ecr.FrameDecoder().feed(frame))
+    message = ecr.Message.decode(payload)  # type: ignore[arg-type]
+    assert kind == "frame" and message.type == "RS"
+    assert dict(message.fields) == {"ORD": "T1", "ST": "approved", "RC": "00", "REF": "SIM240101000001",
+                                    "PAN": "622848*********0018", "AMT": "1500"}
+
+
+@pytest.mark.parametrize("frame, reason", [
+    (bytes.fromhex("02 0002 5354 03 07"), "lrc"),      # LRC off by one bit
+    (bytes.fromhex("02 0002 5354 04 06"), "etx"),      # no ETX where LEN says it is
+])
+def test_known_bad_frames_are_refused(frame: bytes, reason: str) -> None:
+    assert list(ecr.FrameDecoder().feed(frame)) == [("bad", reason)]
+
+
+def test_link_control_bytes() -> None:
+    assert (ecr.STX, ecr.ETX, ecr.ACK, ecr.NAK, ecr.FS) == (0x02, 0x03, 0x06, 0x15, 0x1C)
+    assert list(ecr.FrameDecoder().feed(b"\x06\x15")) == [("ack", b""), ("nak", b"")]
