@@ -59,6 +59,8 @@ class KioskInfo:
     data_dir: str = "var/kiosk"
     demo_controls: bool = False
     maintenance_pin_hash: str = ""
+    #: free space (MB) data_dir must keep; below it new transactions are refused (kiosk/storage.py)
+    min_free_mb: float = 200.0
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
             size=tuple(k.get("size", (1920, 1080))), data_dir=k.get("data_dir", "var/kiosk"),
             demo_controls=bool(k.get("demo_controls", False)),
             maintenance_pin_hash=k.get("maintenance_pin_hash", ""),
+            min_free_mb=float(k.get("min_free_mb", 200.0)),
         ),
         platform=PlatformConfig(url=p["url"].rstrip("/"), key_file=p.get("key_file", ""),
                                 timeout_s=float(p.get("timeout_s", 5.0)), retries=int(p.get("retries", 2))),

@@ -37,6 +37,7 @@ caller should pass masked values in the first place).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import hmac
 import json
@@ -288,8 +289,22 @@ class AuditJournal:
             created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line + b"\n")
-                os.fsync(fd)
+                start = os.fstat(fd).st_size
+                data = line + b"\n"
+                try:
+                    written = os.write(fd, data)
+                    if written != len(data):   # a short write: the disk filled up part-way
+                        raise OSError(errno.ENOSPC, f"audit entry cut short ({written} of {len(data)} bytes)")
+                    os.fsync(fd)
+                except OSError:
+                    # disk full (or I/O error) mid-append: cut the partial line off again, so no half entry stays
+                    # to be glued to the next one; the chain goes on from the last whole entry
+                    try:
+                        os.ftruncate(fd, start)
+                        os.fsync(fd)
+                    except OSError:
+                        log.error("audit journal %s: a failed append could not be cut back", self.path)
+                    raise
             finally:
                 os.close(fd)
             if created:

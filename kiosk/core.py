@@ -42,6 +42,10 @@ Callback = Callable[[Any], None] | None
 EventListener = Callable[[str, dict[str, Any]], None]
 
 HEALTH_INTERVAL_S = 15.0
+#: while a device or the platform is down, the health check runs this often: a replugged device is back in seconds
+DEGRADED_HEALTH_INTERVAL_S = 2.0
+#: menu features that are transactions (journaled on the data disk): refused while it is full (kiosk/storage.py)
+TRANSACTION_FEATURES = frozenset({"apply", "pay", "certificates", "delivery", "print"})
 #: how often the shell's tick looks whether the offline guide copy is a day old
 GUIDE_CHECK_INTERVAL_S = 3600.0
 
@@ -56,9 +60,13 @@ class Availability:
     required: tuple[str, ...] = ()
     #: set by an operator (fleet command) or a technician: the kiosk serves nobody, whatever works
     maintenance: str | None = None
+    #: the data disk is below ``kiosk.min_free_mb``: transactions refused, guides and progress still served
+    storage_full: bool = False
 
     def feature(self, name: str) -> bool:
         if self.maintenance:
+            return False
+        if self.storage_full and name in TRANSACTION_FEATURES:
             return False
         needs = {"guide": ("platform",), "progress": ("platform",), "my_applications": ("platform", "idcard"),
                  "print": ("receipt_printer",), "identify": ("idcard",)}[name]
@@ -71,6 +79,11 @@ class Availability:
 
     def working_features(self) -> list[str]:
         return [f for f in ("guide", "progress", "my_applications", "print", "identify") if self.feature(f)]
+
+    @property
+    def degraded(self) -> bool:
+        """Something that may come back by itself is down (a device unplugged, the platform unreachable)."""
+        return not self.platform or not all(self.devices.values())
 
 
 def _platform_signer(profile: Profile) -> KioskRequestSigner:
@@ -104,6 +117,12 @@ class KioskCore:
         self.temp_root = housekeeping.private_temp_root(data_dir)
         #: (code, severity, text) raised to the fleet once its link is up: broken audit chain, lost outbox key
         self.startup_alarms: list[tuple[str, str, str]] = []
+        # the data disk: new transactions refused below kiosk.min_free_mb (kiosk/storage.py), checked with the
+        # health check and before each transaction; the fleet alarm storage_full follows it
+        from kiosk.storage import StorageGuard
+
+        self.storage = StorageGuard(data_dir, profile.kiosk.min_free_mb, on_change=self._on_storage_change)
+        self._storage_alarm: bool | None = None   # the state of the storage_full alarm the fleet last accepted
         self.audit = AuditJournal(data_dir / "audit.jsonl", profile.kiosk.id)
         if self.audit.chain_break is not None:
             brk = self.audit.chain_break
@@ -130,6 +149,7 @@ class KioskCore:
         self.print_service = PrintService(self.print_journal, devices=self.devices.get, kiosk_id=self.kiosk_id,
                                           kiosk_name=profile.kiosk.name.get("zh_CN", ""),
                                           listener=self._on_print_event)
+        self.print_service.storage = self.storage
         self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
         # 人证核验 after the card when the profile has a camera (kiosk/usecases/face_check.py)
         self.face_check = FaceCheck(profile, self.session, self.platform, devices=self.devices.get,
@@ -187,9 +207,22 @@ class KioskCore:
     # audit ----------------------------------------------------------------------------------------------------------
     def _audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
         try:
-            self._audit_writer.submit(self.audit.record, event, session_id, **fields)
+            self._audit_writer.submit(self.audit.record, event, session_id, **fields).add_done_callback(
+                lambda fut, event=event: self._audit_written(fut, event))
         except RuntimeError:  # writer stopped (shutting down): write here rather than lose the entry
             self.audit.record(event, session_id, **fields)
+
+    def _audit_written(self, fut: Any, event: str) -> None:
+        """An audit entry the writer could not write is never silent: logged, and a full disk noted by the guard
+        (the journal cuts a failed append back: no half line, the chain goes on from the last whole entry)."""
+        exc = fut.exception()
+        if exc is None:
+            return
+        from kiosk.storage import is_disk_full
+
+        log.error("audit entry %s not written: %s", event, type(exc).__name__)
+        if is_disk_full(exc):
+            self.storage.note_full()
 
     def flush_audit(self, timeout: float = 10.0) -> None:
         """Wait until every audit entry asked for so far is on disk."""
@@ -275,7 +308,8 @@ class KioskCore:
         if self._started.is_set() and self._clock() - self._last_guide_check >= GUIDE_CHECK_INTERVAL_S:
             self._last_guide_check = self._clock()
             self.workers.submit(self.refresh_guides)
-        if self._started.is_set() and self._clock() - self._last_health >= HEALTH_INTERVAL_S:
+        interval = DEGRADED_HEALTH_INTERVAL_S if self.availability.degraded else HEALTH_INTERVAL_S
+        if self._started.is_set() and self._clock() - self._last_health >= interval:
             self.check_health()
 
     def check_health(self, on_result: Callback = None) -> None:
@@ -287,6 +321,8 @@ class KioskCore:
         def probe() -> Availability:
             try:
                 statuses = self.devices.statuses()
+                self.storage.check()   # the periodic free-space check (changes reach _on_storage_change)
+                self._sync_storage_alarm()
                 return Availability(
                     platform=self.platform.health(),
                     devices={k: s.usable for k, s in statuses.items()},
@@ -296,7 +332,7 @@ class KioskCore:
                 self._health_running.clear()
 
         def done(avail: Availability) -> None:
-            self._apply_availability(replace(avail, maintenance=self._maintenance))
+            self._apply_availability(replace(avail, maintenance=self._maintenance, storage_full=self.storage.full))
             if on_result:
                 on_result(avail)
 
@@ -324,6 +360,45 @@ class KioskCore:
                 self.check_health()
             if self.fleet is not None:
                 self.fleet.changed()
+
+    # storage (kiosk/storage.py) -------------------------------------------------------------------------------------
+    def require_storage(self, action: str) -> None:
+        """Before a transaction starts (application, payment, print, delivery): StorageFull when the data disk is
+        below ``kiosk.min_free_mb`` (audited, the citizen sees why; guides and progress go on)."""
+        from kiosk.storage import StorageFull
+
+        try:
+            self.storage.require(action)
+        except StorageFull:
+            self._sync_storage_alarm()
+            raise
+
+    def _on_storage_change(self, full: bool, free_bytes: int) -> None:
+        """The guard saw the disk go below the threshold or come back (any thread): menu, audit, fleet alarm."""
+        if not hasattr(self, "availability"):
+            return   # still constructing: start()'s health check reports it
+        self._audit("storage", full=full, free_mb=free_bytes // (1024 * 1024))
+        self._sync_storage_alarm()
+        self.dispatch(lambda: self._apply_availability(replace(self.availability, storage_full=self.storage.full)))
+
+    def _sync_storage_alarm(self) -> None:
+        """Raise or clear the fleet alarm ``storage_full`` (major) to match the guard. The agent queues alarms on the
+        same disk: one it could not take is tried again at the next check (the threshold keeps room for it)."""
+        if self.fleet is None:
+            return
+        full = self.storage.full
+        if self._storage_alarm is full or (self._storage_alarm is None and not full):
+            return
+        free_mb = (self.storage.free_bytes or 0) // (1024 * 1024)
+        minimum = self.storage.min_free_bytes // (1024 * 1024)
+        text = (f"data disk nearly full: {free_mb} MB free (minimum {minimum} MB); new transactions refused"
+                if full else f"data disk has room again: {free_mb} MB free")
+        try:
+            self.fleet.alarm("storage_full", "major", text, active=full)
+        except Exception as exc:  # noqa: BLE001 - the refusal stands; the alarm is tried again at the next check
+            log.warning("storage_full alarm not queued: %s", type(exc).__name__)
+            return
+        self._storage_alarm = full
 
     # operators ------------------------------------------------------------------------------------------------------
     def set_maintenance(self, reason: str | None) -> None:
@@ -392,6 +467,8 @@ class KioskCore:
         if event.type == "error":
             self._audit("card_error", self.session.data.id if self.session.active else None,
                               code=error_code(event.error))
+            if error_code(event.error) in ("no_device", "timeout", "hardware_error"):
+                self.check_health()   # the reader itself went away or broke: the menu and the fleet know at once
             self._emit("card_error", error=event.error)
             return
         if event.type == "removed" and event.source == "smartcard":
@@ -470,10 +547,18 @@ class KioskCore:
     def refresh_guides(self) -> int:
         """Refresh the offline copy of the catalogue when it is a day old (on a worker; a failure keeps the old one)."""
         self._last_guide_check = self._clock()
+        from kiosk.storage import is_disk_full
+
         try:
             return self.guide_cache.refresh_if_stale(self.platform)
         except KioskError as exc:
             log.warning("guide cache not refreshed: %s", error_code(exc))
+            return 0
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            log.warning("guide cache not refreshed: the data disk is full (the old copy stays)")
+            self.storage.note_full()
             return 0
 
     def query_progress(self, number: str, id_last4: str | None = None, on_result: Callback = None,
@@ -521,8 +606,11 @@ class KioskCore:
         return identity_levels.level_of(bool(face.get("match")) if face else None, citizen.pin_verified)
 
     def feature_lock(self, feature: str) -> str | None:
-        """Why a menu feature is unavailable to this session's identity level (a translation key: needs face
-        verification), None when it is available. Screens mark such tiles and explain on a tap."""
+        """Why a menu feature is unavailable now (a translation key): the data disk full for a transaction
+        (``storage.unavailable``), or this session's identity level (needs face verification); None when it is
+        available. Screens mark such tiles and explain on a tap."""
+        if feature in TRANSACTION_FEATURES and (self.storage.full or self.availability.storage_full):
+            return "storage.unavailable"
         return identity_levels.lock_reason(self.identity_level(), feature, camera=self.face_check.can_verify)
 
     def session_refused(self, exc: BaseException) -> None:

@@ -66,9 +66,10 @@ class FleetLink:
         """Something operators care about changed (availability, paper, a session): report it now."""
         self.agent.notify_changed()
 
-    def alarm(self, code: str, severity: str, text: str = "") -> None:
-        """An application alarm for operators (device ``app``): the shell's crash handler (kiosk/lifecycle.py)."""
-        self.agent.report_alarm("app", code, severity, text)
+    def alarm(self, code: str, severity: str, text: str = "", active: bool = True) -> None:
+        """An application alarm for operators (device ``app``): the shell's crash handler (kiosk/lifecycle.py), the
+        storage guard (``storage_full``). ``active=False`` clears it (the condition is gone)."""
+        self.agent.report_alarm("app", code, severity, text, active=active)
         self.agent.notify_changed()   # the service state (out of service after a crash loop) goes with it
 
     # what the agent reports besides devices ---------------------------------------------------------------------------

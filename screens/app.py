@@ -348,7 +348,8 @@ class KioskApp(App):
         from screens.menu import LockedNotice
 
         self.core.touch()
-        LockedNotice(reason=reason, can_verify=self.core.face_check.can_verify).open()
+        can_verify = self.core.face_check.can_verify and reason.startswith("identity.")  # not for a full disk
+        LockedNotice(reason=reason, can_verify=can_verify).open()
 
     def verify_face_again(self) -> None:
         """A card-only citizen asked for the face check after all."""
@@ -456,6 +457,7 @@ class KioskApp(App):
     def _apply_availability(self, availability: Availability) -> None:
         self.features = {f: availability.feature(f) for f in ("guide", "progress", "my_applications", "print",
                                                                  "identify")}
+        self._refresh_locks()   # the data disk full or back: transaction tiles marked with the reason
         oos = self.sm.get_screen("out_of_service")
         oos.update(availability)
         if availability.out_of_service and self.core.session.state is State.IDLE:

@@ -85,6 +85,17 @@ class ManagedProcess:
         if self.proc.stdout:
             self.proc.stdout.close()
 
+    def kill(self) -> None:
+        """Kill at once (SIGKILL to the process group: no goodbye, like a pulled plug or a crash) and reap it."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
     def __enter__(self) -> "ManagedProcess":
         return self
 

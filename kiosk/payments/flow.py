@@ -197,7 +197,9 @@ class PaymentFlow:
         def work() -> PaymentDone:
             if not self.ready.is_set():
                 raise PaymentsNotReady("reconciliation still running")
-            with self._busy:
+            # the payment journal records every step before the pad is asked: refused while the disk is full
+            self.core.require_storage("payment")
+            with self._busy, self.core.storage.writing("payment journal"):
                 outcome = self.service.pay(order, channel, cancel)
             self.core._audit("payment", session_id, order=outcome.record.order_no, channel=channel,
                              status=outcome.status, state=outcome.record.state.value,

@@ -488,8 +488,10 @@ class ApplyFlow:
         def send() -> Outcome:
             item = existing
             if item is None or item.state == "rejected":
+                self.core.require_storage("application")   # data disk full: StorageFull, nothing journaled
                 payload["token"] = self._token()
-                item = self.outbox.put("application", payload)
+                with self.core.storage.writing("outbox"):
+                    item = self.outbox.put("application", payload)
             self.item = item
             try:
                 done = self.outbox.attempt(item.id)
@@ -521,9 +523,10 @@ class ApplyFlow:
         """Blocking: a rating through the outbox (journaled with its key, then sent). Returns the platform's answer
         with ``queued: False``, or ``{"queued": True, "reference": ...}`` when the platform is unreachable."""
         existing = self.outbox.by_key(idempotency_key)
-        item = existing if existing is not None and existing.kind == "rating" else self.outbox.put(
-            "rating", {"target_type": target_type, "target_id": target_id, "stars": stars, "tags": list(tags),
-                       "comment": comment, "token": token or ""}, idempotency_key=idempotency_key)
+        with self.core.storage.writing("outbox"):
+            item = existing if existing is not None and existing.kind == "rating" else self.outbox.put(
+                "rating", {"target_type": target_type, "target_id": target_id, "stars": stars, "tags": list(tags),
+                           "comment": comment, "token": token or ""}, idempotency_key=idempotency_key)
         try:
             done = self.outbox.attempt(item.id)
         except PlatformUnavailable:

@@ -126,9 +126,15 @@ class CertificatesFlow(CoreFlow):
         entry = service.journal.get(first) if first else None
         if entry is not None and entry.state != "done" and entry.closed is None and entry.may_have_printed:
             raise ReprintNeedsAuthorisation(f"print job {first} may have printed: staff decide")
+        self.core.require_storage("print")   # the PDF and its print job go on the data disk
         pdf = self.with_token(lambda token: self.core.platform.e_certificate_pdf(token, cert_id))
         path = self.core.session.temp_dir() / f"{safe_name(cert_id)}.pdf"
-        path.write_bytes(pdf)
+        try:
+            with self.core.storage.writing("certificate PDF"):
+                path.write_bytes(pdf)
+        except BaseException:
+            path.unlink(missing_ok=True)   # no half-written document left behind
+            raise
         try:
             if entry is not None and entry.state == "done":
                 result = service.print_licence_again(entry.id, path, authorised_by="citizen_request")

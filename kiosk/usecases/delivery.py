@@ -147,6 +147,7 @@ class DeliveryFlow(CoreFlow):
         """Order the delivery (after explicit consent) and print its receipt."""
         if not agreed:
             raise ConsentRequired("the citizen did not agree to pass the address to EMS")
+        self.core.require_storage("delivery")   # its receipt is journaled: not ordered while the disk is full
         address = make_address(self.recipient_name(), phone, province, city, district, detail)
         key = self.key("order", application.number)
         delivery = self.with_token(lambda token: self.core.platform.request_delivery(

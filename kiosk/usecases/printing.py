@@ -21,6 +21,7 @@ the service has methods of the same names that go through the journal.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -87,6 +88,21 @@ class ReprintNeedsAuthorisation(ReprintRefused):
 
 # --- the service ----------------------------------------------------------------------------------------------------
 
+def _storage_guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A print is a transaction: refused with StorageFull while the data disk is below the threshold (the journal
+    records every job before its first byte), and a disk-full failure of a journal write becomes StorageFull (each
+    journal write is one SQLite transaction: nothing half-recorded)."""
+    @functools.wraps(method)
+    def guarded(self: "PrintService", *args: Any, **kwargs: Any) -> Any:
+        storage = self.storage
+        if storage is None:
+            return method(self, *args, **kwargs)
+        storage.require("print")
+        with storage.writing("print journal"):
+            return method(self, *args, **kwargs)
+    return guarded
+
+
 class PrintService:
     """Printing with the journal. Printers are given directly or looked up by kind through ``devices`` (e.g. the
     device manager's ``get``), at each call, so a printer that comes back later is used."""
@@ -106,6 +122,8 @@ class PrintService:
         self._paper: dict[str, PaperState] = {}
         self._low_supplies: dict[str, frozenset[str]] = {}
         self._state_lock = threading.Lock()
+        #: the kiosk's storage guard (kiosk/storage.py), set by the core; None: no free-space check
+        self.storage: Any = None
         journal.subscribe(lambda entry: self._emit("print_job", **entry.to_dict()))
 
     # ------------------------------------------------------------------------------------------ events
@@ -162,6 +180,7 @@ class PrintService:
         ctx = {**_common(self.kiosk_id, self.kiosk_name), "staff_hotline": self.staff_hotline, **context}
         return receipts.render(template, job_id=job_id, **ctx)
 
+    @_storage_guarded
     def print_receipt(self, template: str, *, summary: str = "", **context: Any) -> PrintResult:
         """Render ``template`` with ``context`` and print it through the journal."""
         printer = self.receipt_printer()
@@ -207,6 +226,7 @@ class PrintService:
         return self.print_receipt("fault_slip", summary=f"故障告知单 {code}", fault=fault)
 
     # ------------------------------------------------------------------------------------------ licences
+    @_storage_guarded
     def print_licence(self, pdf_path: str | os.PathLike[str], options: LicenceOptions | None = None, *,
                       document_type: str = "licence", summary: str = "", document_ref: str = "") -> JobResult:
         """Print a PDF licence/certificate. ``document_type`` names it in the journal (e.g. ``business_licence``);
@@ -218,6 +238,7 @@ class PrintService:
                             payload={"options": options.to_dict(), "document_ref": document_ref})
         return self._send_licence(printer, job_id, pdf_path, options)
 
+    @_storage_guarded
     def print_licence_again(self, original_job_id: str, pdf_path: str | os.PathLike[str], *,
                             authorised_by: str | None = None) -> JobResult:
         """Another copy of a licence that printed completely (e.g. the citizen asks for the same certificate again):
@@ -318,6 +339,7 @@ class PrintService:
             return self.journal.mark_failed(entry.id, f"job_{info.state}", detail=", ".join(info.reasons))
         return entry                                    # still pending/processing, or already failed: leave it
 
+    @_storage_guarded
     def reprint(self, job_id: str, *, pdf_path: str | os.PathLike[str] | None = None,
                 authorised_by: str | None = None) -> PrintResult | JobResult:
         """Print an unfinished job again as a new job with ``reprint_of`` = ``job_id`` (the original is closed).
