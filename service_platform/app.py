@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service_platform import __version__
 from service_platform.auth import NonceStore, wall_clock
+from service_platform.deps import single_valued_query
 from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url, utcnow
 from service_platform.ecert_pdf import PdfCache
 from service_platform.errors import install_error_handlers
@@ -94,7 +95,8 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
         engine.dispose()
 
     app = FastAPI(title="Service platform (一网通办) — reference", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, generate_unique_id_function=_operation_id)
+                  lifespan=lifespan, generate_unique_id_function=_operation_id,
+                  dependencies=[Depends(single_valued_query)])
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
     app.state.clock = clock

@@ -70,7 +70,9 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(request)
+            allow = allowed_methods(request, headers.get("Allow"))
+            if allow:
+                headers["Allow"] = allow
         return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
@@ -79,18 +81,32 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 
-def allowed_methods(request: Request) -> str:
-    """``Allow`` of a 405: every method of every route on this path. Starlette names only the first route that
-    matched the path, but one path may be served by several routes (``GET`` and ``POST me/applications`` live in
-    different routers)."""
-    from starlette.routing import Route
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
+
+def allowed_methods(request: Request, fallback: str | None = None) -> str | None:
+    """``Allow`` of a 405: the methods the spec (``app.openapi()``, the contract) lists for this path. Starlette
+    names only the methods of the first route that matched the path, but one path may be served by routes in
+    several routers (``GET`` and ``POST me/applications``). A literal path beats a template that also matches it
+    (``POST me/applications/pre-review`` is not ``GET me/applications/{number}``). Paths outside the spec
+    (``/docs``): ``fallback``, Starlette's own."""
+    import re
+
+    app = request.app
+    table = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, ops in app.openapi().get("paths", {}).items():
+            regex = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$")
+            methods = ", ".join(m.upper() for m in _HTTP_METHODS if m in ops)
+            table.append((template.count("{"), regex, methods))
+        table.sort(key=lambda row: row[0])
+        app.state.allow_table = table
     path = request.scope.get("path", "")
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    for _params, regex, methods in table:
+        if regex.match(path):
+            return methods
+    return fallback
 
 
 _DESCRIPTIONS = {401: "Missing/wrong kiosk credentials (unauthorized) or citizen session problem "

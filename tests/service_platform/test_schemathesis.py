@@ -156,3 +156,21 @@ def test_an_undecodable_body_is_a_documented_validation_failure(client: Any) -> 
                          headers={**citizen_headers(client), "Content-Type": "application/json",
                                   "Idempotency-Key": "undecodable-1"})
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "validation_failed"
+
+
+def test_a_405_allows_every_method_of_the_path(client: Any) -> None:
+    """Found by schemathesis (allow_header_conformance): one path served by routes in two routers (GET and POST
+    me/applications) answered ``Allow: GET``. (An empty ``Allow`` would pass both checks: asserted here.)"""
+    for path, allow in [("/api/v1/me/applications", "GET, POST"), ("/api/v1/me/payment-orders", "GET, POST"),
+                        ("/api/v1/me/applications/pre-review", "POST"),  # not GET me/applications/{number}
+                        ("/api/v1/citizen-sessions/current", "DELETE"), ("/api/v1/categories", "GET")]:
+        answer = client.request("PATCH", path)
+        assert answer.status_code == 405 and answer.headers["allow"] == allow, (path, answer.headers)
+
+
+def test_query_values_are_what_the_schema_says(client: Any) -> None:
+    """Found by schemathesis (negative_data_rejection): ``date=0`` read as 1970-01-01 (pydantic's lax dates take
+    Unix time), and a repeated scalar parameter was read as one of its values."""
+    assert client.get("/api/v1/halls/city-hall/slots", params={"date": "0"}).status_code == 422
+    assert client.get("/api/v1/services?q=a&q=b").status_code == 422
+    assert client.get("/api/v1/services?q=a").status_code == 200
