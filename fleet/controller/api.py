@@ -35,18 +35,24 @@ SERVICE_ZH = {"in_service": "服务中", "out_of_service": "暂停服务"}
 SEVERITY_ZH = {"critical": "紧急", "major": "严重", "warning": "警告", "info": "提示"}
 RULE_ZH = {"kiosk_offline": "终端离线", "paper_out": "打印纸用尽", "paper_near_end": "打印纸将尽",
            "device_fault": "设备故障", "disk_low": "磁盘空间不足", "seq_gap": "消息丢失（序号断档）",
-           "audit_chain_broken": "审计日志链断裂（尾部被删或被改写）"}
+           "audit_chain_broken": "审计日志链断裂（尾部被删或被改写）", "app_alarm": "应用告警"}
+#: application alarm codes (rule ``app_alarm``: the code is the alert's device; fleet.controller.rules.APP_ALARMS)
+APP_ALARM_ZH = {"app_exception": "应用异常", "crash_loop": "应用反复崩溃，已暂停服务",
+                "storage_full": "数据盘空间将满，暂停新业务", "kiosk_rate_limited": "平台限流：每小时办理人数过多",
+                "outbox_key_missing": "待发队列密钥丢失", "audit_chain_break": "审计日志链已重新开始（终端声明）",
+                "audit_torn_tail": "审计日志尾部残缺（已隔离）"}
 COMMAND_ZH = {"restart_app": "重启应用", "out_of_service": "暂停服务", "back_in_service": "恢复服务",
               "show_announcement": "发布公告", "push_profile": "推送设备配置", "self_test": "设备自检",
               "rebirth": "请求全量状态"}
 COMMAND_STATUS_ZH = {"queued": "排队中", "sent": "已发送", "delivered": "已送达", "succeeded": "成功",
                      "failed": "失败", "rejected": "被拒绝", "timed_out": "超时", "expired": "已过期"}
 DEVICE_ZH = {"idcard": "身份证阅读器", "receipt_printer": "凭条打印机", "payment_pad": "支付键盘",
-             "smartcard": "社保卡读卡器", "camera": "摄像头", "qr_scanner": "扫码器", "licence_printer": "证照打印机"}
+             "smartcard": "社保卡读卡器", "camera": "摄像头", "qr_scanner": "扫码器", "licence_printer": "证照打印机",
+             "app": "应用程序"}
 OFFLINE_ZH = {"will": "连接中断（遗嘱消息）", "shutdown": "正常关机", "heartbeat_missed": "心跳超时"}
 ROLE_ZH = {"viewer": "只读", "operator": "运维员", "admin": "管理员"}
 EVENT_ZH = {"paper_out": "打印纸用尽", "paper_near_end": "打印纸将尽", "device_fault": "设备故障",
-            "device_offline": "设备离线", "command_rejected": "拒绝了伪造的命令"}
+            "device_offline": "设备离线", "command_rejected": "拒绝了伪造的命令", **APP_ALARM_ZH}
 
 
 # --- API models (the OpenAPI contract) ------------------------------------------------------------------------------
@@ -268,7 +274,8 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.ChainableUndefined)
     env.globals.update(STATE_ZH=STATE_ZH, PAPER_ZH=PAPER_ZH, SERVICE_ZH=SERVICE_ZH, SEVERITY_ZH=SEVERITY_ZH,
                        RULE_ZH=RULE_ZH, COMMAND_ZH=COMMAND_ZH, COMMAND_STATUS_ZH=COMMAND_STATUS_ZH,
-                       DEVICE_ZH=DEVICE_ZH, EVENT_ZH=EVENT_ZH, OFFLINE_ZH=OFFLINE_ZH, ROLE_ZH=ROLE_ZH, ROLES=ROLES,
+                       DEVICE_ZH=DEVICE_ZH, EVENT_ZH=EVENT_ZH, APP_ALARM_ZH=APP_ALARM_ZH, OFFLINE_ZH=OFFLINE_ZH,
+                       ROLE_ZH=ROLE_ZH, ROLES=ROLES,
                        fmt_time=charts.fmt_time, fmt_ago=charts.fmt_ago, fmt_duration=charts.fmt_duration)
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
     return env
@@ -446,7 +453,8 @@ def create_app(controller: Any, cookie_secure: bool = False) -> FastAPI:
         return store.alerts(status, kiosk_id, severity, limit)
 
     @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut, tags=["alerts"],
-              summary="acknowledge an alert (it still clears by itself when its condition is gone)",
+              summary="acknowledge an alert (it still clears by itself when its condition is gone); a one-shot "
+                      "application alarm (rule app_alarm, every code but storage_full) is closed by it",
               **guard("operator"))
     def ack_alert(alert_id: int, user: Principal = Depends(require_role("operator"))) -> dict[str, Any]:
         if store.alert(alert_id) is None:

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--share-group", default="controllers", help="shared-subscription group (default controllers)")
     serve.add_argument("--offline-after", type=float, default=60.0, help="kiosk offline alert after S seconds")
     serve.add_argument("--disk-low-pct", type=float, default=10.0)
+    serve.add_argument("--app-alarm-backlog", type=float, default=600.0, metavar="S",
+                       help="an application alarm sent from a kiosk's outbox still opens an alert when at most S "
+                            "seconds old (startup alarms, short outages); older ones go to the event log only")
     serve.add_argument("--retention-days", type=int, default=30, help="keep the time series this many days")
     serve.add_argument("--flush-interval", type=float, default=0.25, help="seconds between database commits")
     serve.add_argument("--command-timeout", type=float, default=120.0,
@@ -139,7 +142,8 @@ def serve(args: argparse.Namespace) -> int:
     config = ControllerConfig(broker=args.broker, db=args.db, signing_key=key, controller_id=args.controller_id,
                               share_group=args.share_group, flush_interval_s=args.flush_interval,
                               retention_days=args.retention_days, command_timeout_s=args.command_timeout,
-                              rules=RuleConfig(offline_after_s=args.offline_after, disk_low_pct=args.disk_low_pct))
+                              rules=RuleConfig(offline_after_s=args.offline_after, disk_low_pct=args.disk_low_pct,
+                                               app_alarm_backlog_s=args.app_alarm_backlog))
     import gc
 
     # the ingest keeps per-kiosk caches (tens of thousands of small objects) and creates many short-lived ones:

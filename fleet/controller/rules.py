@@ -19,7 +19,17 @@ Rules
                   compared as reported (on every audit entry and heartbeat); a tail deleted and then overwritten by
                   more entries than were removed before the next report is not seen here — ``kiosk audit-verify``
                   on the kiosk's files is the full check.
-While a kiosk is offline its device alerts are left as they are (its metrics are stale: nothing opens or clears).
+  app_alarm       (the event's) an application alarm from the kiosk (device ``app``): one alert per kiosk and alarm
+                  code (the code is the alert's ``device``, so ``open_key`` is ``kiosk|app_alarm|code``), with the
+                  severity and text of the newest event. Opened by an active event — a live one, or one sent from the
+                  outbox (``historical``) at most ``app_alarm_backlog_s`` after it happened (the kiosk queues its
+                  startup alarms before its first connection); older backlog and replays go to the event log only.
+                  Cleared by a newer inactive event of the same code from the same kiosk (``storage_full``). One-shot
+                  codes (every code but :data:`APP_ALARM_CONDITIONS`: ``app_exception``, ``crash_loop``, …) have no
+                  inactive event: an operator's acknowledgement closes them; a condition's acknowledgement only
+                  acknowledges. The state per (kiosk, code) is the table ``app_alarms`` (newest ``mid`` wins).
+While a kiosk is offline its device alerts are left as they are (its metrics are stale: nothing opens or clears);
+its app alarms stay as they are too (they do not depend on it being online).
 """
 from __future__ import annotations
 
@@ -37,8 +47,31 @@ RULES = {
     "disk_low": "Disk space low",
     "seq_gap": "Messages lost (sequence gap)",
     "audit_chain_broken": "Audit chain broken (tail deleted or rewritten)",
+    "app_alarm": "Application alarm",
 }
 DEVICE_RULES = ("paper_out", "paper_near_end", "device_fault")
+
+#: the device name application alarms come with (``kiosk/fleet_link.py`` ``alarm()``)
+APP_DEVICE = "app"
+APP_RULE = "app_alarm"
+#: application alarm codes the kiosk reports (the alert's ``device``), with labels; others open alerts all the same
+APP_ALARMS = {
+    "app_exception": "Unexpected exception in the kiosk application",
+    "crash_loop": "Repeated crashes: the kiosk took itself out of service",
+    "storage_full": "Data disk nearly full: new transactions refused",
+    "kiosk_rate_limited": "Platform refused sessions: too many distinct citizens per hour",
+    "outbox_key_missing": "Outbox key missing: queued submissions set aside",
+    "audit_chain_break": "Audit chain restarted by the kiosk (declared break)",
+    "audit_torn_tail": "Audit journal had a torn tail (set aside)",
+}
+#: conditions the kiosk raises and clears itself (active=true, then active=false): an acknowledgement leaves their
+#: alert open. Every other code is one-shot: its alert stays open until an operator acknowledges it, which closes it.
+APP_ALARM_CONDITIONS = frozenset({"storage_full"})
+
+
+def closes_on_ack(rule: str, device: str | None) -> bool:
+    """Whether acknowledging an open alert of this rule/device closes it (one-shot application alarms)."""
+    return rule == APP_RULE and (device or "") not in APP_ALARM_CONDITIONS
 
 
 @dataclass(frozen=True)
@@ -46,6 +79,9 @@ class RuleConfig:
     offline_after_s: float = 60.0
     disk_low_pct: float = 10.0
     disk_low_mb: int = 500
+    #: an application alarm sent from the outbox (``historical``) still opens an alert when it happened at most this
+    #: long before the controller received it (kiosk clock): startup alarms, a short broker outage
+    app_alarm_backlog_s: float = 600.0
 
 
 def open_key(kiosk_id: str, rule: str, device: str) -> str:
@@ -66,8 +102,10 @@ def audit_head_regression(prev: Mapping[str, Any], head: Mapping[str, Any]) -> s
 
 
 def desired_alerts(kiosk: Any, devices: Iterable[Any], open_alerts: Mapping[tuple[str, str], Any], now: int,
-                   cfg: RuleConfig, audit_break: str | None = None) -> dict[tuple[str, str], tuple[str, str]]:
-    """``{(rule, device): (severity, detail)}`` that should be open for this kiosk now."""
+                   cfg: RuleConfig, audit_break: str | None = None, app_alarms: Iterable[Any] = ()
+                   ) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(rule, device): (severity, detail)}`` that should be open for this kiosk now. ``app_alarms``: the
+    kiosk's active application alarms (rows of ``app_alarms``: ``code``, ``severity``, ``text``)."""
     out: dict[tuple[str, str], tuple[str, str]] = {}
     if not kiosk.online:
         since = kiosk.offline_since
@@ -98,6 +136,8 @@ def desired_alerts(kiosk: Any, devices: Iterable[Any], open_alerts: Mapping[tupl
         out[("seq_gap", "")] = ("warning", kiosk.gap_detail or "")
     if audit_break:
         out[("audit_chain_broken", "")] = ("critical", audit_break)
+    for a in app_alarms:
+        out[(APP_RULE, a.code)] = (a.severity, a.text or "")
     return out
 
 

@@ -566,11 +566,29 @@ class FleetController:
                 severity = ev.get("severity") if ev.get("severity") in P.SEVERITIES else "warning"
                 device = str(ev.get("device", ""))[:40]
                 active = bool(ev.get("active"))
+                text = P.scrub_text(ev.get("text") or "", 200)
                 batch.events.append({"kiosk_id": kiosk_id, "ts": payload["ts"], "device": device, "code": code,
-                                     "severity": severity, "active": active,
-                                     "text": P.scrub_text(ev.get("text") or "", 200)})
-                if active and code in ALARM_RULE and not historical:
+                                     "severity": severity, "active": active, "text": text})
+                if device == R.APP_DEVICE and code:
+                    self._app_alarm(batch, kiosk_id, code, active, severity, text, mid, payload["ts"], recv,
+                                    historical)
+                elif active and code in ALARM_RULE and not historical:
                     batch.alarm_hits.add((kiosk_id, ALARM_RULE[code], device))
+
+    def _app_alarm(self, batch: Batch, kiosk_id: str, code: str, active: bool, severity: str, text: str, mid: int,
+                   ts: int, recv: int, historical: bool) -> None:
+        """An application alarm event (device ``app``) into the kiosk's alarm state (rule ``app_alarm``): an active
+        event raises it — unless it is backlog from the outbox older than ``app_alarm_backlog_s`` (event log only) —
+        an inactive one lowers it; the store keeps the newest per code by ``mid``."""
+        if active and historical and recv - ts > self.config.rules.app_alarm_backlog_s * 1000:
+            return
+        key = (kiosk_id, code)
+        prev = batch.app_alarms.get(key)
+        if prev is None or prev[5] <= mid:
+            batch.app_alarms[key] = (kiosk_id, code, active, severity, text, mid, ts)
+        if active:
+            batch.alarm_hits.add((kiosk_id, R.APP_RULE, code))
+        batch.candidates.add(kiosk_id)
 
     def _settle(self, batch: Batch) -> None:
         """The latest state from this flush's messages (births aside), once per kiosk: device rows newest per device
@@ -712,10 +730,11 @@ class FleetController:
         with self._rule_lock, self.store.engine.begin() as conn:
             krows, drows, arows = self.store.load_for_rules(conn, sorted(kiosk_ids))
             breaks = self.store.audit_breaks(conn, sorted(kiosk_ids))
+            app_alarms = self.store.active_app_alarms(conn, sorted(kiosk_ids))
             for kiosk_id, krow in krows.items():
                 open_alerts = arows.get(kiosk_id, {})
                 desired = R.desired_alerts(krow, drows.get(kiosk_id, []), open_alerts, now, self.config.rules,
-                                           audit_break=breaks.get(kiosk_id))
+                                           audit_break=breaks.get(kiosk_id), app_alarms=app_alarms.get(kiosk_id, ()))
                 kiosk_hits = {(r, d) for (k, r, d) in (hits or ()) if k == kiosk_id}
                 opened, cleared, refreshed = R.diff(kiosk_id, desired, open_alerts, kiosk_hits)
                 state = R.kiosk_state(krow, drows.get(kiosk_id, []))

@@ -16,6 +16,8 @@ Tables
   controllers each controller process's ingest counters
   audit_heads each kiosk's newest audit chain head (seq, hash, epoch; guarded by ``mid``) and whether it ever went
               backwards (rule ``audit_chain_broken``)
+  app_alarms  each kiosk's application alarms (device ``app``) by code: active or not, severity, text (guarded by
+              ``mid``: newest wins) — rule ``app_alarm``
   seq_log     per-flush (kiosk, bdSeq, seq) runs for the cross-controller sequence audit (kept two minutes)
   settings    shared secrets (the dashboard's CSRF key)
 
@@ -134,6 +136,20 @@ audit_heads = Table(
     Column("broken", Boolean, nullable=False, default=False),
     Column("detail", Text),
     Column("broken_at", BigInteger),
+)
+
+#: application alarms per kiosk and code (rule ``app_alarm``): the newest event by the kiosk's message number; an
+#: acknowledged one-shot alarm is set inactive (its ``mid`` kept, so a redelivery of the same event does not reopen it)
+app_alarms = Table(
+    "app_alarms", metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("mid", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 commands = Table(
@@ -298,6 +314,8 @@ class Batch:
     seq_runs: dict[str, list[Any]] = field(default_factory=dict)   # kiosk → its last run in seq_entries
     candidates: set[str] = field(default_factory=set)
     alarm_hits: set[tuple[str, str, str]] = field(default_factory=set)    # (kiosk, rule, device) re-reported
+    # (kiosk, code) → (kiosk, code, active, severity, text, mid, ts): the newest application alarm event per code
+    app_alarms: dict[tuple[str, str], tuple] = field(default_factory=dict)
     audit_heads: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)  # kiosk → [(mid, head)]
     # kiosk → [[device set, newest mid, its recv] per run of messages, (mid, service, announcement, counters, host)
     # of the newest message with kiosk fields]: what the controller settles latest state from before writing
@@ -477,6 +495,13 @@ class Store:
                              .values(online=False, state="offline", offline_since=recv, offline_reason=reason))
             if batch.events:
                 conn.execute(insert(events), batch.events)
+            if batch.app_alarms:
+                conn.exec_driver_sql(self._sql("app_alarms", (
+                    "INSERT INTO app_alarms (kiosk_id, code, active, severity, text, mid, ts, updated_at) "
+                    "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (kiosk_id, code) DO UPDATE SET active = excluded.active, "
+                    "severity = excluded.severity, text = excluded.text, mid = excluded.mid, ts = excluded.ts, "
+                    "updated_at = excluded.updated_at WHERE excluded.mid > app_alarms.mid")),
+                    [(*batch.app_alarms[key], now) for key in sorted(batch.app_alarms)])
             forged = []
             for result in batch.results:
                 if not self._apply_result(conn, result) and result["status"] == "rejected":
@@ -674,6 +699,15 @@ class Store:
                 out[r.kiosk_id] = r.detail or "audit chain head went backwards"
         return out
 
+    def active_app_alarms(self, conn: Connection, kiosk_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """``{kiosk: [app_alarms rows]}`` of the given kiosks' active application alarms."""
+        out: dict[str, list[Any]] = {}
+        for chunk in _chunks(list(kiosk_ids), 500):
+            for r in conn.execute(select(app_alarms).where(and_(app_alarms.c.kiosk_id.in_(chunk),
+                                                                app_alarms.c.active.is_(True)))):
+                out.setdefault(r.kiosk_id, []).append(r)
+        return out
+
     def audit_head(self, kiosk_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(audit_heads).where(audit_heads.c.kiosk_id == kiosk_id)).first()
@@ -810,6 +844,8 @@ class Store:
     def prune_events(self, before_ms: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(events).where(events.c.ts < before_ms))
+            conn.execute(delete(app_alarms).where(and_(app_alarms.c.active.is_(False),
+                                                       app_alarms.c.updated_at < before_ms)))
             conn.execute(delete(alerts).where(and_(alerts.c.status == "cleared", alerts.c.cleared_at < before_ms)))
             conn.execute(delete(commands).where(and_(commands.c.status.in_(FINAL_COMMAND_STATES),
                                                      commands.c.updated_at < before_ms)))
@@ -1038,9 +1074,27 @@ class Store:
         return alert_dict(rows) if rows else None
 
     def ack_alert(self, alert_id: int, username: str, now: int) -> bool:
+        """Acknowledge an alert (once). A one-shot application alarm (:func:`rules.closes_on_ack`) is closed by it too:
+        the alert is cleared and the kiosk's alarm of that code set inactive (a later event opens a new alert)."""
+        from fleet.controller.rules import closes_on_ack
+
         with self.engine.begin() as conn:
-            return conn.execute(update(alerts).where(and_(alerts.c.id == alert_id, alerts.c.acked_at.is_(None)))
-                                .values(acked_by=username, acked_at=now)).rowcount > 0
+            row = conn.execute(select(alerts.c.kiosk_id, alerts.c.rule, alerts.c.device, alerts.c.status)
+                               .where(alerts.c.id == alert_id)).first()
+            if row is None:
+                return False
+            closes = row.status == "open" and closes_on_ack(row.rule, row.device)
+            values: dict[str, Any] = {"acked_by": username, "acked_at": now}
+            if closes:
+                values.update(status="cleared", cleared_at=now, open_key=None, last_seen_at=now)
+            done = conn.execute(update(alerts).where(and_(alerts.c.id == alert_id, alerts.c.acked_at.is_(None)))
+                                .values(**values)).rowcount > 0
+            if done and closes:
+                conn.execute(update(app_alarms).where(and_(app_alarms.c.kiosk_id == row.kiosk_id,
+                                                           app_alarms.c.code == row.device,
+                                                           app_alarms.c.active.is_(True)))
+                             .values(active=False, updated_at=now))
+            return done
 
     def kiosk_commands(self, kiosk_id: str, limit: int = 50) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
