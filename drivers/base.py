@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import enum
 import functools
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
@@ -221,3 +222,38 @@ def mask_card_number(value: str) -> str:
         if middle and all(c in _MASK_CHARS for c in middle) and head <= 6 and tail <= 4:
             return text[:head] + "*" * len(middle) + text[len(text) - tail:]
     return "*" * len(text)
+
+
+#: a run of 13–19 digits (spaces or dashes allowed between them), not part of a longer run
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+#: what may follow a PAN in track data: track 2 ``=`` (ISO 7813) or ``D`` (EMV tag 57), track 1 ``^``
+_TRACK_SEPARATORS = frozenset("=Dd^")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def redact_card_numbers(text: str) -> str:
+    """``text`` with every card number in it masked to first 6 / last 4 (:func:`mask_pan`): a run of 13–19 digits
+    that passes the Luhn check, or that is followed by a track-data separator (``=``, ``D``, ``^``). For free text a
+    device hands over (a card's application label, a scanned code): nothing that looks like a PAN passes a driver in
+    clear, wherever it stands in the text (an order number that happens to pass Luhn is masked too: the safe side).
+    Other text is returned unchanged."""
+    if not text:
+        return text
+
+    def replace(match: "re.Match[str]") -> str:
+        digits = "".join(c for c in match.group(0) if c.isdigit())
+        follows = text[match.end():match.end() + 1]
+        if _luhn_ok(digits) or (follows and follows in _TRACK_SEPARATORS):
+            return mask_pan(digits)
+        return match.group(0)
+
+    return _DIGIT_RUN.sub(replace, str(text))

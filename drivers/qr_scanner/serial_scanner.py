@@ -15,7 +15,7 @@ import serial
 
 from drivers.base import DeviceState, DeviceStatus, device_call
 from drivers.errors import NoDevice
-from drivers.qr_scanner.base import QrScanner
+from drivers.qr_scanner.base import QrScanner, scrub_card_numbers
 
 MAX_CODE = 512
 
@@ -39,7 +39,7 @@ class SerialQrScanner(QrScanner):
         super().__init__(**settings)
         self.port: str = settings["port"]
         self.baud = int(settings.get("baud", 9600))
-        self.counters: dict[str, int] = {"codes": 0, "errors": 0, "too_long": 0}
+        self.counters: dict[str, int] = {"codes": 0, "errors": 0, "too_long": 0, "card_numbers_masked": 0}
         self._ser: serial.SerialBase | None = None
         self._buf = bytearray()
 
@@ -75,7 +75,10 @@ class SerialQrScanner(QrScanner):
                 code = line.decode("utf-8", "replace").strip()
                 if code:
                     self.counters["codes"] += 1
-                    return code
+                    scrubbed = scrub_card_numbers(code)   # no card number leaves the driver (base.py)
+                    if scrubbed != code:
+                        self.counters["card_numbers_masked"] += 1
+                    return scrubbed
                 return self._take_line()
         if len(self._buf) > MAX_CODE:   # no terminator in sight: noise, drop it
             self.counters["too_long"] += 1

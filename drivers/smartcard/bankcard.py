@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Iterable
 
-from drivers.base import mask_pan
+from drivers.base import mask_card_number, mask_pan, redact_card_numbers
 from drivers.errors import InvalidCardData
 from drivers.smartcard.errors import TlvError
 from drivers.smartcard.tlv import Tlv, build_ber_tlv, find_tag, iter_tags, parse_ber_tlv
@@ -58,6 +58,12 @@ class BankCard:
     aid: str
     label: str = ""
     scheme: str = ""
+
+    def __post_init__(self) -> None:
+        # the boundary holds whoever builds one: a full number given here is masked, and the card's own free-text
+        # application label (tag 50, written by the issuer — or by a hostile card) cannot carry a PAN out either
+        object.__setattr__(self, "masked_pan", mask_card_number(self.masked_pan))
+        object.__setattr__(self, "label", redact_card_numbers(self.label))
 
     @property
     def last4(self) -> str:

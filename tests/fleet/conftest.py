@@ -31,7 +31,10 @@ ADMIN_PASSWORD = "test-operator-password"
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    m = Mosquitto(tmp_path / "broker", anonymous=True).start()  # loopback, usernames as given: tests only
+    try:
+        m = Mosquitto(tmp_path / "broker", anonymous=True).start()  # loopback, usernames as given: tests only
+    except RuntimeError as exc:  # loud, never a skip: setup installs mosquitto
+        pytest.fail(f"the fleet tests need a real mosquitto: {exc} (scripts/setup.sh installs it)", pytrace=False)
     try:
         yield m
     finally:

@@ -160,7 +160,8 @@ def test_receipts_killed_between_states(script: Path, tmp_path: Path, emulator: 
 def cupsd() -> Iterator[LocalCupsd]:
     missing = missing_requirements()
     if missing:
-        pytest.fail("needs: " + ", ".join(missing))
+        pytest.fail("the licence printer (a private cupsd with cups-pdf) needs: " + ", ".join(missing)
+                    + " (scripts/setup.sh installs them)", pytrace=False)
     with LocalCupsd() as server:
         yield server
 

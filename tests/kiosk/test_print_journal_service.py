@@ -42,7 +42,8 @@ def emulator(_emulator: SimulatorProcess) -> SimulatorProcess:
 def _cupsd() -> Iterator[LocalCupsd]:
     missing = missing_requirements()
     if missing:
-        pytest.fail("needs: " + ", ".join(missing))
+        pytest.fail("the licence printer (a private cupsd with cups-pdf) needs: " + ", ".join(missing)
+                    + " (scripts/setup.sh installs them)", pytrace=False)
     with LocalCupsd() as server:
         yield server
 

@@ -13,7 +13,14 @@ import pytest
 from device_profiles.loader import VoiceConfig
 from kiosk.voice import Voice
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (scripts/setup.sh)")
+
+@pytest.fixture(autouse=True)
+def _espeak_ng_installed() -> None:
+    """Loud, never a skip: setup installs espeak-ng, so its absence is a broken machine, not a reason to pass."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: apt-get install espeak-ng alsa-utils (scripts/setup.sh installs it)",
+                    pytrace=False)
+
 
 LONG = "请将身份证放在下方感应区。" * 40
 

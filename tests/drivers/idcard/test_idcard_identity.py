@@ -86,7 +86,8 @@ def test_long_term_validity_decodes_to_none() -> None:
 
 
 def test_all_simulator_identities_round_trip(identities: dict[str, IdentityDocument]) -> None:
-    assert set(identities) == {"zhang", "li", "wang_expired", "chen", "yang", "huang_hk", "zhao", "smith_foreign"}
+    assert set(identities) == {"zhang", "li", "wang_expired", "chen", "yang", "huang_hk", "zhao", "smith_foreign",
+                               "mueller_2023"}
     for key, doc in identities.items():
         block = encode_text_block(doc)
         assert len(block) == 256

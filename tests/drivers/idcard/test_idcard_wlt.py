@@ -37,7 +37,8 @@ int unpack(const char *wlt, char *bgr, int save_bmp) {
 def vendor_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        pytest.skip("no C compiler to build the stand-in vendor library")
+        pytest.fail("no C compiler to build the stand-in vendor library: apt-get install gcc (scripts/setup.sh "
+                    "installs it)", pytrace=False)
     folder = tmp_path_factory.mktemp("wlt")
     (folder / "fakewlt.c").write_text(FAKE_VENDOR_LIBRARY)
     subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(folder / "libfakewlt.so"),

@@ -13,6 +13,12 @@ LICENCE_PRINTER = {"driver": "cups", "simulate": True, "required": False,
 
 @pytest.fixture
 def kiosk(make_harness):
+    from drivers.licence_printer.simulator import missing_requirements
+
+    missing = missing_requirements()  # loud, never a skip or a quietly unavailable printer
+    if missing:
+        pytest.fail("the simulated licence printer (a private cupsd with cups-pdf) needs: " + ", ".join(missing)
+                    + " (scripts/setup.sh installs them)", pytrace=False)
     return make_harness(devices__licence_printer=LICENCE_PRINTER)
 
 
