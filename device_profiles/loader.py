@@ -156,7 +156,7 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
         if simulate and kind not in SIMULATED_KINDS:
             problems.append(f"devices.{kind}.simulate: no simulator exists for {kind!r}")
         # settings the simulator supplies at start-up need not be in the file
-        check = {**settings, **placeholder_settings(kind)} if simulate and kind in SIMULATED_KINDS else settings
+        check = {**settings, **placeholder_settings(kind, dev["driver"])} if simulate and kind in SIMULATED_KINDS else settings
         problems += _schema_problems(cls.SETTINGS_SCHEMA, check, f"devices.{kind}.settings")
         devices[kind] = DeviceConfig(kind=kind, driver=dev["driver"], settings=settings,
                                      required=bool(dev.get("required", False)), simulate=simulate)

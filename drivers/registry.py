@@ -23,7 +23,11 @@ BUILTIN_DRIVERS: dict[str, dict[str, str]] = {
     },
     "licence_printer": {"cups": "drivers.licence_printer.cups_printer:CupsLicencePrinter"},
     "camera": {"opencv": "drivers.camera.opencv_camera:OpenCvCamera"},
-    "payment_pad": {"ecr_serial": "drivers.payment.ecr_pad:EcrPaymentPad"},
+    "payment_pad": {
+        "nexo_tcp": "drivers.payment.nexo_pad:NexoTcpPaymentPad",        # nexo Sale-to-POI 3.0, HTTP POST /nexo
+        "nexo_serial": "drivers.payment.nexo_pad:NexoSerialPaymentPad",  # the same JSON in STX LEN DATA ETX LRC
+        "ecr_serial": "drivers.payment.ecr_pad:EcrPaymentPad",           # legacy ECR message layer (kept, tested)
+    },
     "qr_scanner": {"serial": "drivers.qr_scanner.serial_scanner:SerialQrScanner"},
 }
 

@@ -41,12 +41,12 @@ class DeviceManager:
     def _build(self, config: DeviceConfig) -> Device:
         settings: dict[str, Any] = dict(config.settings)
         if config.simulate:
-            sim_kind, args = simulator_for(config.kind)
+            sim_kind, args = simulator_for(config.kind, config.driver)
             sim = SimulatorProcess(sim_kind, *args)
             self.simulators[config.kind] = sim
             endpoints = self._stable_endpoints(config.kind, sim.endpoints)
             self.sim_endpoints[config.kind] = endpoints
-            settings.update(settings_from_endpoints(config.kind, endpoints))
+            settings.update(settings_from_endpoints(config.kind, endpoints, config.driver))
             log.info("started simulator %s (pid %d) for %s", sim_kind, sim.pid, config.kind)
         cls = registry.resolve(config.kind, config.driver)
         return cls(**settings)
@@ -85,7 +85,8 @@ class DeviceManager:
             raise ValueError(f"simulated {kind} cannot be replugged at the same address (no pty or tcp endpoint)")
         if old.proc.poll() is None:
             old.kill()
-        sim_kind, args = simulator_for(kind)
+        config = self.profile.devices.get(kind)
+        sim_kind, args = simulator_for(kind, config.driver if config is not None else None)
         if endpoints.get("tcp"):
             args = tuple(endpoints["tcp"] if i > 0 and args[i - 1] == "--tcp" else a for i, a in enumerate(args))
         sim = SimulatorProcess(sim_kind, *args)

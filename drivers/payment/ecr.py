@@ -63,10 +63,10 @@ def lrc(data: bytes) -> int:
     return value
 
 
-def encode_frame(data: bytes) -> bytes:
-    """One frame around ``data`` (ValueError when too long)."""
-    if len(data) > MAX_DATA:
-        raise ValueError(f"frame data too long: {len(data)} > {MAX_DATA}")
+def encode_frame(data: bytes, max_data: int = MAX_DATA) -> bytes:
+    """One frame around ``data`` (ValueError when too long; ``max_data`` at most 65535, the LEN field's range)."""
+    if len(data) > min(max_data, 0xFFFF):
+        raise ValueError(f"frame data too long: {len(data)} > {max_data}")
     body = len(data).to_bytes(2, "big") + data + bytes([ETX])
     return bytes([STX]) + body + bytes([lrc(body)])
 
@@ -76,8 +76,9 @@ class FrameDecoder:
     failed (the receiver NAKs those), ("ack"|"nak", b"") for link control bytes. Bytes outside a frame that are not
     STX/ACK/NAK are line noise and are skipped."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_data: int = MAX_DATA) -> None:
         self._buf = bytearray()
+        self.max_data = max_data
 
     @property
     def in_frame(self) -> bool:
@@ -100,7 +101,7 @@ class FrameDecoder:
             if len(self._buf) < 3:
                 continue
             length = int.from_bytes(self._buf[1:3], "big")
-            if length > MAX_DATA:
+            if length > self.max_data:
                 self._buf.clear()
                 yield "bad", "length"
                 continue

@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from drivers.idcard.simulator import PtyLink
 from drivers.payment import ecr
@@ -418,6 +418,9 @@ def serve(pad: SimulatedPad, pty: PtyLink, stop: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
+    if args.tcp or getattr(args, "protocol", "ecr") == "nexo":
+        run_nexo(args, stop_event)
+        return
     pad = SimulatedPad()
     control = ControlServer(pad.handlers(), *args.control).start()
     pty = PtyLink()
@@ -426,5 +429,426 @@ def run(args: argparse.Namespace, stop_event: threading.Event) -> None:
         serve(pad, pty, stop_event)
     finally:
         pty.close()
+        control.stop()
+    sys.stdout.flush()
+
+
+# --- nexo Sale-to-POI (docs/protocols/nexo.md) ------------------------------------------------------------------------
+# The same pad and acquirer ledger, answering nexo JSON: over HTTP (``--tcp``: POST /nexo, as IP terminals' local
+# terminal API) and/or in ECR frames on the pty (``--pty --protocol nexo``). Written from the public description, with
+# its own JSON building (only the framing and the amount helpers are shared with the driver).
+
+import http.server  # noqa: E402
+import urllib.parse  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from drivers.payment import nexo  # noqa: E402
+
+POI_ID = "SIMPOI-0001"
+_NEXO_ERROR = {"declined": "Refusal", "cancelled": "Aborted", "not_found": "NotFound", "pending": "InProgress",
+               "unknown": "UnreachableHost"}
+
+
+class NexoPOI:
+    """A nexo POI in front of :class:`SimulatedPad`. Payments whose result is not immediate wait in ``sales``; the
+    pump (``pump()``, called every few ms) runs the pad and answers them."""
+
+    def __init__(self, pad: SimulatedPad, poi_id: str = POI_ID) -> None:
+        self.pad, self.poi_id = pad, poi_id
+        self.sales: dict[str, dict[str, Any]] = {}       # order → {"header", "sale_txn", "deliver", "events"}
+        self.by_service: dict[str, str] = {}              # Payment ServiceID → order
+        self.timestamps: dict[str, str] = {}              # POI transaction id → its timestamp
+
+    # helpers ------------------------------------------------------------------------------------------------
+    def _take(self, msg: ecr.Message) -> list[ecr.Message]:
+        with self.pad.lock:
+            before = len(self.pad.outbox)
+            self.pad._handle(msg)
+            new = self.pad.outbox[before:]
+            del self.pad.outbox[before:]
+            return new
+
+    def _poi_txn(self, txn: str) -> dict[str, Any]:
+        stamp = self.timestamps.setdefault(txn, nexo.timestamp())
+        return {"TransactionID": txn, "TimeStamp": stamp}
+
+    @staticmethod
+    def _amount(fen: int) -> Decimal:
+        return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+
+    def _payment_response(self, fields: dict[str, str], sale_txn: dict[str, Any], refund: bool = False,
+                          events: list[str] | None = None) -> dict[str, Any]:
+        st = fields.get("ST", "unknown")
+        ok = st in ("approved", "refunded", "reversed") or (refund and st == "refunded")
+        response: dict[str, Any] = {"Result": "Success" if ok else "Failure"}
+        extra = {}
+        if not ok:
+            response["ErrorCondition"] = "Busy" if fields.get("RC") == "busy" else _NEXO_ERROR.get(st, "Refusal")
+        if fields.get("RC"):
+            extra["reason"] = fields["RC"]
+        if fields.get("MTH"):
+            extra["paymentMethod"] = fields["MTH"]
+        if events:
+            extra["events"] = ",".join(events)
+        if extra:
+            response["AdditionalResponse"] = urllib.parse.urlencode(extra)
+        part: dict[str, Any] = {"Response": response, "SaleData": {"SaleTransactionID": sale_txn}}
+        if fields.get("TXN"):
+            part["POIData"] = {"POITransactionID": self._poi_txn(fields["TXN"])}
+        if ok or fields.get("PAN"):
+            result: dict[str, Any] = {"PaymentType": "Refund" if refund else "Normal"}
+            if fields.get("AMT"):
+                result["AmountsResp"] = {"Currency": "CNY", "AuthorizedAmount": self._amount(int(fields["AMT"]))}
+            if fields.get("PAN"):
+                result["PaymentInstrumentData"] = {"PaymentInstrumentType": "Card",
+                                                   "CardData": {"MaskedPan": fields["PAN"]}}
+            if fields.get("REF"):
+                result["PaymentAcquirerData"] = {"AcquirerPOIID": self.poi_id,
+                                                 "AcquirerTransactionID": {"TransactionID": fields["REF"],
+                                                                           "TimeStamp": nexo.timestamp()}}
+            part["PaymentResult"] = result
+        return part
+
+    def _sale_txn(self, order: str) -> dict[str, Any]:
+        sale = self.sales.get(order)
+        return sale["sale_txn"] if sale else {"TransactionID": order, "TimeStamp": nexo.timestamp()}
+
+    # requests -----------------------------------------------------------------------------------------------------
+    def handle(self, message: dict[str, Any], deliver: Callable[[dict[str, Any] | None], None]) -> None:
+        """One SaleToPOIRequest; ``deliver(response)`` is called once (now or later), with None for no response
+        (Abort)."""
+        name, root_body = nexo.root(message)
+        head = root_body["MessageHeader"]
+        category = head.get("MessageCategory")
+        req = root_body.get(f"{category}Request") or {}
+        self.pad.counters["frames_in"] += 1
+        with self.pad.lock:
+            self.pad._resolve_pending()
+            if name != "SaleToPOIRequest":
+                deliver(None)
+            elif category == "Login":
+                deliver(nexo.response(head, {"Response": {"Result": "Success"}, "POISystemData": {
+                    "DateTime": nexo.timestamp(), "POISoftware": {"ManufacturerID": "govkiosk",
+                                                                  "ApplicationName": "kiosk-sim payment-pad",
+                                                                  "SoftwareVersion": "1.0"},
+                    "POIStatus": {"GlobalStatus": "OK"}}}))
+            elif category == "Diagnosis":
+                deliver(nexo.response(head, {"Response": {"Result": "Success"}, "POIStatus": {
+                    "GlobalStatus": "Busy" if self.pad.txn else "OK"}}))
+            elif category == "Payment":
+                self._payment(head, req, deliver)
+            elif category == "TransactionStatus":
+                deliver(self._status(head, req))
+            elif category == "Reversal":
+                deliver(self._reversal(head, req))
+            elif category == "Abort":
+                ref = req.get("MessageReference") or {}
+                order = self.by_service.get(str(ref.get("ServiceID")))
+                if order is not None:
+                    for out in self._take(ecr.Message("CN", {"ORD": order})):
+                        self._route(out)
+                deliver(None)
+            else:
+                deliver(nexo.response(head, {"Response": {"Result": "Failure", "ErrorCondition": "UnavailableService",
+                                                          "AdditionalResponse": "message=not%20supported"}}))
+
+    def _payment(self, head: dict[str, Any], req: dict[str, Any], deliver: Callable[[Any], None]) -> None:
+        sale_txn = (req.get("SaleData") or {}).get("SaleTransactionID") or {}
+        order = str(sale_txn.get("TransactionID", ""))
+        extra = dict(urllib.parse.parse_qsl(str((req.get("SaleData") or {}).get("SaleToAcquirerData") or "")))
+        trans = req.get("PaymentTransaction") or {}
+        try:
+            fen = nexo.amount_to_fen((trans.get("AmountsReq") or {}).get("RequestedAmount"))
+        except nexo.NexoError:
+            fen = -1
+        if (req.get("PaymentData") or {}).get("PaymentType") == "Refund":
+            original = str(((trans.get("OriginalPOITransaction") or {}).get("POITransactionID") or {})
+                           .get("TransactionID", ""))
+            found = next((o for o, e in self.pad.ledger.items() if e.txn == original), None)
+            replies = self._take(ecr.Message("RF", {"ORD": found or order, "AMT": str(fen)}))
+            fields = dict(replies[0].fields) if replies else {"ST": "not_found"}
+            part = self._payment_response(fields, sale_txn, refund=True)
+            if fields.get("ST") != "refunded":
+                part["Response"] = {"Result": "Failure", "ErrorCondition": "Refusal",
+                                    "AdditionalResponse": "reason=refund"}
+            deliver(nexo.response(head, part))
+            return
+        self.by_service[str(head.get("ServiceID"))] = order
+        previous = self.sales.get(order)
+        if previous is not None and previous.get("deliver") is not None and self.pad.txn \
+                and self.pad.txn.order == order:
+            previous["deliver"] = deliver   # a repeat of the running sale: it answers the newest request
+            previous["header"] = head
+            return
+        self.sales[order] = {"header": head, "sale_txn": sale_txn, "deliver": deliver, "events": []}
+        fields = {"ORD": order, "AMT": str(fen) if fen > 0 else "x", "MTH": extra.get("paymentMethod",
+                                                                                   "unionpay_card")}
+        if extra.get("paymentCode"):
+            fields["CODE"] = extra["paymentCode"]
+        for out in self._take(ecr.Message("SA", fields)):
+            self._route(out)
+
+    def _route(self, out: ecr.Message) -> None:
+        """A pad message produced now or by the pump: events are kept, results answer the waiting Payment."""
+        order = out.get("ORD")
+        sale = self.sales.get(order)
+        if out.type == "EV":
+            if sale is not None:
+                sale["events"].append(out.get("EVT"))
+            return
+        if out.type != "RS" or sale is None or sale.get("deliver") is None:
+            return
+        deliver, sale["deliver"] = sale["deliver"], None
+        if self.pad.faults["lose_result"] > 0:
+            self.pad.faults["lose_result"] -= 1
+            deliver("lost")
+            return
+        if self.pad._dropped():
+            deliver("lost")
+            return
+        fields = dict(out.fields)
+        if fields.get("ST") == "pending" and fields.get("RC") == "user_paying":
+            fields["ST"] = "pending"
+        deliver(nexo.response(sale["header"], self._payment_response(fields, sale["sale_txn"],
+                                                                     events=list(sale["events"]))))
+
+    def _status(self, head: dict[str, Any], req: dict[str, Any]) -> dict[str, Any]:
+        ref = req.get("MessageReference") or {}
+        order = self.by_service.get(str(ref.get("ServiceID")))
+        if order is None:   # a restarted sale system asks by the ServiceID derived from the order id
+            order = next((o for o in self.pad.ledger if nexo.service_id_for(o) == ref.get("ServiceID")), None)
+        self.pad.counters["queries"] += 1
+        entry = self.pad.ledger.get(order) if order else None
+        if entry is None:
+            return nexo.response(head, {"Response": {"Result": "Failure", "ErrorCondition": "NotFound"}})
+        busy = self.pad.txn is not None and self.pad.txn.order == order and entry.status == "pending"
+        sale = self.sales.get(order) or {}
+        if busy or entry.status == "pending":
+            extra = {"message": "Uncompleted transaction", "events": ",".join(sale.get("events", []))}
+            if entry.resolve_at is not None or (not busy and entry.method != "unionpay_card"):
+                extra["reason"] = "user_paying"
+            return nexo.response(head, {"Response": {"Result": "Failure", "ErrorCondition": "InProgress",
+                                                     "AdditionalResponse": urllib.parse.urlencode(extra)}})
+        fields = dict(self.pad._result("QR", entry, order).fields)
+        pay_head = dict(sale.get("header") or nexo.make_header("Payment", "Response", nexo.service_id_for(order),
+                                                               head.get("SaleID", ""), self.poi_id))
+        pay_head["MessageType"] = "Response"
+        if entry.status == "reversed":
+            rev_head = {**pay_head, "MessageCategory": "Reversal"}
+            body = {"MessageHeader": rev_head, "ReversalResponse": {
+                "Response": {"Result": "Success", "AdditionalResponse": urllib.parse.urlencode(
+                    {"acquirerReference": entry.ref, "maskedPan": entry.pan_sent or entry.pan_masked})},
+                "POIData": {"POITransactionID": self._poi_txn(entry.txn)},
+                "ReversedAmount": self._amount(entry.amount_fen)}}
+        else:
+            refunded = entry.status == "refunded"
+            body = {"MessageHeader": pay_head,
+                    "PaymentResponse": self._payment_response(fields, self._sale_txn(order), refund=refunded)}
+        return nexo.response(head, {"Response": {"Result": "Success"},
+                                    "RepeatedMessageResponse": {"MessageHeader": body["MessageHeader"],
+                                                                "RepeatedResponseMessageBody": {
+                                                                    k: v for k, v in body.items()
+                                                                    if k != "MessageHeader"}}})
+
+    def _reversal(self, head: dict[str, Any], req: dict[str, Any]) -> dict[str, Any]:
+        original = str((((req.get("OriginalPOITransaction") or {}).get("POITransactionID")) or {})
+                       .get("TransactionID", ""))
+        order = next((o for o, e in self.pad.ledger.items() if e.txn == original), None)
+        if order is None:
+            return nexo.response(head, {"Response": {"Result": "Failure", "ErrorCondition": "NotFound"}})
+        self.pad.counters["reversals"] += 1
+        replies = self._take(ecr.Message("RV", {"ORD": order}))
+        entry = self.pad.ledger[order]
+        ok = bool(replies) and replies[0].get("ST") == "reversed"
+        part: dict[str, Any] = {"Response": {"Result": "Success"} if ok else {
+            "Result": "Failure", "ErrorCondition": "Refusal",
+            "AdditionalResponse": urllib.parse.urlencode({"reason": entry.status})},
+            "POIData": {"POITransactionID": self._poi_txn(entry.txn)}}
+        if ok:
+            part["ReversedAmount"] = self._amount(entry.amount_fen)
+        return nexo.response(head, part)
+
+    def pump(self) -> None:
+        self.pad.tick()
+        with self.pad.lock:
+            outs, self.pad.outbox[:] = list(self.pad.outbox), []
+            for out in outs:
+                self._route(out)
+
+
+class _NexoHttpHandler(http.server.BaseHTTPRequestHandler):
+    poi: NexoPOI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — quiet
+        pass
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(2)
+        except OSError:
+            pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        pad = self.poi.pad
+        if self.path.split("?")[0] != "/nexo":
+            self.send_error(404)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(min(length, nexo.MAX_MESSAGE + 1))
+        with pad.lock:
+            dropped = pad._dropped()
+        if dropped:
+            self._drop()   # the line is dead: the request is lost, nothing comes back
+            return
+        try:
+            message = nexo.decode(data)
+        except nexo.NexoError:
+            self.send_error(400, "not a nexo message")
+            return
+        box: list[Any] = []
+        done = threading.Event()
+
+        def deliver(answer: Any) -> None:
+            box.append(answer)
+            done.set()
+
+        self.poi.handle(message, deliver)
+        while not done.wait(0.05):
+            if self.server_stop.is_set():  # type: ignore[attr-defined]
+                self._drop()
+                return
+        answer = box[0]
+        with pad.lock:
+            dropped = pad._dropped()
+        if answer == "lost" or dropped:
+            self._drop()
+            return
+        body = nexo.encode(answer) if answer is not None else b""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve_nexo_serial(poi: NexoPOI, pty: PtyLink, stop: threading.Event) -> None:
+    """nexo JSON in ECR frames on the pty, with the pad's link faults (dead line, lost ACKs, corrupt frames)."""
+    pad = poi.pad
+    inbox: list[bytes] = []
+    cond = threading.Condition()
+
+    def read(timeout: float) -> bytes:
+        data = pty.read(timeout) or b""
+        if data and pad._dropped():
+            return b""
+        return data
+
+    def write(data: bytes) -> None:
+        with pad.lock:
+            if pad._dropped():
+                return
+            if data == bytes([ecr.ACK]) and pad.faults["drop_ack"] > 0:
+                pad.faults["drop_ack"] -= 1
+                return
+            if len(data) > 1 and pad.faults["corrupt_next"] > 0:
+                pad.faults["corrupt_next"] -= 1
+                data = data[:-1] + bytes([data[-1] ^ 0x5A])
+        pty.write(data)
+
+    def on_data(data: bytes) -> None:
+        with cond:
+            inbox.append(data)
+            cond.notify()
+
+    from drivers.payment.nexo_pad import FramedLink
+
+    link = FramedLink(read, write, on_data, ack_timeout=0.5, retries=2)
+
+    def send(answer: Any) -> None:
+        if answer is None or answer == "lost":
+            return
+        try:
+            link.send(nexo.encode(answer))
+        except (ecr.LinkTimeout, OSError):
+            pass   # nobody listening: the ledger keeps the truth
+
+    outgoing: list[Any] = []
+    out_cond = threading.Condition()
+
+    def deliver(answer: Any) -> None:   # never send from the pad's lock or the reader thread: queue it
+        with out_cond:
+            outgoing.append(answer)
+            out_cond.notify()
+
+    def sender() -> None:
+        while not stop.is_set():
+            with out_cond:
+                while not outgoing and not stop.is_set():
+                    out_cond.wait(0.1)
+                items = outgoing[:]
+                outgoing.clear()
+            for item in items:
+                send(item)
+
+    threading.Thread(target=sender, name="nexo-sender", daemon=True).start()
+    try:
+        while not stop.is_set():
+            with cond:
+                if not inbox:
+                    cond.wait(0.01)
+                items = inbox[:]
+                inbox.clear()
+            for data in items:
+                try:
+                    message = nexo.decode(data)
+                except nexo.NexoError:
+                    continue
+                poi.handle(message, deliver)
+            poi.pump()
+    finally:
+        link.close()
+
+
+def run_nexo(args: argparse.Namespace, stop_event: threading.Event) -> None:
+    pad = SimulatedPad()
+    poi = NexoPOI(pad)
+    control = ControlServer(pad.handlers(), *args.control).start()
+    endpoints: dict[str, Any] = {"kind": "payment-pad", "protocol": "nexo", "poiid": poi.poi_id,
+                                 "control": control.address}
+    server = None
+    pty = None
+    threads: list[threading.Thread] = []
+    if args.tcp:
+        handler = type("Handler", (_NexoHttpHandler,), {"poi": poi, "server_stop": stop_event})
+        server = http.server.ThreadingHTTPServer(args.tcp, handler)
+        server.daemon_threads = True
+        host, port = server.server_address[:2]
+        endpoints.update({"tcp": f"{host}:{port}", "url": f"http://{host}:{port}/nexo"})
+        threads.append(threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True))
+    if args.pty:
+        pty = PtyLink()
+        endpoints["pty"] = pty.path
+        threads.append(threading.Thread(target=serve_nexo_serial, args=(poi, pty, stop_event), daemon=True))
+    elif args.tcp:
+        def pumping() -> None:
+            while not stop_event.is_set():
+                poi.pump()
+                time.sleep(0.005)
+        threads.append(threading.Thread(target=pumping, daemon=True))
+    try:
+        print(json.dumps(endpoints), flush=True)
+        for t in threads:
+            t.start()
+        stop_event.wait()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        for t in threads:
+            t.join(1.0)
+        if pty is not None:
+            pty.close()
         control.stop()
     sys.stdout.flush()

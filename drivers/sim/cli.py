@@ -20,7 +20,9 @@ SIMULATORS: dict[str, str] = {
     "smartcard": "drivers.smartcard.simulator:run",  # a virtual card behind pcscd's vpcd reader
     "licence-printer": "drivers.licence_printer.simulator:run",  # a private cupsd with a cups-pdf queue
     "camera": "drivers.camera.simulator:run",  # MJPEG over HTTP from a video, an image folder or a demo clip
-    "payment-pad": "drivers.payment.simulator:run",  # ECR framed bank-card pad + its acquirer host, on a pty
+    # bank-card pad + its acquirer host: nexo Sale-to-POI over HTTP (--tcp, POST /nexo) and/or in ECR frames on a pty
+    # (--pty --protocol nexo); the legacy ECR message layer on a pty (--pty, the default protocol there)
+    "payment-pad": "drivers.payment.simulator:run",
     "qr-scanner": "drivers.qr_scanner.simulator:run",  # serial QR scanner (one line + CR per code), on a pty
 }
 
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", help="camera: play this folder of images in a loop")
     parser.add_argument("--demo", help="camera: the demo clip (built from packaged photos on first use) at this path")
     parser.add_argument("--fps", type=float, help="camera: frames per second (default 25)")
+    parser.add_argument("--protocol", choices=("ecr", "nexo"), default="ecr",
+                        help="payment-pad: message layer on the pty (--tcp always speaks nexo over HTTP)")
     parser.add_argument("--vpcd-base", type=int,
                         help="smartcard: the port of vpcd's first slot, its reader.conf CHANNELID (default 35963)")
     parser.add_argument("rest", nargs="*", help="for ctl: ADDRESS CMD [key=value ...]")

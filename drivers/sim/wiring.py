@@ -25,17 +25,32 @@ SIMULATED_KINDS: dict[str, tuple[str, tuple[str, ...], Callable[[Mapping[str, An
 }
 
 
-def simulator_for(kind: str) -> tuple[str, tuple[str, ...]]:
-    sim_kind, args, _ = SIMULATED_KINDS[kind]
+#: (device kind, driver name) → the same, for drivers of one kind that need another simulator set-up
+SIMULATED_DRIVERS: dict[tuple[str, str], tuple[str, tuple[str, ...], Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
+    # nexo Sale-to-POI: the terminal API over HTTP (POST /nexo), or the same JSON in ECR frames on a pty
+    ("payment_pad", "nexo_tcp"): ("payment-pad", ("--tcp", "127.0.0.1:0"),
+                                  lambda ep: {"url": ep["url"], "poi_id": ep["poiid"]}),
+    ("payment_pad", "nexo_serial"): ("payment-pad", ("--pty", "--protocol", "nexo"),
+                                     lambda ep: {"port": ep["pty"], "poi_id": ep["poiid"]}),
+}
+
+
+def _entry(kind: str, driver: str | None):  # type: ignore[no-untyped-def]
+    return SIMULATED_DRIVERS.get((kind, driver or "")) or SIMULATED_KINDS[kind]
+
+
+def simulator_for(kind: str, driver: str | None = None) -> tuple[str, tuple[str, ...]]:
+    sim_kind, args, _ = _entry(kind, driver)
     return sim_kind, args
 
 
-def settings_from_endpoints(kind: str, endpoints: Mapping[str, Any]) -> dict[str, Any]:
-    return SIMULATED_KINDS[kind][2](endpoints)
+def settings_from_endpoints(kind: str, endpoints: Mapping[str, Any], driver: str | None = None) -> dict[str, Any]:
+    return _entry(kind, driver)[2](endpoints)
 
 
-def placeholder_settings(kind: str) -> dict[str, Any]:
+def placeholder_settings(kind: str, driver: str | None = None) -> dict[str, Any]:
     """The settings a simulator will supply, with stand-in values, for validating a profile before start-up."""
     return settings_from_endpoints(kind, {"pty": "/dev/null", "tcp": "127.0.0.1:9100", "control": "127.0.0.1:1",
                                           "reader": "Virtual PCD 00 00", "server": "/run/cups/cups.sock",
-                                          "queue": "KioskPDF", "url": "http://127.0.0.1:1/stream.mjpg"})
+                                          "queue": "KioskPDF", "url": "http://127.0.0.1:1/stream.mjpg",
+                                          "poiid": "SIMPOI-0001"}, driver)

@@ -1,6 +1,10 @@
-"""The payment pad contract, run on the simulator always and on a real pad with ``--hardware``.
+"""The payment pad contract, run over every pad driver on its simulator always — nexo Sale-to-POI over HTTP
+(``nexo_tcp``) and over serial (``nexo_serial``), and the legacy ECR layer (``ecr_serial``) — and on a real pad with
+``--hardware``::
 
-    KIOSK_PAYMENT_PORT=/dev/ttyUSB1 pytest tests/drivers/payment/test_payment_pad_contract.py --hardware -s
+    KIOSK_PAYMENT_URL=http://10.0.0.42:8080/nexo KIOSK_PAYMENT_POIID=P400-1234 \
+        pytest tests/drivers/payment/test_payment_pad_contract.py --hardware -s          # an IP nexo terminal
+    KIOSK_PAYMENT_PORT=/dev/ttyUSB1 [KIOSK_PAYMENT_POIID=…] pytest … --hardware -s       # serial (nexo when POIID)
 
 On hardware the technician is asked (on the terminal, hence ``-s``) to present a test card and enter its PIN, or to
 press cancel on the pad; amounts are 1 fen and every approved test payment is reversed at once. The simulator-only
@@ -18,8 +22,12 @@ import pytest
 
 from drivers.base import DeviceState
 from drivers.payment.base import PaymentEvent, PaymentResult, TxnStatus
-from drivers.payment.ecr_pad import EcrPaymentPad
+from drivers.payment.base import PaymentPad
 from drivers.payment.errors import LinkDown
+
+from .conftest import PAD_DRIVERS
+
+EcrPaymentPad = PaymentPad   # the tests below run over any pad driver
 
 HUMAN_TIMEOUT_S = 90.0
 
@@ -65,16 +73,24 @@ class HardwareTarget(Target):
         print("\n>>> press the CANCEL key on the pad", flush=True)
 
 
-@pytest.fixture(params=["simulator", pytest.param("hardware", marks=pytest.mark.hardware)])
-def target(request: pytest.FixtureRequest, make_pad: Callable[..., EcrPaymentPad]) -> Iterator[Target]:
-    if request.param == "hardware":
-        port = os.environ.get("KIOSK_PAYMENT_PORT")
-        if not request.config.getoption("--hardware") or not port:
-            pytest.skip("real pad: run with --hardware and KIOSK_PAYMENT_PORT=<serial port>")
-        yield HardwareTarget(make_pad(port, ack_timeout_s=1.0, response_timeout_s=10.0, keepalive_s=2.0))
+@pytest.fixture(params=[*(f"simulator-{d}" for d in PAD_DRIVERS),
+                        *(pytest.param(f"hardware-{d}", marks=pytest.mark.hardware) for d in PAD_DRIVERS)])
+def target(request: pytest.FixtureRequest, make_driver: Callable[..., EcrPaymentPad]) -> Iterator[Target]:
+    where, _, driver = request.param.partition("-")
+    if where == "hardware":
+        url, port, poiid = (os.environ.get(k) for k in ("KIOSK_PAYMENT_URL", "KIOSK_PAYMENT_PORT",
+                                                        "KIOSK_PAYMENT_POIID"))
+        needed = {"nexo_tcp": url and poiid, "nexo_serial": port and poiid, "ecr_serial": port and not poiid}[driver]
+        if not request.config.getoption("--hardware") or not needed:
+            pytest.skip("real pad: run with --hardware and KIOSK_PAYMENT_URL + KIOSK_PAYMENT_POIID (nexo over HTTP), "
+                        "KIOSK_PAYMENT_PORT + KIOSK_PAYMENT_POIID (nexo over serial) or KIOSK_PAYMENT_PORT (ECR)")
+        slow = {"response_timeout_s": 10.0, "keepalive_s": 2.0}
+        if driver != "nexo_tcp":
+            slow["ack_timeout_s"] = 1.0
+        yield HardwareTarget(make_driver(driver, {"url": url, "pty": port, "poiid": poiid}, **slow))
     else:
-        sim = request.getfixturevalue("pad_sim")
-        yield SimulatorTarget(make_pad(sim.endpoints["pty"]), sim)
+        sim = request.getfixturevalue("ecr_sim" if driver == "ecr_serial" else "nexo_sim")
+        yield SimulatorTarget(make_driver(driver, sim.endpoints), sim)
 
 
 def order_id() -> str:
@@ -135,8 +151,14 @@ def test_contract_unknown_order_is_not_found(target: Target) -> None:
 # --- simulator scenarios -------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def pad(pad_sim: Any, make_pad: Callable[..., EcrPaymentPad]) -> EcrPaymentPad:
-    return make_pad(pad_sim.endpoints["pty"])
+def pad_sim(driver_and_sim: Any) -> Any:   # the simulator of the driver under test (ECR pty or nexo POI)
+    return driver_and_sim[1]
+
+
+@pytest.fixture
+def pad(driver_and_sim: Any, make_driver: Callable[..., EcrPaymentPad]) -> EcrPaymentPad:
+    driver, sim = driver_and_sim
+    return make_driver(driver, sim.endpoints)
 
 
 def test_decline_carries_the_response_code(pad_sim: Any, pad: EcrPaymentPad) -> None:
@@ -188,6 +210,8 @@ def test_unknown_result_only_a_query_resolves(pad_sim: Any, pad: EcrPaymentPad) 
 
 
 def test_lost_acks_and_corrupt_frames_are_retransmitted(pad_sim: Any, pad: EcrPaymentPad) -> None:
+    if getattr(pad, "_link", None) is None and not hasattr(pad, "port"):
+        pytest.skip("no serial framing on HTTP (TCP retransmits for us)")
     order = order_id()
     pad_sim.control("inject_fault", kind="drop_ack", n=1)
     assert pad.query(order).status is TxnStatus.NOT_FOUND
