@@ -1,14 +1,18 @@
 """ID card figures (target: card placed → identity in the kiosk < 1.0 s at 115200 baud; shared/README.md).
 
-Starts ``kiosk-sim idcard --pty`` and the real driver + CardWatcher exactly as the kiosk core does (poll interval
-0.2 s, driver defaults: 2 s header / 5 s read timeouts, extra address read), then for each run takes the card away,
-places it again and times place → "read" event with the document:
+Starts ``kiosk-sim idcard --pty`` and the real driver + CardWatcher exactly as the kiosk core does (watcher defaults:
+0.04 s polls while a card is expected — 30 s after start, after any card event or ``expect_card()`` — and 0.2 s polls
+when idle; driver defaults: 2 s header / 5 s read timeouts, extra address read), then for each run takes the card
+away, places it again and times place → "read" event with the document:
 
 * "pty": the pseudo-terminal delivers bytes as fast as the processes move them (no line speed);
 * "115200": the simulator streams its replies at the byte rate of 115200 baud 8N1 (its "slow" fault), as a real
   reader's UART would — this is the figure to hold against the target.
 
 The link's own share is computed from the frames one read exchanges (find, select, text+photo, extra address).
+At 115200 baud it also times a card placed while the watcher is idle (its fast window over), and prints the watcher's
+idle CPU: this process's CPU time over a few seconds with no card, at the idle rate, at the fast rate, and with the
+old fixed 0.2 s polls for comparison.
 
 Run: ``.venv/bin/python bench/card_read.py [--runs 20]``.
 """
@@ -47,7 +51,27 @@ def wait(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
         time.sleep(0.002)
 
 
-def run(sim: SimulatorProcess, runs: int, slow: bool) -> tuple[list[float], list[float]]:
+def idle_cpu(sim: SimulatorProcess, seconds: float = 4.0) -> dict[str, float]:
+    """ms of this process's CPU per second of wall time while the watcher polls an empty reader (115200 baud)."""
+    sim.control("clear_faults")
+    sim.control("remove_card")
+    sim.control("inject_fault", kind="slow", baud=115200)
+    reader = Ga467SerialReader(port=sim.endpoints["pty"]).open()
+    out = {}
+    for label, kwargs in (("idle (0.2 s polls)", {"fast_for": 0.5}), ("card expected (0.04 s polls)", {}),
+                          ("before this change (fixed 0.2 s)", {"fast_for": 0.0})):
+        with CardWatcher(reader, lambda e: None, **kwargs) as watcher:
+            time.sleep(0.7)
+            if label.startswith("card expected"):
+                watcher.expect_card(seconds + 5)
+            c0, t0 = time.process_time(), time.monotonic()
+            time.sleep(seconds)
+            out[label] = (time.process_time() - c0) / (time.monotonic() - t0) * 1000
+    reader.close()
+    return out
+
+
+def run(sim: SimulatorProcess, runs: int, slow: bool, idle: bool = False) -> tuple[list[float], list[float]]:
     sim.control("clear_faults")
     sim.control("remove_card")
     if slow:
@@ -65,8 +89,13 @@ def run(sim: SimulatorProcess, runs: int, slow: bool) -> tuple[list[float], list
             return sum(1 for _, e in events if e.type == kind)
 
     watched: list[float] = []
-    with CardWatcher(reader, on_event):          # the kiosk core's defaults: interval 0.2 s, 3 polls for removal
+    # the kiosk core's defaults (fast polls while a card is expected, 3 polls for removal); "idle": a short fast
+    # window, waited out before each placement, so the card meets the idle 0.2 s polls
+    with CardWatcher(reader, on_event, **({"fast_for": 0.3} if idle else {})) as watcher:
         for i in range(runs):
+            if idle:
+                wait(lambda: not watcher.polling_fast)
+                time.sleep(0.05)
             started = time.perf_counter()
             sim.control("place_card", identity="zhang")
             wait(lambda: count("read") == i + 1)
@@ -75,7 +104,7 @@ def run(sim: SimulatorProcess, runs: int, slow: bool) -> tuple[list[float], list
             sim.control("remove_card")
             wait(lambda: count("removed") == i + 1)
     direct: list[float] = []                     # the driver alone: find + select + read + extra address
-    for _ in range(runs):
+    for _ in range(0 if idle else runs):
         sim.control("remove_card")
         sim.control("place_card", identity="zhang")
         started = time.perf_counter()
@@ -105,14 +134,20 @@ def main() -> int:
         for slow in (False, True):
             watched, direct = run(sim, args.runs, slow)
             label = "115200 baud emulated" if slow else "pty, no line speed "
-            print(f"[{label}] card placed → read event (watcher, 0.2 s polls): {describe(watched)}")
-            print(f"[{label}] driver find+select+read+extra address:       {describe(direct)}")
+            print(f"[{label}] card placed → read event (card expected, 0.04 s polls): {describe(watched)}")
+            print(f"[{label}] driver find+select+read+extra address:                 {describe(direct)}")
             if slow:
                 share = link_s / statistics.median(watched)
-                verdict = "OK" if max(watched) < 1.0 else "OVER TARGET"
-                print(f"target < 1000 ms: worst {max(watched) * 1000:.0f} ms → {verdict}; the link is "
-                      f"{share:.0%} of the median; the rest is mostly the wait for the watcher's next poll (here "
-                      f"the card goes down right after a poll: a full 0.2 s, the worst case; 0.1 s on average)")
+                verdict = "OK" if statistics.median(watched) < 0.2 and max(watched) < 1.0 else "OVER TARGET"
+                print(f"target median < 200 ms (and < 1000 ms worst): median {statistics.median(watched) * 1000:.0f} "
+                      f"ms, worst {max(watched) * 1000:.0f} ms → {verdict}; the link is {share:.0%} of the median")
+        idle_watched, _ = run(sim, max(5, args.runs // 2), True, idle=True)
+        print(f"[115200, watcher idle] card placed → read event (0.2 s polls):        {describe(idle_watched)}")
+        print("watcher CPU with no card (this process, 115200 baud), ms of CPU per second:")
+        for label, ms in idle_cpu(sim).items():
+            print(f"  {label:<34} {ms:5.2f} ms/s ({ms / 10:.2f} % of one core)")
+    with open("/proc/loadavg") as f:
+        print(f"(load average {f.read().split()[0]} at the end: a shared 2-core box, figures are noisy)")
     return 0
 
 

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attempts", type=int, default=20)
     parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--cold", type=int, default=5, help="cold starts for the first-check figures")
     args = parser.parse_args(argv)
     with open("/proc/loadavg") as f:
         print(f"face bench — {Path('/proc/cpuinfo').read_text().count('processor')} CPUs, load average "
@@ -122,6 +123,39 @@ def main(argv: list[str] | None = None) -> int:
         allowed = mismatch + final
         print(f"  target p95 < 500 ms (look → decision, gestures excluded): p95 {pct(allowed, 95) * 1000:.0f} ms "
               f"→ {'met' if pct(allowed, 95) < 0.5 else 'NOT met'}")
+
+        # the first citizen after boot ----------------------------------------------------------------------------------
+        # As the kiosk does it: a new verifier (new worker process) whose warm_up() starts at boot, in the background;
+        # the first citizen's check begins once the attract screen is up and the card read (here: as soon as warm-up
+        # has finished, the earliest moment it can). Their look → decision is compared with the steady state's.
+        first_mismatch, first_final, ready = [], [], []
+        card_png = cv2.imencode(".jpg", holder)[1].tobytes()
+        for _ in range(args.cold):
+            t = time.perf_counter()
+            cold = FaceVerifier(settings)
+            cold.warm_up().result()
+            ready.append(time.perf_counter() - t)
+            ref = cold.prepare_reference(card_png)
+            with OpenCvCamera(source=str(impostor), fps=25) as cam:
+                r = cold.verify(ref, cam)
+            if r.decision_latency_s is not None:
+                first_mismatch.append(r.decision_latency_s)
+            cold.close()
+            cold = FaceVerifier(settings)
+            cold.warm_up().result()
+            ref = cold.prepare_reference(card_png)
+            with OpenCvCamera(source=str(live), fps=25) as cam:
+                r = cold.verify(ref, cam, challenges=("blink", "turn_left"))
+            if r.reason_code == "ok":
+                first_final.append(r.decision_latency_s)
+            cold.close()
+        print(f"\nfirst check after a cold start ({args.cold} boots each; models loaded in the background at boot)")
+        show("boot → worker ready (process start + load)", ready, "s", 1)
+        show("first check: look → decision, mismatch", first_mismatch)
+        show("first check: look → final decision", first_final)
+        first = first_mismatch + first_final
+        print(f"  target p95 < 500 ms for the first check too: p95 {pct(first, 95) * 1000:.0f} ms "
+              f"→ {'met' if pct(first, 95) < 0.5 else 'NOT met'} (steady state p95 {pct(allowed, 95) * 1000:.0f} ms)")
 
         # UI-thread stalls ----------------------------------------------------------------------------------------------
         def main_thread_gaps(work) -> tuple[float, float]:

@@ -747,7 +747,8 @@ class PlatformClient:
 
     def registered_photo(self, id_number: str, name: str, document_kind: str) -> RegisteredPhoto | None:
         """The registry's photo of the person whose card was read (before a session exists); None when the registry
-        does not know them (fall back to the card's photo)."""
+        does not know them. The face check asks for it only when the card's own photo cannot be decoded (no WLT
+        decoder configured, or decoding failed): the card's photo wins (kiosk/usecases/face_check.py)."""
         body = {"id_number": id_number, "name": name, "document_kind": document_kind}
         try:
             response = self._request("POST", "/api/v1/registered-photos/query", idempotent=True, json=body, raw=True)

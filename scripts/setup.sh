@@ -56,3 +56,25 @@ then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps face_recognition==1.3.0 scikit-image==0.26.0 \
     matplotlib==3.11.2
 fi
+
+# Further real face photos for the face-threshold evaluation (tests/kiosk/face/test_face_evaluation.py; sources and
+# licences in tests/data/README.md): the test images in face_recognition 1.3.0's source package on PyPI, and three
+# pictures from Debian's opencv-doc. Only those image files are kept, in .venv/share/face-eval (nothing installed).
+FACE_EVAL=.venv/share/face-eval
+if [ ! -f "$FACE_EVAL/.complete" ]; then
+  echo "setup: fetching the face evaluation photos (face_recognition 1.3.0 sdist, Debian opencv-doc)"
+  tmp=$(mktemp -d)
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: face_recognition==1.3.0 -d "$tmp"
+  tar xzf "$tmp"/face_recognition-1.3.0.tar.gz -C "$tmp" face_recognition-1.3.0/tests/test_images
+  mkdir -p "$FACE_EVAL/face_recognition" "$FACE_EVAL/opencv-doc"
+  for f in obama.jpg obama2.jpg obama3.jpg biden.jpg; do
+    cp "$tmp/face_recognition-1.3.0/tests/test_images/$f" "$FACE_EVAL/face_recognition/"
+  done
+  (cd "$tmp" && { apt-get download opencv-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get download opencv-doc; }; })
+  html=./usr/share/doc/opencv-doc/opencv4/html
+  dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb | tar x -C "$tmp" "$html/lbp_yale.jpg" "$html/230501201_1.jpg" \
+    "$html/227943776_1.jpg"
+  cp "$tmp/$html"/{lbp_yale.jpg,230501201_1.jpg,227943776_1.jpg} "$FACE_EVAL/opencv-doc/"
+  rm -rf "$tmp"
+  touch "$FACE_EVAL/.complete"
+fi

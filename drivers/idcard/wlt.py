@@ -6,7 +6,8 @@ kiosk needs for face verification is a :class:`PhotoSource`:
 
 * :class:`WltPhotoSource` — decodes ``photo_wlt`` with a :class:`WltDecoder` (e.g. :class:`CtypesWltDecoder`, the
   vendor library through ctypes, configured in the profile: ``wlt_decoder: {library: /opt/vendor/libwlt2bmp.so}``);
-* the platform's registered photo (a later issue) implements the same one-method protocol;
+* the platform's registered photo is the fallback when there is no decoder or it fails (the kiosk's face check,
+  ``kiosk/usecases/face_check.py``: the card's own photo wins when it can be decoded);
 * :class:`FirstPhotoSource` tries several in order — so "decoder when configured, else the platform" is one line,
   and a kiosk without a decoder simply has no WLT source (``load_wlt_decoder(None)`` is None).
 

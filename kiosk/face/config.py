@@ -1,9 +1,11 @@
 """Face-verification settings as the device profile gives them (``face:`` block), with their JSON Schema.
 
 Default threshold: face_recognition's own guidance is 0.6 (its README: "lower is more strict", 0.6 is typical best
-performance, the dlib model scores 99.38 % on LFW at that value). The kiosk uses a stricter **0.5**: an impostor
+performance, the dlib model scores 99.38 % on LFW at that value). The kiosk uses a stricter **0.55**: an impostor
 accepted at a government counter costs more than a genuine citizen asked to try again (or routed to staff). The
-measured table behind the choice is in tests/data/README.md (``bench/face_distance_table.py`` prints it).
+measured table behind the choice is in tests/data/README.md (``bench/face_distance_table.py`` prints it, and
+tests/kiosk/face/test_face_evaluation.py fails when the threshold leaves the measured gap between the largest
+genuine and the smallest impostor distance: 0.513 … 0.590 with 7 people).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Mapping
 from kiosk.face.engine import EngineSettings
 from kiosk.face.liveness import LivenessSettings
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.55
 
 FACE_SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -23,7 +25,7 @@ FACE_SETTINGS_SCHEMA: dict[str, Any] = {
         "enabled": {"type": "boolean", "default": True},
         "threshold": {"type": "number", "exclusiveMinimum": 0.2, "maximum": 0.6, "default": DEFAULT_THRESHOLD,
                       "description": "largest 128-d distance accepted as the same person (face_recognition: 0.6; "
-                                     "kiosk default 0.5, see tests/data/README.md)"},
+                                     "kiosk default 0.55, see tests/data/README.md)"},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3,
                          "description": "failed attempts before the citizen is offered another route"},
         "attempt_timeout_s": {"type": "number", "minimum": 5, "maximum": 120, "default": 30},

@@ -147,8 +147,21 @@ class FaceEngine:
             except Exception as exc:  # ImportError, dlib load failures
                 raise EngineUnavailable(f"cannot load the face models: {type(exc).__name__}: {exc}") from exc
             self._api = api
+            self._warm()
             self.load_seconds = time.perf_counter() - start
         return self.load_seconds or 0.0
+
+    def _warm(self) -> None:
+        """Run the detector, both shape predictors and the encoder once on a blank image, so that the first
+        citizen's frame does not pay for first-call set-up (lazy allocations, cold caches) inside dlib."""
+        import dlib
+
+        api = self._api
+        blank = np.full((160, 160, 3), 128, np.uint8)
+        api.face_detector.run(blank, 0, 0.0)
+        rect = dlib.rectangle(20, 20, 140, 140)
+        api.pose_predictor_68_point(blank, rect)
+        api.face_encoder.compute_face_descriptor(blank, api.pose_predictor_5_point(blank, rect), 1)
 
     # ---------------------------------------------------------------------------------------------------------------
     def analyze(self, image_bgr: np.ndarray, *, encode: bool = False, landmarks: bool = True,

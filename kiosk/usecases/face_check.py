@@ -300,7 +300,8 @@ class FaceCheck:
 
     # internals ------------------------------------------------------------------------------------------------------
     def _prepare(self, citizen: Any) -> FaceSession:
-        """Worker: the reference photo (platform's registered photo, else the card's decoded photo)."""
+        """Worker: the reference photo (the card's decoded photo when the reader has a WLT decoder, else the
+        platform's registered photo: :meth:`_reference_photo`)."""
         image, source = self._reference_photo(citizen)
         return FaceSession(self.verifier, image, source=source)
 

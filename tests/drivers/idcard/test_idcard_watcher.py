@@ -163,3 +163,39 @@ def test_invalid_arguments() -> None:
         CardWatcher(None, print, interval=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         CardWatcher(None, print, removal_polls=0)  # type: ignore[arg-type]
+
+
+class _CountingReader:
+    """find_card() that never finds a card and counts its calls (the poll rate is all this test looks at)."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def find_card(self) -> bool:
+        self.calls.append(time.monotonic())
+        return False
+
+
+def test_polls_fast_while_a_card_is_expected_and_slowly_when_idle() -> None:
+    reader = _CountingReader()
+    watcher = CardWatcher(reader, lambda e: None, interval=0.25, fast_interval=0.02, fast_for=0.4)  # type: ignore[arg-type]
+    with watcher:
+        assert watcher.polling_fast                      # just started: a card may come at once
+        time.sleep(0.35)
+        fast = len(reader.calls)
+        time.sleep(0.3)                                  # the window has run out: idle rate
+        assert not watcher.polling_fast
+        mark = len(reader.calls)
+        time.sleep(0.8)
+        idle = len(reader.calls) - mark
+        assert fast >= 8, fast                           # ~50 polls/s
+        assert 2 <= idle <= 4, idle                      # ~4 polls/s
+        before = len(reader.calls)
+        asked = time.monotonic()
+        watcher.expect_card(0.3)                         # a screen asks for the card: poll now, then fast
+        deadline = time.monotonic() + 1.0
+        while len(reader.calls) == before and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert reader.calls[before] - asked < 0.05       # not after the rest of the idle wait
+        time.sleep(0.2)
+        assert len(reader.calls) - before >= 6

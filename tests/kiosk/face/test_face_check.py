@@ -213,7 +213,7 @@ def test_no_camera_no_face_check(platform_server):
 def test_face_settings_come_from_the_profile(make_profile):
     profile = load_profile(make_profile(face={"max_attempts": 2, "challenges": ["blink"]}), environ={})
     settings = face_settings_for(profile)
-    assert (settings.max_attempts, settings.challenges, settings.threshold) == (2, ("blink",), 0.5)
+    assert (settings.max_attempts, settings.challenges, settings.threshold) == (2, ("blink",), 0.55)
     with pytest.raises(ValueError, match="max_attempts"):
         face_settings_for(load_profile(make_profile(face={"max_attempts": 0}), environ={}))
 

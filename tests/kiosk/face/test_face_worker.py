@@ -66,7 +66,7 @@ def test_warm_up_is_shared_and_reports_load_time():
 
 
 def test_settings_from_profile_block():
-    assert FaceSettings.from_mapping(None).threshold == DEFAULT_THRESHOLD == 0.5
+    assert FaceSettings.from_mapping(None).threshold == DEFAULT_THRESHOLD == 0.55
     s = FaceSettings.from_mapping({"threshold": 0.45, "max_attempts": 2, "challenges": ["turn", "blink"],
                                    "detection": {"upsample": 1}, "liveness": {"step_timeout_s": 5}})
     assert (s.threshold, s.max_attempts, s.challenges) == (0.45, 2, ("turn", "blink"))
