@@ -137,6 +137,10 @@ class KioskCore:
         self.session = Session(profile.session.idle_timeout_s, profile.session.warning_s, clock=clock,
                                temp_root=str(self.temp_root))
         self.session.subscribe(self._on_session_event)
+        # anonymous journey analytics (kiosk/journey.py): screens from the shell, outcomes from the session and flows
+        from kiosk.journey import JourneyRecorder
+
+        self.journey = JourneyRecorder(clock=clock)
         self.platform = platform or PlatformClient(profile.platform.url, profile.kiosk.id, _platform_signer(profile),
                                                    profile.platform.timeout_s, profile.platform.retries)
         self.devices = devices or DeviceManager(profile)
@@ -241,12 +245,17 @@ class KioskCore:
     def _on_session_event(self, name: str, payload: dict[str, Any]) -> None:
         if name == "started":
             self._audit("session_start", payload["session_id"])
+            self.journey.start()
             if self.fleet is not None:
                 self.fleet.sessions_started += 1
         elif name == "identified":
             self._audit("identified", payload["session_id"], id=payload["id_masked"])
+            self.journey.identified()
+        elif name == "state" and payload.get("state") == State.RATING.value:
+            self.journey.completed()
         elif name == "ended":
             self._audit("session_end", payload["session_id"], reason=payload["reason"])
+            self.journey.end(payload["reason"])
             self.voice.stop()   # nothing more is said about this citizen
         self._emit(name, **payload)
 
@@ -271,6 +280,10 @@ class KioskCore:
 
             self.fleet = FleetLink(self)
             self.fleet.start()
+            self.journey.sink = self.fleet.journeys
+            backlog = self.journey.drain()
+            if backlog:
+                self.fleet.journeys(backlog)
             for code, severity, text in self.startup_alarms:
                 self.fleet.alarm(code, severity, text)
         self.face_check.start()
@@ -427,12 +440,21 @@ class KioskCore:
             self._audit("availability", platform=avail.platform, devices=avail.devices,
                         errors=avail.device_errors)
             self._emit("availability", availability=avail)
+            if avail.out_of_service and not avail.maintenance:
+                self.journey.out_of_service()   # a required device or the platform went away mid-session
             if self.fleet is not None:
                 self.fleet.changed()
 
     # session --------------------------------------------------------------------------------------------------------
     def touch(self) -> None:
+        """Someone touched the screen: the session stays alive, and a card is likely soon, so the card watchers
+        poll fast for a while (card placed → identity in < 200 ms; idle polling stays slow)."""
         self.session.touch()
+        if not self.session.citizen:
+            for watcher in self._watchers:
+                expect = getattr(watcher, "expect_card", None)
+                if expect is not None:
+                    expect()
 
     def start_anonymous(self) -> None:
         self.session.start_anonymous()
@@ -512,6 +534,8 @@ class KioskCore:
 
         def failed(exc: BaseException) -> None:
             self._audit("action_failed", session_id, action=action, code=error_code(exc))
+            if self.session.data.id == session_id:
+                self.journey.error(error_code(exc))
             if isinstance(exc, PlatformUnavailable):
                 self.check_health()
             if on_error:
