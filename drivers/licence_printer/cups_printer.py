@@ -83,6 +83,14 @@ PRINTER_ATTRIBUTES = [
     "marker-names", "marker-types", "marker-colors", "marker-levels", "marker-low-levels", "marker-high-levels",
     "media-supported", "media-source-supported", "sides-supported", "copies-supported", "queued-job-count",
 ]
+#: what a status poll reads (the health check, every 15 s): pycups 2.0.4 never frees the answer of
+#: getPrinterAttributes (OpenPrinting/pycups#44, fixed by #64, not released on PyPI), so the kiosk leaked the whole
+#: answer — media lists included — at every poll; asking for these alone shrinks that to a few hundred bytes
+STATUS_ATTRIBUTES = [
+    "printer-state", "printer-state-reasons", "printer-state-message", "printer-is-accepting-jobs",
+    "marker-names", "marker-types", "marker-colors", "marker-levels", "marker-low-levels", "marker-high-levels",
+    "queued-job-count",
+]
 JOB_ATTRIBUTES = ["job-id", "job-state", "job-state-reasons", "job-name", "job-impressions-completed",
                   "job-media-sheets-completed", "job-printer-state-message"]
 
@@ -265,9 +273,9 @@ class CupsLicencePrinter(LicencePrinter):
         raise AssertionError("unreachable")
 
     # -------------------------------------------------------------------------------------------- status
-    def _printer_attributes(self) -> dict[str, Any]:
+    def _printer_attributes(self, attributes: list[str] = PRINTER_ATTRIBUTES) -> dict[str, Any]:
         try:
-            return self._call("getPrinterAttributes", self.queue, requested_attributes=PRINTER_ATTRIBUTES)
+            return self._call("getPrinterAttributes", self.queue, requested_attributes=attributes)
         except _cups.IPPError as exc:
             if exc.args and exc.args[0] == IPP_NOT_FOUND:
                 raise NoDevice(f"no print queue {self.queue!r} on {self.server or 'the print server'}") from exc
@@ -319,7 +327,7 @@ class CupsLicencePrinter(LicencePrinter):
 
     def _read_status(self, ignore: frozenset[str] = frozenset()) -> DeviceStatus:
         try:
-            attrs = self._printer_attributes()
+            attrs = self._printer_attributes(STATUS_ATTRIBUTES)
             if ignore:
                 attrs = {**attrs, "printer-state-reasons": [r for r in _as_list(attrs.get("printer-state-reasons"))
                                                             if r not in ignore]}
