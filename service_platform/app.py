@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
@@ -24,7 +25,8 @@ from service_platform.photos import PhotoRegistry, PhotoSource, load_photo_map
 from service_platform.payment_provider import key_from_env, load_public_key
 from service_platform.throttle import FailureThrottle
 from service_platform.routes import (
-    applications, catalogue, citizen_sessions, deliveries, ecertificates, filing, halls, health, payments, ratings)
+    applications, catalogue, citizen_sessions, deliveries, ecertificates, filing, halls, health, payments, ratings,
+    staff)
 
 DEFAULT_SESSION_TTL = dt.timedelta(minutes=15)
 
@@ -34,7 +36,11 @@ Reference 一网通办 service platform that the 24-hour self-service kiosks are
 * **Public** (no credentials): `/healthz`, catalogue reads (`/api/v1/categories`, `/api/v1/services…`,
   `/api/v1/rating-tags`, `/api/v1/e-certificate-types`, `/api/v1/halls…`, `/api/v1/delivery-consent`), application
   progress by number (`/api/v1/applications/{number}`: the state only; `POST …/lookup` with the applicant's ID
-  number's last 4: the full progress, throttled) and a queue ticket by its id.
+  number's last 4: the full progress, throttled), a queue ticket by its id, and the public summary of ratings per
+  service (`/api/v1/public/ratings/summary`, counts under 5 suppressed).
+* **Department staff** (`/api/v1/staff/…`: the follow-up of ★1–2 ratings, 差评整改) send `Authorization: Bearer
+  <staff token>` from `service-platform staff add`; they see only their own department's items. Kiosk signatures
+  and citizen tokens are not accepted there.
 * **The payment provider** notifies wallet payments at `PUT /api/v1/cashier/{order_no}/payment`, signed with its
   Ed25519 key (header `X-Provider-Signature`; format in service_platform/README.md).
 * **Kiosk calls** (registered photos, queue tickets, payment orders of the kiosk, reconciliation) are signed by the
@@ -58,7 +64,8 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
                auth_clock: Callable[[], float] = wall_clock,
                photo_source: PhotoSource | None = None,
                payment_provider_key: Ed25519PublicKey | str | None = None,
-               max_citizens_per_hour: int | None = None) -> FastAPI:
+               max_citizens_per_hour: int | None = None,
+               metrics_token: str | None = None) -> FastAPI:
     """Build the app on ``db_url`` (SQLAlchemy URL or file path; default ``./var/platform.db``).
 
     With ``init_db`` the tables are created and the catalogue parts still missing are seeded; with ``demo`` also
@@ -71,6 +78,8 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
     base64), else env ``PLATFORM_PAYMENT_PROVIDER_PUBLIC_KEY``; without one the cashier answers 503.
     ``max_citizens_per_hour``: distinct citizens a kiosk may ask about per rolling hour (sessions and registered
     photos; else env ``PLATFORM_MAX_CITIZENS_PER_HOUR``, else 60), then 429 ``rate_limited`` (identity_checks.py).
+    ``metrics_token``: the Prometheus scrape token (``Authorization: Bearer``) of ``GET /metrics``; without one
+    ``/metrics`` answers 404 (metrics.py).
     """
     engine = make_engine(normalize_db_url(db_url))
     sessionmaker = make_sessionmaker(engine)
@@ -119,10 +128,31 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
     app.state.retention = RetentionPolicy.from_env()  # PLATFORM_RETENTION_INTERVAL_S=0: no periodic sweep
     install_error_handlers(app)
     for module in (health, catalogue, applications, citizen_sessions, ratings, ecertificates, filing, payments,
-                   halls, deliveries):
+                   halls, deliveries, staff):
         app.include_router(module.router)
+    app.include_router(staff.public_router)
+    _install_metrics(app, metrics_token)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _install_metrics(app: FastAPI, token: str | None) -> None:
+    """Prometheus ``/metrics`` (metrics.py): per route template, method and status class; not in the OpenAPI."""
+    from service_platform.errors import ApiError
+    from service_platform.metrics import CONTENT_TYPE, MetricsMiddleware, PlatformMetrics, token_ok
+
+    metrics = PlatformMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics, router_app=app.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        if token is None:
+            raise ApiError(404, "not_found", "metrics are not enabled (serve --metrics-token-file)")
+        if not token_ok(token, request.headers.get("authorization")):
+            raise ApiError(401, "unauthorized", "a metrics scrape token is required",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="distinct citizens one kiosk may ask about per rolling hour (citizen sessions and "
                             "registered photos), then 429 rate_limited (default: env PLATFORM_MAX_CITIZENS_PER_HOUR, "
                             "else 60)")
+    serve.add_argument("--metrics-token-file", default=None, metavar="FILE",
+                       help="enable GET /metrics (Prometheus) for scrapers sending Authorization: Bearer <the token "
+                            "in FILE, ≥ 16 characters> (default: env PLATFORM_METRICS_TOKEN_FILE; without one "
+                            "/metrics answers 404)")
     serve.add_argument("--demo", action="store_true",
                        help="also seed the demo data (demo citizens, applications, the demo kiosk): development only")
     serve.add_argument("--demo-kiosk-public-key", default=None, metavar="FILE",
@@ -104,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
         p = ksub.add_parser(name, help=text)
         p.add_argument("--id", required=True)
     for p in (add, revoke, *[ksub.choices[n] for n in ("list", "disable", "enable")]):
+        p.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
+    staff = sub.add_parser("staff", help="department staff who follow up bad ratings (差评整改)",
+                           description="A staff member authenticates on /api/v1/staff/… with a random API token "
+                                       "(Authorization: Bearer), printed once; the platform keeps its SHA-256. "
+                                       "They see only their own department's items.")
+    ssub = staff.add_subparsers(dest="staff_command", required=True)
+    sadd = ssub.add_parser("add", help="create a staff member (or give an existing one a new token); prints the "
+                                       "token once, as JSON")
+    sadd.add_argument("--name", required=True, help="login name, e.g. wang.fang")
+    sadd.add_argument("--department", required=True,
+                      help="exactly the department of the services, e.g. 蚌埠市公安局龙子湖分局")
+    sdis = ssub.add_parser("disable", help="refuse the staff member's token from the next request on")
+    sdis.add_argument("--name", required=True)
+    ssub.add_parser("list", help="staff members, as JSON lines (no tokens)")
+    for p in ssub.choices.values():
         p.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
     sub.add_parser("openapi", help="print the OpenAPI spec as JSON")
     return parser
@@ -153,8 +172,16 @@ def serve(args: argparse.Namespace) -> int:
         demo_key = _read_public_key(demo_key_file, "--demo-kiosk-public-key")
         if demo_key is None:
             return 2
+    from service_platform.metrics import load_token
+
+    try:
+        metrics_token = load_token(args.metrics_token_file or os.environ.get("PLATFORM_METRICS_TOKEN_FILE", "").strip())
+    except (OSError, ValueError, IndexError) as exc:
+        print(f"service-platform: --metrics-token-file: {exc}", file=sys.stderr)
+        return 2
     app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes), photo_source=photos, demo=args.demo, demo_kiosk_public_key=demo_key,
-                     payment_provider_key=provider_key, max_citizens_per_hour=args.max_citizens_per_hour)
+                     payment_provider_key=provider_key, max_citizens_per_hour=args.max_citizens_per_hour,
+                     metrics_token=metrics_token)
     from service_platform.kiosk_keys import active_key_count
 
     with app.state.sessionmaker() as db:
@@ -288,6 +315,44 @@ def kiosk_command(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def staff_command(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url, utcnow
+    from service_platform.models import StaffMember
+    from service_platform.routes.staff import add_staff
+
+    engine = make_engine(normalize_db_url(args.db))
+    try:
+        create_tables(engine)
+        with make_sessionmaker(engine)() as db:
+            if args.staff_command == "add":
+                name, department = args.name.strip(), args.department.strip()
+                if not name or not department or len(name) > 80 or len(department) > 120:
+                    print("service-platform: --name (≤ 80) and --department (≤ 120) must not be empty",
+                          file=sys.stderr)
+                    return 2
+                token = add_staff(db, name, department, utcnow())
+                db.commit()
+                print(json.dumps({"name": name, "department": department, "token": token}, ensure_ascii=False))
+                return 0
+            if args.staff_command == "list":
+                for m in db.scalars(select(StaffMember).order_by(StaffMember.name)):
+                    print(json.dumps({"name": m.name, "department": m.department, "active": m.active},
+                                     ensure_ascii=False))
+                return 0
+            member = db.scalar(select(StaffMember).where(StaffMember.name == args.name))
+            if member is None:
+                print(f"service-platform: no staff member {args.name}", file=sys.stderr)
+                return 1
+            member.active = False
+            db.commit()
+            print(json.dumps({"name": member.name, "active": False}, ensure_ascii=False))
+            return 0
+    finally:
+        engine.dispose()
+
+
 def openapi_spec() -> dict[str, Any]:
     from service_platform.app import create_app
 
@@ -301,7 +366,8 @@ def openapi_command(_args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": serve, "seed": seed_command, "kiosk": kiosk_command, "openapi": openapi_command}
+    handlers = {"serve": serve, "seed": seed_command, "kiosk": kiosk_command, "staff": staff_command,
+                "openapi": openapi_command}
     return handlers[args.command](args)
 
 

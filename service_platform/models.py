@@ -207,6 +207,41 @@ class Rating(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class StaffMember(Base):
+    """A member of a department's staff (差评整改): authenticates on ``/api/v1/staff/…`` with a random API token
+    (``Authorization: Bearer``) of which only the SHA-256 is kept; sees only their own department's items."""
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    department: Mapped[str] = mapped_column(String(120), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class RatingFollowUp(Base):
+    """The follow-up (差评整改) of a ★1–2 rating by the responsible department: open → assigned → closed."""
+
+    __tablename__ = "rating_followups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), unique=True)
+    department: Mapped[str] = mapped_column(String(120), index=True)
+    service_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    assignee: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    action_taken: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    rating: Mapped[Rating] = relationship(lazy="joined")
+
+
 class IdempotencyRecord(Base):
     """The stored outcome of a creating call, replayed when the same Idempotency-Key comes again."""
 

@@ -15,6 +15,7 @@ from service_platform.errors import ApiError, error_responses
 from service_platform.idempotency import require_idempotency_key, run_idempotent
 from service_platform.models import Application, Kiosk, Rating, Service
 from service_platform.routes.applications import local
+from service_platform.routes.staff import open_followup
 from service_platform.schemas import RatingCreate, RatingOut, RatingTag, RatingTags
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
@@ -90,6 +91,7 @@ def create_rating(body: RatingCreate,
                         idempotency_key=idempotency_key, created_at=now)
         db.add(rating)
         db.flush()
+        open_followup(db, rating, now)  # ★1–2: the responsible department's queue (routes/staff.py)
         out = RatingOut(id=rating.id, target_type=rating.target_type,  # type: ignore[arg-type]
                         target_id=rating.target_id, stars=rating.stars, tags=rating.tags, comment=rating.comment,
                         kiosk_id=rating.kiosk_id, created_at=local(rating.created_at))
