@@ -439,12 +439,17 @@ class ApplyCaptureScreen(KScreen):
 
     def on_enter(self, *args: Any) -> None:
         camera = _app().core.devices.get("camera")
+        if camera is not None and hasattr(camera, "resume"):
+            camera.resume()   # the face check pauses the camera whenever it is not checking a face
         preview = self.ids.preview
         preview.frame_source = camera.latest_frame if camera is not None else None
         preview.start()
 
     def on_leave(self, *args: Any) -> None:
         self.ids.preview.stop()
+        camera = _app().core.devices.get("camera")
+        if camera is not None and hasattr(camera, "pause"):
+            camera.pause()    # off again (and the last frame dropped) until a screen needs it
 
     def render(self) -> None:
         app = _app()

@@ -7,13 +7,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
+import yaml
 
+from drivers.camera import synthetic as synth
 from drivers.sim.control import send_command
-from drivers.sim.process import ManagedProcess
+from drivers.sim.process import ManagedProcess, SimulatorProcess
 from kiosk.display import Xvfb
+
+if TYPE_CHECKING:
+    from tests.conftest import PlatformServer
 
 pytestmark = pytest.mark.e2e
 
@@ -96,3 +101,179 @@ def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path) -> I
     finally:
         for proc in procs:
             proc.stop(timeout=15)
+
+
+# --- 人证核验: a simulated camera showing the card holder's face, a platform that knows that face ------------------------
+#
+# Since identity levels (service_platform/levels.py, kiosk/identity_levels.py) a card-only session may read guides, its
+# own progress and book appointments; applying, paying, e-certificates and EMS delivery need the holder confirmed
+# (card+face). A kiosk with a ``camera`` runs the face check after the card, so the journeys that reach those services
+# do what a real kiosk does: ``kiosk-sim camera`` plays a clip of the holder (a packaged face photo that blinks — built
+# at test time, tests/data/README.md), the platform's registered photo of every simulated card holder is that same
+# face, and the check passes on its own once the face is matched and the liveness request answered.
+
+#: the clip's face (the holder) and someone else's (an impostor), packaged photos (drivers/camera/samples.py)
+HOLDER_PHOTO, OTHER_PHOTO = "astronaut", "grace_hopper"
+#: look, blink, look, turn to the citizen's left and back, look (~4.6 s, looped): answers blink and turn_left
+LIVE_SCRIPT = (synth.Gesture("still", 1.0), synth.Gesture("blink", 0.5), synth.Gesture("still", 0.8),
+               synth.Gesture("turn_left", 1.4), synth.Gesture("still", 0.9))
+#: look, a slow blink, look (2.4 s, looped): answers a blink request within ~2.4 s wherever the loop is; the eyes stay
+#: shut long enough to be seen even when a busy machine analyses only a few frames a second
+BLINK_SCRIPT = (synth.Gesture("still", 0.6), synth.Gesture("blink", 1.2), synth.Gesture("still", 0.6))
+#: the profile's face block for journeys that only need to get past the check: one liveness request (blink) instead
+#: of the defaults' two (blink and turn, kiosk/face/config.py), so a passing check takes a few seconds; the limits
+#: stay generous (they cost nothing when the check passes, and a loaded test machine analyses frames slowly)
+QUICK_FACE = {"challenges": ["blink"], "max_attempts": 3, "attempt_timeout_s": 30,
+              "liveness": {"step_timeout_s": 10}}
+#: what a locked menu tile says (kiosk/locales/zh_CN/identity.yaml: needs_face, needs_face_no_camera)
+NEEDS_FACE = "需要人脸核验"
+
+
+class FaceClips:
+    """Clips of the holder (and of another person) for the camera simulator, each built on first use, once per
+    session: ``live`` (blinks and turns left), ``blink`` (blinks), ``spoof`` (the holder's photo held up),
+    ``impostor`` (another person blinking)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._bases: dict[str, tuple[Any, Any]] | None = None
+        self._clips: dict[str, Path] = {}
+
+    def _faces(self) -> dict[str, tuple[Any, Any]]:
+        """Each photo's face placed in a camera frame, with its 68 landmarks (the gestures move them)."""
+        if self._bases is None:
+            from drivers.camera.samples import load_sample_photo
+            from kiosk.face.worker import FaceWorker
+
+            bases = {}
+            with FaceWorker() as worker:
+                for who, name in (("holder", HOLDER_PHOTO), ("other", OTHER_PHOTO)):
+                    photo = load_sample_photo(name)
+                    box = worker.analyze(photo, reference=True, landmarks=False).faces[0]
+                    frame = synth.place_face(photo, box.css())
+                    bases[who] = (frame, worker.analyze(frame).landmarks)
+            self._bases = bases
+        return self._bases
+
+    def __getitem__(self, name: str) -> Path:
+        if name not in self._clips:
+            holder, other = self._faces()["holder"], self._faces()["other"]
+            frames = {"live": lambda: synth.live_frames(*holder, LIVE_SCRIPT),
+                      "blink": lambda: synth.live_frames(*holder, BLINK_SCRIPT),
+                      "spoof": lambda: synth.photo_frames(holder[0], 4.0),
+                      "impostor": lambda: synth.live_frames(*other, LIVE_SCRIPT[:2])}[name]
+            self._clips[name] = synth.write_clip(self.folder / f"{name}.avi", frames())
+        return self._clips[name]
+
+
+@pytest.fixture(scope="session")
+def face_clips(tmp_path_factory: pytest.TempPathFactory) -> FaceClips:
+    """``face_clips["live" | "blink" | "spoof" | "impostor"]`` → the clip's path (built once per session)."""
+    return FaceClips(tmp_path_factory.mktemp("face-clips"))
+
+
+def registered_photos() -> dict[str, str]:
+    """Every simulated card holder's registered photo (ID number → image file): the face the clips show."""
+    from drivers.camera.samples import sample_photo_path
+    from drivers.idcard.simulator import load_identities
+
+    holder = str(sample_photo_path(HOLDER_PHOTO))
+    return {doc.id_number: holder for doc in load_identities().values()}
+
+
+def write_photo_map(folder: Path) -> Path:
+    """A platform photo map (``service-platform serve --photos`` / env ``PLATFORM_PHOTOS``) with
+    :func:`registered_photos`, for a test that starts its own platform."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "photos.yaml"
+    path.write_text(yaml.safe_dump({"identities": registered_photos()}), "utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_platform(make_platform_server) -> "PlatformServer":
+    """The reference platform whose registered photos are the clips' face for every simulated card holder."""
+    return make_platform_server(photos=registered_photos())
+
+
+@pytest.fixture(scope="session")
+def platform_server(face_platform: "PlatformServer") -> "PlatformServer":
+    """The e2e tests' shared platform (``make_profile`` points kiosks at it) is :func:`face_platform`: a kiosk with
+    a camera can confirm any simulated card holder; card-only kiosks never ask for a photo."""
+    return face_platform
+
+
+@pytest.fixture
+def camera_clip() -> str:
+    """Which of :class:`FaceClips` ``camera_sim`` plays first (a module overrides this fixture to change it)."""
+    return "blink"
+
+
+@pytest.fixture
+def camera_sim(face_clips: FaceClips, camera_clip: str) -> Iterator[SimulatorProcess]:
+    """``kiosk-sim camera`` (MJPEG over HTTP, read by the real OpenCV driver as an IP camera) playing the holder's
+    clip; ``camera_sim.control("set_source", path=…)`` shows another clip or a folder of pages."""
+    sim = SimulatorProcess("camera", "--video", str(face_clips[camera_clip]), "--tcp", "127.0.0.1:0")
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def start_with_camera(start_kiosk: Callable[..., KioskUI], camera_sim: SimulatorProcess,
+                      face: dict[str, Any] | None = None, **profile_overrides: Any) -> KioskUI:
+    """A kiosk whose profile has ``camera_sim`` as its camera (so the face check runs after the card) and the
+    ``face`` block given (default :data:`QUICK_FACE`); other profile overrides as ``start_kiosk`` takes them."""
+    return start_kiosk(devices__camera={"driver": "opencv", "settings": {"source": camera_sim.endpoints["url"]}},
+                       face=QUICK_FACE if face is None else face, **profile_overrides)
+
+
+def pass_face_check(ui: KioskUI, wait_for: Callable[..., Any], timeout: float = 90) -> None:
+    """After the card: the face check screen comes, the citizen looks and does what is asked (the clip), the check
+    passes by itself and the menu opens with nothing locked (card+face). An attempt that ends in "try again" (on a
+    busy machine a request can time out before enough frames were analysed) is tried again, as the citizen would;
+    fails saying what the screen said if the check offers another route or takes longer than ``timeout``."""
+    _card_taken(ui, wait_for)
+    seen: list[str] = []
+
+    def passed() -> bool:
+        if ui.state()["screen"] == "menu":
+            return True
+        prompt = ui.find("face_prompt")
+        if prompt.get("found") and prompt["text"] and prompt["text"] not in seen:
+            seen.append(prompt["text"])
+        retry = ui.find("face_retry")
+        if retry.get("found") and not retry["disabled"]:
+            ui.tap("face_retry", wait_for)
+            seen.append("(tried again)")
+        elif any("多次核验未通过" in t for t in ui.texts()):
+            pytest.fail(f"the face check did not pass (prompts: {seen}; screen: {ui.texts()})")
+        return False
+
+    wait_for(passed, timeout=timeout, interval=0.1, what=f"the face check to pass (prompts so far: {seen})")
+    locked = [t for t in ui.texts() if NEEDS_FACE in t]
+    assert not locked, f"the menu after a passed face check still locks services: {locked}"
+
+
+def _card_taken(ui: KioskUI, wait_for: Callable[..., Any], patience: float = 12, tries: int = 3) -> None:
+    """Wait for the kiosk to leave the attract screen after the card was placed. A read that failed (the reader
+    answered too late: "设备无响应，请重试" on the attract screen, seen on a loaded test machine while the kiosk is still
+    starting up) is not retried while the card stays put; like the citizen told to try again, take the card away
+    and place it once more."""
+    import time
+
+    for attempt in range(tries):
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            if ui.state()["screen"] != "attract":
+                return
+            time.sleep(0.1)
+        if attempt == tries - 1:
+            break
+        control = ui.simulators(wait_for)["idcard"]["control"]
+        card = send_command(control, "status").get("card")
+        assert card, "no card on the reader"
+        send_command(control, "remove_card")
+        time.sleep(1.5)   # the reader sees it gone (a few polls), then the card comes back
+        send_command(control, "place_card", identity=card)
+    pytest.fail(f"the card was not taken after {tries} tries (screen: {ui.texts()})")

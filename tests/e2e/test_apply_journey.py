@@ -1,7 +1,10 @@
 """Online application on the real window (issue 5): card → 在线申报 → a life event → 生育登记 → one-time notice → form
 pre-filled from the marriage e-certificate → the platform's pre-review names every missing item → the citizen
 corrects a name with the pinyin keyboard and types the phone on the digit keyboard → attaches the e-certificate with
-one tap → pre-review accepts → submit → the number on screen is the platform's new row and the receipt's QR."""
+one tap → pre-review accepts → submit → the number on screen is the platform's new row and the receipt's QR.
+
+Filing needs the holder confirmed (card+face, kiosk/identity_levels.py): every kiosk here has a camera (``kiosk-sim
+camera`` showing the holder, tests/e2e/conftest.py) and the citizen passes the face check after the card."""
 from __future__ import annotations
 
 import os
@@ -11,6 +14,7 @@ import cv2
 import pytest
 
 from drivers.sim.control import send_command
+from tests.e2e.conftest import pass_face_check, start_with_camera, write_photo_map
 
 pytestmark = pytest.mark.e2e
 
@@ -51,12 +55,12 @@ def type_keys(ui, wait_for, keys: str) -> None:
         ui.tap(f"kb_key_{key.lower()}", wait_for)
 
 
-def test_apply_for_birth_registration(start_kiosk, platform_server, wait_for):
-    ui = start_kiosk()
+def test_apply_for_birth_registration(start_kiosk, camera_sim, platform_server, wait_for):
+    ui = start_with_camera(start_kiosk, camera_sim)
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = ui.simulators(wait_for)
     send_command(sims["idcard"]["control"], "place_card", identity="chen")
-    ui.wait_screen("menu", wait_for)
+    pass_face_check(ui, wait_for)
     ui.wait_text("您好，陈*怡", wait_for)
 
     ui.tap("tile_apply", wait_for)
@@ -140,10 +144,10 @@ def test_apply_for_birth_registration(start_kiosk, platform_server, wait_for):
     shutil.copy(receipt["png"], ui.shots / "receipt-apply.png")
 
 
-def test_apply_with_camera_pages_and_deferral(start_kiosk, platform_server, wait_for, tmp_path):
+def test_apply_with_camera_pages_and_deferral(start_kiosk, camera_sim, platform_server, wait_for, tmp_path):
     """居住证申领 for a citizen from Zunyi living in Bengbu: the address typed in pinyin, the date and phone on the
     digit keyboard, the proof of residence photographed with the kiosk camera (document capture screen), the photo
-    promised for later (容缺受理)."""
+    promised for later (容缺受理). One camera does both: the citizen's face first, then the page held up to it."""
     from PIL import Image, ImageDraw
 
     pages = tmp_path / "pages"
@@ -154,13 +158,12 @@ def test_apply_with_camera_pages_and_deferral(start_kiosk, platform_server, wait
         for y in range(80 + 10 * i, 880, 40):
             draw.rectangle((80, y, 1100, y + 12), fill="black")
         img.save(pages / f"page{i}.png")
-    camera = {"driver": "opencv", "required": False, "simulate": False,
-              "settings": {"source": str(pages), "fps": 10, "loop": True}}
-    ui = start_kiosk(devices__camera=camera, face__enabled=False)
+    ui = start_with_camera(start_kiosk, camera_sim)
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = ui.simulators(wait_for)
     send_command(sims["idcard"]["control"], "place_card", identity="chen")
-    ui.wait_screen("menu", wait_for)
+    pass_face_check(ui, wait_for)
+    camera_sim.control("set_source", path=str(pages))   # the face has gone; the paper is in front of the camera
     ui.tap("tile_apply", wait_for)
     ui.wait_screen("apply", wait_for)
     ui.tap("apply_query", wait_for)
@@ -222,7 +225,7 @@ def test_apply_with_camera_pages_and_deferral(start_kiosk, platform_server, wait
     ui.screenshot("32-apply-result-deferred")
 
 
-def test_platform_down_at_submit_tells_the_citizen_honestly(start_kiosk, wait_for, tmp_path):
+def test_platform_down_at_submit_tells_the_citizen_honestly(start_kiosk, camera_sim, wait_for, tmp_path):
     """The platform stops between pre-review and submit: the screen says the application is kept and will be
     submitted, with its reference; once the platform is back the kiosk submits it by itself, exactly once."""
     import sqlite3
@@ -236,16 +239,19 @@ def test_platform_down_at_submit_tells_the_citizen_honestly(start_kiosk, wait_fo
         return ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db", f"sqlite:///{db}",
                                "--host", "127.0.0.1", "--port", str(port), "--demo", "--demo-kiosk-public-key",
                                os.path.join(os.path.dirname(os.environ["KIOSK_TEST_SIGNING_KEY"]),
-                                            "KSK-340302-0001.pub")], "service-platform", start_timeout=30)
+                                            "KSK-340302-0001.pub")], "service-platform", start_timeout=30,
+                              env={"PLATFORM_PHOTOS": str(photos)})
+
+    photos = write_photo_map(tmp_path / "own-platform")   # registered photos: the camera's face
 
     platform = serve()
     url = platform.endpoints["url"]
     try:
-        ui = start_kiosk(platform__url=url)
+        ui = start_with_camera(start_kiosk, camera_sim, platform__url=url)
         ui.wait_screen("attract", wait_for, timeout=30)
         sims = ui.simulators(wait_for)
         send_command(sims["idcard"]["control"], "place_card", identity="zhang")
-        ui.wait_screen("menu", wait_for)
+        pass_face_check(ui, wait_for)
         ui.tap("tile_apply", wait_for)
         tap_settled(ui, wait_for, "event_certificates")
         service = wait_for(lambda: next((f"service_{i}" for i in range(12)
@@ -258,6 +264,8 @@ def test_platform_down_at_submit_tells_the_citizen_honestly(start_kiosk, wait_fo
         tap_settled(ui, wait_for, "choice_0")
         tap_settled(ui, wait_for, "form_next")
         tap_settled(ui, wait_for, "attach_next")
+        ui.wait_screen("apply_capture", wait_for)   # a kiosk with a camera offers to photograph optional papers
+        tap_settled(ui, wait_for, "capture_next")
         ui.wait_text("预审通过，可以提交", wait_for)
 
         platform.stop()

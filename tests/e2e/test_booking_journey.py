@@ -1,5 +1,7 @@
 """Appointments on the real window (issue 5): card → book a slot → the slip printed with the number the platform holds
-→ rating → a queue ticket with its number, window and people ahead."""
+→ rating → a queue ticket with its number, window and people ahead. And EMS delivery of a result to an address, which
+needs the holder confirmed (card+face, kiosk/identity_levels.py): that kiosk has a camera (``kiosk-sim camera``
+showing the holder, tests/e2e/conftest.py) and the citizen passes the face check after the card."""
 from __future__ import annotations
 
 import shutil
@@ -7,6 +9,7 @@ import shutil
 import pytest
 
 from drivers.sim.control import send_command
+from tests.e2e.conftest import pass_face_check, start_with_camera
 
 pytestmark = pytest.mark.e2e
 
@@ -120,12 +123,12 @@ def test_card_book_slot_slip_and_queue_ticket(start_kiosk, platform_server, wait
     ui.wait_screen("rating", wait_for)
 
 
-def test_card_ems_delivery_with_consent(start_kiosk, platform_server, wait_for):
-    ui = start_kiosk()
+def test_card_ems_delivery_with_consent(start_kiosk, camera_sim, platform_server, wait_for):
+    ui = start_with_camera(start_kiosk, camera_sim)
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = simulators(ui, wait_for, "idcard", "receipt_printer")
     send_command(sims["idcard"]["control"], "place_card", identity="yang")
-    ui.wait_screen("menu", wait_for)
+    pass_face_check(ui, wait_for)
     tap(ui, wait_for, "tile_delivery")
     ui.wait_screen("delivery", wait_for)
     ui.wait_text("SP20261026000501", wait_for)

@@ -1,6 +1,8 @@
 """E-certificate printing on the real window (issues 4 and 5): card → my e-certificates (numbers masked) → print on the
 licence printer (a private cupsd with a cups-pdf queue) → the PDF that came out has the certificate's text; a second
-copy is shown as a counted reprint."""
+copy is shown as a counted reprint. E-certificates need the holder confirmed (card+face, kiosk/identity_levels.py): these
+kiosks have a camera (``kiosk-sim camera`` showing the holder, tests/e2e/conftest.py) and the citizen passes the face
+check after the card."""
 from __future__ import annotations
 
 import shutil
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from drivers.sim.control import send_command
+from tests.e2e.conftest import pass_face_check, start_with_camera
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +43,14 @@ def pdf_text(path: Path) -> str:
                           check=True).stdout
 
 
-def test_card_certificate_printed_pdf_has_its_text(start_kiosk, wait_for):
-    ui = start_kiosk(devices__licence_printer=LICENCE_PRINTER)
+def test_card_certificate_printed_pdf_has_its_text(start_kiosk, camera_sim, wait_for):
+    ui = start_with_camera(start_kiosk, camera_sim, devices__licence_printer=LICENCE_PRINTER)
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = wait_for(lambda: (lambda s: s if all(k in s for k in ("idcard", "licence_printer")) else None)(
         {k: v for k, v in ui.ask("simulators").items() if k != "ok"}), timeout=30, what="the simulators")
     out = Path(sims["licence_printer"]["out"])
     send_command(sims["idcard"]["control"], "place_card", identity="zhang")
-    ui.wait_screen("menu", wait_for)
+    pass_face_check(ui, wait_for)
     tap(ui, wait_for, "tile_certificates")
     ui.wait_screen("certificates", wait_for)
     ui.wait_text("您的电子证照", wait_for)
@@ -90,15 +93,15 @@ def corner_taps(ui, times: int = 5) -> None:
                    env={**os.environ, "DISPLAY": ui.display}, check=True, timeout=10)
 
 
-def test_a_stuck_licence_goes_to_staff_who_hand_it_over(start_kiosk, wait_for):
+def test_a_stuck_licence_goes_to_staff_who_hand_it_over(start_kiosk, camera_sim, wait_for):
     stuck = {**LICENCE_PRINTER, "settings": {**LICENCE_PRINTER["settings"], "job_timeout_s": 3.0}}
-    ui = start_kiosk(devices__licence_printer=stuck)
+    ui = start_with_camera(start_kiosk, camera_sim, devices__licence_printer=stuck)
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = wait_for(lambda: (lambda s: s if all(k in s for k in ("idcard", "licence_printer")) else None)(
         {k: v for k, v in ui.ask("simulators").items() if k != "ok"}), timeout=30, what="the simulators")
     send_command(sims["licence_printer"]["control"], "set_hang", hang=True)   # the job never completes
     send_command(sims["idcard"]["control"], "place_card", identity="zhang")
-    ui.wait_screen("menu", wait_for)
+    pass_face_check(ui, wait_for)
     tap(ui, wait_for, "tile_certificates")
     ui.wait_text("您的电子证照", wait_for)
     tap(ui, wait_for, "cert_0")

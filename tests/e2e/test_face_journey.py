@@ -2,68 +2,28 @@
 another person refused, then after K failed attempts another route — services without identity — never a dead end.
 
 The camera is ``kiosk-sim camera`` (MJPEG over HTTP, read by the real OpenCV driver as an IP camera) playing clips
-built at test time from real face photos that ship in packages (tests/data/README.md); the platform serves the
-astronaut photo as 张明华's registered photo."""
+built at test time from real face photos that ship in packages (tests/data/README.md); the e2e platform serves the
+holder's photo as every simulated card holder's registered photo (clips, camera and platform: tests/e2e/conftest.py)."""
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
-from drivers.camera import synthetic as synth
-from drivers.camera.samples import load_sample_photo, sample_photo_path
-from drivers.sim.process import SimulatorProcess
-from kiosk.face.worker import FaceWorker
+from drivers.sim.control import send_command
+from tests.e2e.conftest import pass_face_check, start_with_camera
 
 pytestmark = pytest.mark.e2e
 
 ZHANG_ID = "340302195803172018"
-#: look, blink, look, turn to the citizen's left and back, look (~4.6 s, looped by the simulator)
-LIVE_SCRIPT = (synth.Gesture("still", 1.0), synth.Gesture("blink", 0.5), synth.Gesture("still", 0.8),
-               synth.Gesture("turn_left", 1.4), synth.Gesture("still", 0.9))
-#: the profile's face block: both requests in a random order, steps long enough for the looping clip
-FACE = {"challenges": ["blink", "turn_left"], "max_attempts": 3, "attempt_timeout_s": 25,
+#: the profile's face block: both requests in a random order, steps long enough for the looping clip, the attempt long
+#: enough for a busy test machine
+FACE = {"challenges": ["blink", "turn_left"], "max_attempts": 3, "attempt_timeout_s": 40,
         "liveness": {"step_timeout_s": 8}}
 
 
-@pytest.fixture(scope="module")
-def platform_server(make_platform_server):
-    """Overrides the shared platform for this module: same seed, 张明华's registered photo is a real face."""
-    return make_platform_server(photos={ZHANG_ID: str(sample_photo_path("astronaut"))})
-
-
-@pytest.fixture(scope="module")
-def face_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """live (the holder blinking and turning), spoof (the holder's photo held up), impostor (another person)."""
-    folder = tmp_path_factory.mktemp("face-clips")
-    bases = {}
-    with FaceWorker() as worker:
-        for who, name in (("holder", "astronaut"), ("other", "grace_hopper")):
-            photo = load_sample_photo(name)
-            box = worker.analyze(photo, reference=True, landmarks=False).faces[0]
-            frame = synth.place_face(photo, box.css())
-            bases[who] = (frame, worker.analyze(frame).landmarks)
-    holder, other = bases["holder"], bases["other"]
-    return {
-        "live": synth.write_clip(folder / "live.avi", synth.live_frames(*holder, LIVE_SCRIPT)),
-        "spoof": synth.write_clip(folder / "spoof.avi", synth.photo_frames(holder[0], 4.0)),
-        "impostor": synth.write_clip(folder / "impostor.avi", synth.live_frames(*other, LIVE_SCRIPT[:2])),
-    }
-
-
 @pytest.fixture
-def camera_sim(face_clips: dict[str, Path]) -> Iterator[SimulatorProcess]:
-    sim = SimulatorProcess("camera", "--video", str(face_clips["live"]), "--tcp", "127.0.0.1:0")
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-def start_with_camera(start_kiosk, camera_sim: SimulatorProcess, **face: Any):
-    return start_kiosk(devices__camera={"driver": "opencv", "settings": {"source": camera_sim.endpoints["url"]}},
-                       face={**FACE, **face})
+def camera_clip() -> str:
+    """The holder blinking and turning left (conftest's ``live`` clip): answers both requests, in either order."""
+    return "live"
 
 
 def assert_touch_targets(ui) -> None:
@@ -72,11 +32,9 @@ def assert_touch_targets(ui) -> None:
 
 
 def test_card_face_check_passes_then_menu(start_kiosk, camera_sim, platform_server, wait_for):
-    ui = start_with_camera(start_kiosk, camera_sim)
+    ui = start_with_camera(start_kiosk, camera_sim, FACE)
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = ui.simulators(wait_for)
-    from drivers.sim.control import send_command
-
     send_command(sims["idcard"]["control"], "place_card", identity="zhang")
     ui.wait_screen("face_check", wait_for)
     ui.wait_text("张*华，请核验本人身份", wait_for)
@@ -87,7 +45,7 @@ def test_card_face_check_passes_then_menu(start_kiosk, camera_sim, platform_serv
     assert_touch_targets(ui)
     ui.screenshot("13-face-check")
 
-    ui.wait_screen("menu", wait_for, timeout=60)
+    pass_face_check(ui, wait_for)
     ui.wait_text("您好，张*华", wait_for)
     ui.screenshot("14-menu-face-verified")
     ui.tap("tile_my_applications", wait_for)
@@ -99,11 +57,9 @@ def test_card_face_check_passes_then_menu(start_kiosk, camera_sim, platform_serv
 
 def test_spoof_and_impostor_refused_then_another_route(start_kiosk, camera_sim, face_clips, platform_server,
                                                        wait_for):
-    ui = start_with_camera(start_kiosk, camera_sim, liveness={"step_timeout_s": 3})
+    ui = start_with_camera(start_kiosk, camera_sim, {**FACE, "liveness": {"step_timeout_s": 3}})
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = ui.simulators(wait_for)
-    from drivers.sim.control import send_command
-
     sessions_before = platform_server.query("SELECT count(*) FROM citizen_sessions WHERE id_number = ?", ZHANG_ID)
     camera_sim.control("set_source", path=str(face_clips["spoof"]))
     send_command(sims["idcard"]["control"], "place_card", identity="zhang")

@@ -27,6 +27,33 @@ def last_receipt(sims, wait_for) -> dict:
     return wait_for(lambda: (send_command(control, "receipts")["receipts"] or [None])[-1], what="a printed receipt")
 
 
+#: menu tiles that need the holder confirmed (card+face or card+pin, kiosk/identity_levels.py CONFIRMED_ONLY)
+CONFIRMED_ONLY_TILES = ("tile_apply", "tile_pay", "tile_certificates", "tile_delivery")
+#: kiosk/locales/zh_CN/identity.yaml needs_face_no_camera: the reason on a locked tile when the kiosk has no camera
+NEEDS_FACE_NO_CAMERA = "需要人脸核验：本机无法核验人脸，请到服务窗口办理"
+
+
+def assert_card_only_locks(ui, wait_for) -> None:
+    """A card-only session on a kiosk without a camera: the four services that need the holder confirmed show
+    "needs face verification" on their tiles (greyed, still tappable: a tap says why, with no "verify now" since there
+    is no camera); the rest stay open."""
+    hints = [t for t in ui.texts() if t == NEEDS_FACE_NO_CAMERA]
+    assert len(hints) == len(CONFIRMED_ONLY_TILES), hints
+    ui.screenshot("02a-menu-card-only-needs-face")
+    for aid in ("tile_my_applications", "tile_appointment", "tile_guide", "tile_progress"):
+        assert not ui.find(aid)["disabled"], f"{aid} is open to a card-only session"
+    for aid in CONFIRMED_ONLY_TILES:
+        ui.tap(aid, wait_for)
+        reason = wait_for(lambda: ui.find("locked_reason").get("text"), what=f"why {aid} is locked")
+        assert reason == NEEDS_FACE_NO_CAMERA, (aid, reason)
+        assert ui.state()["screen"] == "menu", f"{aid} did not open its screen"
+        assert not ui.find("locked_verify")["found"], "no face check offered without a camera"
+        if aid == "tile_apply":
+            ui.screenshot("02b-menu-needs-face-verification")
+        ui.tap("locked_back", wait_for)
+        wait_for(lambda: not ui.find("locked_reason")["found"], what="the notice closed")
+
+
 def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for):
     ui = start_kiosk(session__idle_timeout_s=IDLE_S, session__warning_s=WARNING_S)
     ui.wait_screen("attract", wait_for, timeout=30)
@@ -39,6 +66,7 @@ def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for
     ui.wait_text("您好，张*华", wait_for)
     assert not any("张明华" in t or "340302195803172018" in t for t in ui.texts()), "only masked data on screen"
     ui.screenshot("02-menu-identified")
+    assert_card_only_locks(ui, wait_for)
 
     ui.tap("tile_my_applications", wait_for)
     ui.wait_screen("progress", wait_for)
