@@ -8,6 +8,7 @@ Sparkplug-B-style state over MQTT with JSON payloads (UTF-8):
 ``fleet/v1/{kiosk_id}/death``                    the MQTT Will (QoS 1) and sent explicitly on clean shutdown
 ``fleet/v1/{kiosk_id}/data``                     on change (changed devices only) and as a heartbeat (everything)
 ``fleet/v1/{kiosk_id}/alarm``                    QoS 1: a device entered or left a fault/supply condition
+``fleet/v1/{kiosk_id}/journey``                  QoS 1: anonymous citizen journeys, batched (:func:`check_journey`)
 ``fleet/v1/{kiosk_id}/cmd/{command_id}``         controller → kiosk, signed (see :mod:`fleet.signing`)
 ``fleet/v1/{kiosk_id}/cmd-result/{command_id}``  QoS 1: accepted / done / failed / rejected + reason
 ``fleet/v1/controller/state``                    retained; the controllers' Will says offline
@@ -33,7 +34,7 @@ from typing import Any, Mapping
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "fleet/v1"
 CONTROLLER_STATE_TOPIC = f"{TOPIC_ROOT}/controller/state"
-KIOSK_MESSAGE_TYPES = ("birth", "death", "data", "alarm", "cmd-result")
+KIOSK_MESSAGE_TYPES = ("birth", "death", "data", "alarm", "journey", "cmd-result")
 
 #: kiosk ids are also MQTT usernames / certificate CNs and topic levels: keep them to a safe alphabet
 KIOSK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -195,7 +196,7 @@ def parse_topic(name: str) -> tuple[str, str, str | None] | None:
     if len(parts) < 4 or parts[0] != "fleet" or parts[1] != "v1":
         return None
     kiosk_id, kind = parts[2], parts[3]
-    if len(parts) == 4 and kind in ("birth", "death", "data", "alarm"):
+    if len(parts) == 4 and kind in ("birth", "death", "data", "alarm", "journey"):
         return kiosk_id, kind, None
     if len(parts) == 5 and kind in ("cmd", "cmd-result"):
         return kiosk_id, kind, parts[4]
@@ -388,6 +389,8 @@ def check_envelope(kind: str, kiosk_id: str, payload: Any, now: int | None = Non
             raise PayloadError("bad_identity")
         if cmds is not None and (type(cmds) is not list or len(cmds) > MAX_COMMAND_NAMES):
             raise PayloadError("bad_commands")
+    if kind == "journey":
+        check_journey(payload)
     if kind == "cmd-result":
         if get("status") not in _RESULT_SET:
             raise PayloadError("bad_result_status")
@@ -395,3 +398,62 @@ def check_envelope(kind: str, kiosk_id: str, payload: Any, now: int | None = Non
         if data is not None and (type(data) is not dict or not _depth_ok(data, MAX_DATA_DEPTH)):
             raise PayloadError("bad_result_data")
     return payload
+
+
+# --- anonymous journeys (fleet/v1/{kiosk}/journey) ------------------------------------------------------------------
+#: a journey message: ``{"v", "kiosk_id", "ts", "bdSeq", "seq", "mid", "sessions": [session, …]}``; one session:
+#: ``{"sid": 12 lowercase letters (random, not the kiosk's session id), "start_s": seconds before ``ts`` it began,
+#: "dur_s": seconds, "outcome": JOURNEY_OUTCOMES, "at": the step it ended on, "err": error code | null,
+#: "steps": [[screen, seconds], …], "services": [[service code, outcome, seconds in the service], …]}``.
+#: Nothing typed by the citizen, no ID/card/application number: names and codes come from closed alphabets, no
+#: string may hold a run of 6 or more digits, numbers are durations.
+JOURNEY_OUTCOMES = ("completed", "abandoned", "timed_out", "error", "out_of_service")
+MAX_JOURNEY_SESSIONS = 50
+MAX_JOURNEY_STEPS = 64
+MAX_JOURNEY_SERVICES = 16
+MAX_JOURNEY_SECONDS = 86_400.0
+JOURNEY_SID_RE = re.compile(r"^[a-z]{12}$")
+JOURNEY_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+JOURNEY_SERVICE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")
+_DIGIT_RUN_RE = re.compile(r"\d{6}")
+_JOURNEY_KEYS = frozenset({"sid", "start_s", "dur_s", "outcome", "at", "err", "steps", "services"})
+_OUTCOME_SET = frozenset(JOURNEY_OUTCOMES)
+
+
+def journey_service_ok(code: Any) -> bool:
+    return type(code) is str and bool(JOURNEY_SERVICE_RE.match(code)) and not _DIGIT_RUN_RE.search(code)
+
+
+def _seconds(v: Any, limit: float = MAX_JOURNEY_SECONDS) -> bool:
+    return (type(v) is int or type(v) is float) and 0 <= v <= limit
+
+
+def check_journey(payload: Mapping[str, Any]) -> None:
+    """A journey message's ``sessions``, strictly: whitelisted keys, closed alphabets, bounded counts and durations
+    (anything else → :class:`PayloadError` ``bad_journey``: the controller dead-letters it)."""
+    sessions = payload.get("sessions")
+    if type(sessions) is not list or not 1 <= len(sessions) <= MAX_JOURNEY_SESSIONS:
+        raise PayloadError("bad_journey")
+    for s in sessions:
+        if type(s) is not dict or not _JOURNEY_KEYS.issuperset(s) or not JOURNEY_SID_RE.match(str(s.get("sid"))):
+            raise PayloadError("bad_journey")
+        if not _seconds(s.get("start_s"), TS_PAST_MS / 1000) or not _seconds(s.get("dur_s")) \
+                or s.get("outcome") not in _OUTCOME_SET:
+            raise PayloadError("bad_journey")
+        at, err = s.get("at"), s.get("err")
+        if at is not None and (type(at) is not str or not JOURNEY_NAME_RE.match(at)):
+            raise PayloadError("bad_journey")
+        if err is not None and (type(err) is not str or not JOURNEY_NAME_RE.match(err) or _DIGIT_RUN_RE.search(err)):
+            raise PayloadError("bad_journey")
+        steps, services = s.get("steps", []), s.get("services", [])
+        if type(steps) is not list or len(steps) > MAX_JOURNEY_STEPS or type(services) is not list \
+                or len(services) > MAX_JOURNEY_SERVICES:
+            raise PayloadError("bad_journey")
+        for st in steps:
+            if type(st) is not list or len(st) != 2 or type(st[0]) is not str or not JOURNEY_NAME_RE.match(st[0]) \
+                    or not _seconds(st[1]):
+                raise PayloadError("bad_journey")
+        for sv in services:
+            if type(sv) is not list or len(sv) != 3 or not journey_service_ok(sv[0]) or sv[1] not in _OUTCOME_SET \
+                    or not _seconds(sv[2]):
+                raise PayloadError("bad_journey")

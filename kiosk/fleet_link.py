@@ -66,6 +66,10 @@ class FleetLink:
         """Something operators care about changed (availability, paper, a session): report it now."""
         self.agent.notify_changed()
 
+    def journeys(self, records: list[dict[str, Any]]) -> None:
+        """Finished anonymous journeys (kiosk/journey.py) → topic ``journey``, through the agent's disk outbox."""
+        self.agent.report_journeys(records)
+
     def alarm(self, code: str, severity: str, text: str = "", active: bool = True) -> None:
         """An application alarm for operators (device ``app``): the shell's crash handler (kiosk/lifecycle.py), the
         storage guard (``storage_full``). ``active=False`` clears it (the condition is gone)."""

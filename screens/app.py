@@ -383,6 +383,7 @@ class KioskApp(App):
 
     def _on_screen(self, _sm: Any, name: str) -> None:
         self.core.speak(f"voice.{name}")
+        self.core.journey.step(name)   # anonymous journey analytics: screen names only (kiosk/journey.py)
         if self.screenshot_dir is not None:
             self._shots += 1
             path = self.screenshot_dir / f"{self._shots:02d}-{name}.png"

@@ -197,6 +197,28 @@ class FleetAgent:
         with self._cond:
             self._cond.notify_all()
 
+    def report_journeys(self, sessions: Sequence[Mapping[str, Any]]) -> int:
+        """Anonymous citizen journeys (:class:`kiosk.journey.JourneyRecorder` records; topic ``journey``): queued in
+        the outbox in batches of at most :data:`fleet.protocol.MAX_JOURNEY_SESSIONS` and sent in order (kept on disk
+        while the broker is away). Records that fail the protocol's checks are dropped here (logged), never sent.
+        Returns how many were queued."""
+        good = []
+        for record in sessions:
+            try:
+                P.check_journey({"sessions": [record]})
+            except P.PayloadError:
+                log.warning("journey record refused by the protocol check; not sent")
+                continue
+            good.append(dict(record))
+        for i in range(0, len(good), P.MAX_JOURNEY_SESSIONS):
+            ts = P.now_ms()
+            self.outbox.put("journey", "journey", {"v": P.PROTOCOL_VERSION, "kiosk_id": self.kiosk_id, "ts": ts,
+                                                   "sessions": good[i:i + P.MAX_JOURNEY_SESSIONS]}, ts)
+        if good:
+            with self._cond:
+                self._cond.notify_all()
+        return len(good)
+
     def request_rebirth(self) -> None:
         """Publish a full birth again on the current connection (what the controller's rebirth command does)."""
         with self._cond:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 #: eviction order when full: lower first
-PRIORITY = {"heartbeat": 0, "data": 1, "alarm": 2, "cmd-result": 3}
+PRIORITY = {"heartbeat": 0, "data": 1, "journey": 2, "alarm": 2, "cmd-result": 3}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fleet import protocol as P
 from fleet.controller import charts
+from fleet.controller import reports as reports_mod
 from fleet.controller.auth import (ABSOLUTE_S, COMMAND_ROLE, MIN_PASSWORD, ROLES, Csrf, LoginFailed, LoginThrottled,
                                    Principal, Sessions, command_role, hash_password, safe_next)
 from fleet.controller.history import kiosk_history
@@ -289,10 +290,11 @@ def guard(role: str) -> dict[str, Any]:
     return {"openapi_extra": {"x-required-role": role}}
 
 
-def create_app(controller: Any, cookie_secure: bool = False) -> FastAPI:
+def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str | None = None) -> FastAPI:
     """``controller`` is a running :class:`fleet.controller.service.FleetController` (None: only for the spec).
     ``cookie_secure``: mark the session cookie ``Secure`` even on plain-HTTP requests (TLS ends at a proxy); it is
-    always marked so on requests that came over TLS."""
+    always marked so on requests that came over TLS. ``metrics_token``: the Prometheus scrape token accepted on
+    ``GET /metrics`` besides a viewer session (``serve --metrics-token-file``)."""
     app = FastAPI(title="Kiosk fleet controller API", version="1.0",
                   description=__doc__, docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     env = _env()
@@ -490,6 +492,32 @@ def create_app(controller: Any, cookie_secure: bool = False) -> FastAPI:
             raise HTTPException(404, "no such command")
         return command_dict(row)
 
+    # Prometheus (fleet/controller/metrics.py): a viewer session/bearer, or the scrape token when configured
+    from fleet.controller import metrics as metrics_mod
+
+    registry = metrics_mod.registry_for(controller) if controller is not None else None
+    viewer = require_role("viewer")
+
+    def metrics_access(request: Request) -> None:
+        if metrics_mod.token_ok(metrics_token, request.headers.get("authorization")):
+            return None
+        viewer(request)  # 401 without a live session, 403 below viewer (there is none)
+        return None
+
+    metrics_access.required_role = "viewer"  # type: ignore[attr-defined]
+
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             summary="Prometheus metrics (exposition format): kiosks per district, open alerts per severity, "
+                     "ingest counters, dead letters, command durations. A viewer session or bearer token, or the "
+                     "scrape token of `serve --metrics-token-file` as `Authorization: Bearer`",
+             responses={200: {"content": {metrics_mod.CONTENT_TYPE: {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition format"},
+                        401: {"description": "no viewer session and no valid scrape token"}},
+             **guard("viewer"))
+    def prometheus_metrics(_access: None = Depends(metrics_access)) -> Response:
+        body = metrics_mod.exposition(registry) if registry is not None else b""
+        return Response(body, media_type=metrics_mod.CONTENT_TYPE)
+
     @app.get("/api/v1/stats", response_model=StatsOut, tags=["ops"],
              summary="ingest counters of this controller and of every controller sharing the database",
              **guard("viewer"))
@@ -565,6 +593,85 @@ def create_app(controller: Any, cookie_secure: bool = False) -> FastAPI:
         _operator_or_404(username)
         n = sessions.revoke_operator(username, P.now_ms(), f"revoked_by:{user.username}"[:40])
         return {"username": username, "revoked": n}
+
+    # reports (anonymous journeys, device availability, paper) — fleet/controller/reports.py ---------------------
+    def report_window(since: str, until: str) -> tuple[int, int]:
+        today = reports_mod.cst_day(P.now_ms())
+        try:
+            until_day = reports_mod.parse_day(until) if until else today
+            since_day = reports_mod.parse_day(since) if since else until_day - 29 * reports_mod.DAY
+        except ValueError:
+            raise HTTPException(422, "since/until must be dates YYYY-MM-DD") from None
+        if since_day > until_day or until_day - since_day > 366 * reports_mod.DAY:
+            raise HTTPException(422, "since must be before until, at most 366 days apart")
+        return since_day, until_day
+
+    def report_data(since: str, until: str, district: str, kiosk: str, service: str,
+                    with_devices: bool = True) -> dict[str, Any]:
+        since_day, until_day = report_window(since, until)
+        data = reports_mod.journey_report(store, since_day, until_day, district, kiosk, service)
+        if with_devices:
+            end = min(P.now_ms(), until_day + reports_mod.DAY)
+            data["availability"] = reports_mod.device_availability(store, since_day, end, district, kiosk)
+            data["paper"] = reports_mod.paper_forecast(store, P.now_ms(), district, kiosk)
+        return data
+
+    ReportFilters = dict(since=Query("", description="first CST day, YYYY-MM-DD (default: 29 days before until)"),
+                         until=Query("", description="last CST day, YYYY-MM-DD (default: today)"))
+
+    @app.get("/api/v1/reports/journeys", tags=["reports"], **guard("viewer"),
+             summary="anonymous journey report: sessions and completions per day, per service (started, completed, "
+                     "abandoned, median time to complete), the funnel attract → card → face → menu → service → done "
+                     "with drop-off, the screens where sessions end, timeouts and errors per screen")
+    def api_report_journeys(since: str = ReportFilters["since"], until: str = ReportFilters["until"],
+                            district: str = "", kiosk: str = "", service: str = "",
+                            _user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
+        return report_data(since, until, district, kiosk, service, with_devices=False)
+
+    @app.get("/api/v1/reports/availability", tags=["reports"], **guard("viewer"),
+             summary="device availability per kiosk and device over the window (% healthy, faults, mean time to "
+                     "repair) from the kiosks' fault events")
+    def api_report_availability(since: str = ReportFilters["since"], until: str = ReportFilters["until"],
+                                district: str = "", kiosk: str = "",
+                                _user: Principal = Depends(require_role("viewer"))) -> list[dict[str, Any]]:
+        since_day, until_day = report_window(since, until)
+        return reports_mod.device_availability(store, since_day, min(P.now_ms(), until_day + reports_mod.DAY),
+                                               district, kiosk)
+
+    @app.get("/api/v1/reports/paper", tags=["reports"], **guard("viewer"),
+             summary="paper forecast: days until empty for printers at near-end or out, at the current rate")
+    def api_report_paper(district: str = "", kiosk: str = "",
+                         _user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
+        return reports_mod.paper_forecast(store, P.now_ms(), district, kiosk)
+
+    @app.get("/api/v1/reports/export.csv", tags=["reports"], **guard("viewer"), response_class=Response,
+             summary="one report section as CSV (days, services, funnel, exits, screens, error_codes, availability);"
+                     " counts from 1 to 4 are shown as <5 (small-cell rule)")
+    def api_report_csv(section: Literal["days", "services", "funnel", "exits", "screens", "error_codes",
+                                        "availability"] = "services",
+                       since: str = ReportFilters["since"], until: str = ReportFilters["until"],
+                       district: str = "", kiosk: str = "", service: str = "",
+                       _user: Principal = Depends(require_role("viewer"))) -> Response:
+        data = report_data(since, until, district, kiosk, service, with_devices=section == "availability")
+        name = f"fleet-{section}-{data['since']}-{data['until']}.csv"
+        return Response(reports_mod.report_csv(data, section), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/reports", include_in_schema=False, **guard("viewer"))
+    def reports_page(request: Request, since: str = "", until: str = "", district: str = "", kiosk: str = "",
+                     service: str = "", user: Principal = Depends(require_role("viewer"))) -> HTMLResponse:
+        data = report_data(since, until, district, kiosk, service)
+        o = reports_mod.OUTCOME_ZH
+        svg = {"days": charts.day_bar_chart(data["days"], [("completed", "bar", o["completed"]),
+                                                           ("abandoned", "bar-grey", o["abandoned"]),
+                                                           ("timed_out", "bar-warn", o["timed_out"]),
+                                                           ("error", "bar-bad", o["error"])], "每日服务人次"),
+               "funnel": charts.funnel_chart(data["funnel"], reports_mod.STEP_ZH, "办事漏斗")}
+        f = {"since": data["since"], "until": data["until"], "district": district, "kiosk": kiosk,
+             "service": service}
+        return render(request, "reports.html.j2", user, r=data, svg=svg, f=f, query=urlencode(f),
+                      districts=store.districts(), services=reports_mod.services_seen(store),
+                      OUTCOME_ZH=o, STEP_ZH=reports_mod.STEP_ZH)
 
     # dashboard -----------------------------------------------------------------------------------------------
     @app.get("/login", include_in_schema=False)
@@ -741,7 +848,7 @@ def create_app(controller: Any, cookie_secure: bool = False) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith("/api/") or request.method != "GET":
+        if request.url.path.startswith("/api/") or request.url.path == "/metrics" or request.method != "GET":
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         if exc.status_code == 401:
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")

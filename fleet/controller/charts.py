@@ -173,3 +173,70 @@ def line_chart(points: Sequence[tuple[int, float]], since: int, until: int, unit
                    f'</title></circle>')
     out.append("</svg>")
     return "".join(out)
+
+
+def day_bar_chart(days: Sequence[dict], keys: Sequence[tuple[str, str, str]], label: str = "", unit: str = "人次"
+                  ) -> str:
+    """Stacked bars per CST day (the reports page): ``days`` rows with ``day`` (YYYY-MM-DD) and counts;
+    ``keys`` = (field, css class, name) bottom to top. Every bar segment has a <title>."""
+    totals = [sum(int(d.get(k) or 0) for k, _c, _n in keys) for d in days]
+    ymax = max(4.0, _nice_max(max(totals, default=0)))
+    if ymax % 4:
+        ymax = 4 * math.ceil(ymax / 4)
+    pw, ph = W - ML - MR, H - MT - MB
+    out = [f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(label)}" '
+           f'xmlns="http://www.w3.org/2000/svg">']
+    for i in range(5):
+        value = ymax * i / 4
+        y = MT + ph - (value / ymax) * ph
+        out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" class="grid"/>')
+        out.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" class="ylab">{escape(_num(value))}</text>')
+    out.append(f'<line x1="{ML}" y1="{MT + ph}" x2="{W - MR}" y2="{MT + ph}" class="axis"/>')
+    out.append(f'<text x="{ML - 6}" y="{MT - 12}" class="unit">{escape(unit)}</text>')
+    if not days or not any(totals):
+        return _empty(out)
+    n = len(days)
+    slot = pw / n
+    bw = max(1.0, slot - (2 if slot > 4 else 0))
+    every = max(1, math.ceil(n / 8))
+    for i, d in enumerate(days):
+        x = ML + i * slot + (slot - bw) / 2
+        base = MT + ph
+        for field_, css, name in keys:
+            v = int(d.get(field_) or 0)
+            if v <= 0:
+                continue
+            h = v / ymax * ph
+            base -= h
+            out.append(f'<rect x="{x:.1f}" y="{base:.1f}" width="{bw:.1f}" height="{h:.1f}" class="{css}">'
+                       f'<title>{escape(d["day"])} {escape(name)}: {v}</title></rect>')
+        if i % every == 0:
+            out.append(f'<text x="{x + bw / 2:.1f}" y="{H - 8}" class="xlab">{escape(d["day"][5:])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def funnel_chart(rows: Sequence[dict], names: dict[str, str], label: str = "") -> str:
+    """The journey funnel as horizontal bars: reached per step, the drop-off beside it."""
+    top = max((r["reached"] for r in rows), default=0)
+    row_h = 26
+    height = MT + row_h * len(rows) + 8
+    left = 90
+    width = W - left - 110
+    out = [f'<svg class="chart" viewBox="0 0 {W} {height}" role="img" aria-label="{escape(label)}" '
+           f'xmlns="http://www.w3.org/2000/svg">']
+    if not top:
+        out.append(f'<text x="{W / 2}" y="{height / 2}" class="empty">暂无数据</text></svg>')
+        return "".join(out)
+    for i, r in enumerate(rows):
+        y = MT + i * row_h - 12
+        w = r["reached"] / top * width
+        name = names.get(r["step"], r["step"])
+        out.append(f'<text x="{left - 8}" y="{y + 15:.1f}" class="ylab">{escape(name)}</text>')
+        out.append(f'<rect x="{left}" y="{y:.1f}" width="{max(w, 1):.1f}" height="{row_h - 8}" rx="3" class="bar">'
+                   f'<title>{escape(name)}: {r["reached"]}</title></rect>')
+        drop = f' −{r["dropped"]} ({r["drop_pct"]}%)' if r.get("dropped") else ""
+        out.append(f'<text x="{left + max(w, 1) + 6:.1f}" y="{y + 14:.1f}" class="flab">{r["reached"]}'
+                   f'<tspan class="drop">{escape(drop)}</tspan></text>')
+    out.append("</svg>")
+    return "".join(out)

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="the certificate's private key (PEM)")
     serve.add_argument("--cookie-secure", action="store_true",
                        help="always mark the session cookie Secure (TLS ends at a proxy in front)")
+    serve.add_argument("--metrics-token-file", default=os.environ.get("FLEET_METRICS_TOKEN_FILE"), metavar="FILE",
+                       help="a Prometheus scraper may read GET /metrics with Authorization: Bearer <the token in "
+                            "FILE, ≥ 16 characters> (default env FLEET_METRICS_TOKEN_FILE); without it /metrics "
+                            "needs a viewer session or bearer token")
     serve.add_argument("--trusted-proxy", default="",
                        help="comma-separated addresses of reverse proxies whose X-Forwarded-For/-Proto are believed "
                             "(default none: the peer address is the client's, for login throttling too)")
@@ -159,7 +163,14 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     shown = f"[{host}]" if ":" in host else host
     tls = bool(args.tls_cert)
-    app = create_app(controller, cookie_secure=args.cookie_secure or tls)
+    from fleet.controller.metrics import load_token
+
+    try:
+        metrics_token = load_token(args.metrics_token_file)
+    except (OSError, ValueError) as exc:
+        print(f"fleet-controller: --metrics-token-file: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(controller, cookie_secure=args.cookie_secure or tls, metrics_token=metrics_token)
     controller.start()
     # announce once subscribed, so that what kiosks publish from then on reaches us (or after 10 s without a broker)
     subscribed = controller.wait_connected(10.0)

@@ -60,7 +60,7 @@ REWRITE_S = 30.0
 #: controllers frozen together) is waited for instead of its backlog being taken for lost; one that died is only
 #: waited for until the audit's fallback (``audit_fallback_ms`` after the message), so a wide window costs nothing
 ALIVE_WINDOW_MS = 60_000
-SUBSCRIPTIONS = ("birth", "death", "data", "alarm", "cmd-result/+")
+SUBSCRIPTIONS = ("birth", "death", "data", "alarm", "journey", "cmd-result/+")
 #: dead letters kept per flush (the rest are counted only) and how much of each payload is kept
 DEAD_LETTERS_PER_FLUSH = 50
 DEAD_LETTER_PREVIEW = 256
@@ -395,7 +395,7 @@ class FleetController:
                 self._settle(batch)
                 now = P.now_ms()
                 if batch.samples or batch.births or batch.deaths or batch.results or batch.devices or \
-                        batch.dead_letters:
+                        batch.dead_letters or batch.journeys:
                     result = self.store.write_batch(batch, self.id, now)
                     self.stats["stored"] += result["stored"]
                     self.stats["duplicates"] += result["duplicates"]
@@ -471,6 +471,15 @@ class FleetController:
         mid, bd, seq = payload["mid"], payload["bdSeq"], payload["seq"]
         if kind == "cmd-result" and payload.get("command_id") != command_id:
             raise P.PayloadError("command_id_mismatch")
+        if kind == "journey":  # anonymous journeys: aggregated into hourly/daily buckets (fleet/controller/reports.py)
+            seen = batch.kiosk_seen.get(kiosk_id)
+            if seen is None:
+                batch.kiosk_seen[kiosk_id] = [recv, mid]
+            else:
+                seen[0], seen[1] = max(seen[0], recv), max(seen[1], mid)
+            batch.journeys.append((kiosk_id, mid, payload["ts"], recv, payload["sessions"]))
+            batch.log_seq(kiosk_id, bd, seq, "J", recv)
+            return
         if kind != "cmd-result":
             devices = payload.get("devices") or {}
             dset = self._kiosk_devices.get(kiosk_id)
@@ -791,6 +800,9 @@ class FleetController:
                     if dropped:
                         log.info("retention: dropped %s", ", ".join(dropped))
                     self.store.prune_events(cutoff)
+                    from fleet.controller.reports import prune as prune_journeys
+
+                    prune_journeys(self.store, now)
                     self.store.prune_dead_letters(cutoff)
                     self.store.prune_sessions(cutoff)  # ended operator sessions, kept as long as the events
                 self.store.prune_seq_log(now - 120_000)

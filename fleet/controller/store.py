@@ -255,6 +255,40 @@ dead_letters = Table(
 Index("dead_letters_received", dead_letters.c.received_at)
 DEAD_LETTERS_KEPT = 10_000
 
+#: anonymous journeys (topic ``journey``), aggregated at ingest (fleet/controller/reports.py) — never kept raw.
+#: ``journey_seen``: which journey messages were counted (an outbox replay or a redelivery counts once);
+#: ``journey_hourly``: per UTC hour, kiosk, service ('' for the whole session), metric and key (a screen, a funnel
+#: step, an outcome, a duration bin): a count and a sum of seconds; ``journey_daily``: the same per CST day and
+#: scope — ``k:<kiosk>``, ``d:<district>`` (the kiosk's district when counted) and ``*`` (the fleet) — what the
+#: report pages read, so a page over 90 days reads a few thousand rows whatever the fleet's size.
+journey_seen = Table(
+    "journey_seen", metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("mid", BigInteger, primary_key=True),
+    Column("recv", BigInteger, nullable=False),
+)
+Index("journey_seen_recv", journey_seen.c.recv)
+journey_hourly = Table(
+    "journey_hourly", metadata,
+    Column("hour", BigInteger, primary_key=True),
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("service", String(40), primary_key=True),
+    Column("metric", String(16), primary_key=True),
+    Column("key", String(40), primary_key=True),
+    Column("n", BigInteger, nullable=False, default=0),
+    Column("total", Float, nullable=False, default=0.0),
+)
+journey_daily = Table(
+    "journey_daily", metadata,
+    Column("scope", String(80), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("service", String(40), primary_key=True),
+    Column("metric", String(16), primary_key=True),
+    Column("key", String(40), primary_key=True),
+    Column("n", BigInteger, nullable=False, default=0),
+    Column("total", Float, nullable=False, default=0.0),
+)
+
 SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}
 COMMAND_RANK = {"queued": 0, "sent": 1, "delivered": 2, "succeeded": 3, "failed": 3, "rejected": 3,
                 "timed_out": 3, "expired": 3}
@@ -321,9 +355,10 @@ class Batch:
     # of the newest message with kiosk fields]: what the controller settles latest state from before writing
     latest: dict[str, list[Any]] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)  # rows for the dead_letters table
+    journeys: list[tuple[str, int, int, int, list[Any]]] = field(default_factory=list)  # kiosk, mid, ts, recv, sessions
 
     def __len__(self) -> int:
-        return len(self.samples) + len(self.deaths) + len(self.results)
+        return len(self.samples) + len(self.deaths) + len(self.results) + len(self.journeys)
 
     def log_seq(self, kiosk_id: str, bd: int, seq: int, kind: str, recv: int) -> None:
         """Log a message's (bdSeq, seq) for the sequence audit: consecutive seqs of one kiosk in this batch make one
@@ -513,10 +548,17 @@ class Store:
                 conn.execute(insert(events), forged)
             if batch.dead_letters:
                 conn.execute(insert(dead_letters), batch.dead_letters)
+            if batch.journeys:
+                from fleet.controller.reports import forget_district, write_journeys
+
+                for kiosk_id in batch.births:  # a birth may have moved the kiosk to another district
+                    forget_district(self, kiosk_id)
+                stored += write_journeys(self, conn, batch.journeys)
             if batch.seq_entries:
                 conn.execute(insert(seq_log).values(ingested_at=now, controller=controller_id,
                                                     entries=orjson.dumps(batch.seq_entries).decode()))
-        return {"stored": stored, "duplicates": len(batch.samples) - stored, "forged": len(forged)}
+        return {"stored": stored, "duplicates": len(batch.samples) + len(batch.journeys) - stored,
+                "forged": len(forged)}
 
     @staticmethod
     def _copy_samples(conn: Connection, name: str, rows: list[tuple], again: bool = False) -> int:
