@@ -230,7 +230,7 @@ _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 _TRACK_SEPARATORS = frozenset("=Dd^")
 
 
-def _luhn_ok(digits: str) -> bool:
+def luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
         d = int(ch)
@@ -252,7 +252,7 @@ def redact_card_numbers(text: str) -> str:
     def replace(match: "re.Match[str]") -> str:
         digits = "".join(c for c in match.group(0) if c.isdigit())
         follows = text[match.end():match.end() + 1]
-        if _luhn_ok(digits) or (follows and follows in _TRACK_SEPARATORS):
+        if luhn_ok(digits) or (follows and follows in _TRACK_SEPARATORS):
             return mask_pan(digits)
         return match.group(0)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Iterable
 
-from drivers.base import mask_card_number, mask_pan, redact_card_numbers
+from drivers.base import luhn_ok, mask_card_number, mask_pan, redact_card_numbers
 from drivers.errors import InvalidCardData
 from drivers.smartcard.errors import TlvError
 from drivers.smartcard.tlv import Tlv, build_ber_tlv, find_tag, iter_tags, parse_ber_tlv
@@ -219,15 +219,8 @@ def parse_afl(afl: bytes) -> list[tuple[int, int]]:
 
 
 def luhn_valid(digits: str) -> bool:
-    if not digits.isascii() or not digits.isdigit() or len(digits) < 12:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """A plausible PAN: 12 or more ASCII digits whose Luhn check holds."""
+    return digits.isascii() and digits.isdigit() and len(digits) >= 12 and luhn_ok(digits)
 
 
 def _pan_from(items: list[Tlv]) -> str | None:
