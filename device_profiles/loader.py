@@ -61,6 +61,8 @@ class KioskInfo:
     maintenance_pin_hash: str = ""
     #: free space (MB) data_dir must keep; below it new transactions are refused (kiosk/storage.py)
     min_free_mb: float = 200.0
+    #: local time "HH:MM" of the nightly self-test and restart (kiosk/nightly.py); "" = off
+    nightly_restart_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
             demo_controls=bool(k.get("demo_controls", False)),
             maintenance_pin_hash=k.get("maintenance_pin_hash", ""),
             min_free_mb=float(k.get("min_free_mb", 200.0)),
+            nightly_restart_at=str(k.get("nightly_restart_at") or ""),
         ),
         platform=PlatformConfig(url=p["url"].rstrip("/"), key_file=p.get("key_file", ""),
                                 timeout_s=float(p.get("timeout_s", 5.0)), retries=int(p.get("retries", 2))),

@@ -35,6 +35,7 @@ from kiosk.usecases.face_check import FaceCheck
 from kiosk.usecases.printing import PrintService
 from kiosk.voice import Voice
 from kiosk.guide_cache import GuideCache
+from kiosk.nightly import NightlyMaintenance
 from kiosk.workers import Dispatcher, Workers, call_now
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,9 @@ class KioskCore:
         self.outbox_drainer = OutboxDrainer(self.outbox, listener=self.apply.drained)
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
+        # nightly self-test and restart at a quiet hour (profile kiosk.nightly_restart_at; kiosk/nightly.py)
+        self.nightly = NightlyMaintenance.from_profile(profile.kiosk.nightly_restart_at, profile.kiosk.data_dir)
+        self._nightly_running = threading.Event()
         self._maintenance: str | None = None
         self.announcement: dict[str, str] | None = None
         self.fleet: Any = None  # kiosk.fleet_link.FleetLink when the profile names a broker
@@ -316,14 +320,50 @@ class KioskCore:
         self._audit_writer.shutdown(wait=True)
 
     def tick(self) -> None:
-        """Called about twice a second by the shell: session timeouts and periodic health checks."""
+        """Called about twice a second by the shell: session timeouts, periodic health checks, the nightly
+        self-test and restart."""
         self.session.tick()
+        if self.nightly is not None and self._started.is_set() and not self._nightly_running.is_set() \
+                and self.nightly.due(self._wall_now(), busy=self.session.state is not State.IDLE):
+            self.run_nightly()
         if self._started.is_set() and self._clock() - self._last_guide_check >= GUIDE_CHECK_INTERVAL_S:
             self._last_guide_check = self._clock()
             self.workers.submit(self.refresh_guides)
         interval = DEGRADED_HEALTH_INTERVAL_S if self.availability.degraded else HEALTH_INTERVAL_S
         if self._started.is_set() and self._clock() - self._last_health >= interval:
             self.check_health()
+
+    def run_nightly(self) -> None:
+        """Self-test every device on a worker (results audited; a device that fails raises the fleet alarm
+        ``nightly_self_test_failed``), record the day, then ask the supervisor for a restart."""
+        self._nightly_running.set()
+
+        def work() -> dict[str, str]:
+            results = {kind: (s.error_code or s.device.value) for kind, s in self.devices.self_test().items()}
+            failed = {kind: r for kind, r in results.items() if r != "online"}
+            self._audit("nightly_self_test", results=results)
+            if failed and self.fleet is not None:
+                try:
+                    self.fleet.alarm("nightly_self_test_failed", "major",
+                                     "nightly self-test: " + ", ".join(f"{k}={v}" for k, v in sorted(failed.items())))
+                except Exception as exc:  # noqa: BLE001 - the restart still happens; the audit has the results
+                    log.warning("nightly self-test alarm not queued: %s", type(exc).__name__)
+            assert self.nightly is not None
+            self.nightly.mark_done(self._wall_now())
+            return results
+
+        def done(_results: dict[str, str]) -> None:
+            self.request_restart("nightly maintenance")
+
+        def failed(exc: BaseException) -> None:
+            log.error("nightly maintenance failed: %s", type(exc).__name__)
+            self._nightly_running.clear()
+
+        self.workers.submit(work, on_result=done, on_error=failed)
+
+    def _wall_now(self) -> datetime:
+        """Local wall-clock time (the nightly run is at a time of day; durations use the monotonic clock)."""
+        return datetime.now().astimezone()
 
     def check_health(self, on_result: Callback = None) -> None:
         if self._health_running.is_set():
