@@ -36,6 +36,10 @@ PAYER = ("230202197511053015", "王建国")
 #: 1 guide read without printing
 MIX = ("card_print", "guide_print", "timeout", "card_print", "application", "guide_read", "payment", "card_print",
        "guide_print", "timeout")
+#: diagnostic kinds (not in the mix; ``--mix``/``--phased`` only): pieces of a receipt print, run on the bench thread
+#: with no session — the receipt rendered (template → blocks → ESC/POS bytes), sent by the driver alone, or printed
+#: through the print service and its journal
+DIAGNOSTIC = ("render_receipt", "driver_print", "service_print", "worker_print", "core_print", "card_print_norate")
 #: journals whose rows are counted: file → tables
 JOURNALS = {"print-journal.sqlite3": ("jobs", "job_events"), "payments.sqlite3": ("payments", "payment_steps"),
             "outbox.sqlite3": ("outbox",)}
@@ -106,15 +110,111 @@ def slope_per_1000(points: list[tuple[int, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / sxx * 1000
 
 
+def malloc_trim() -> None:
+    """Diagnostic: hand glibc's free heap pages back to the system (``malloc_trim(0)``), to tell memory the process
+    still holds from memory merely not returned (fragmentation)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def pymalloc_arenas_mb() -> float:
+    """MiB held in Python's small-object allocator: arenas allocated now (``sys._debugmallocstats``), 1 MiB each on
+    64-bit CPython 3.10+ — moves in 1 MiB steps."""
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode("utf-8", "replace")
+    for line in text.splitlines():
+        if "arenas allocated current" in line:
+            return float(int(line.split("=")[1].replace(",", "")))
+    return float("nan")
+
+
+def smaps() -> dict[str, tuple[str, int]]:
+    """Resident KiB of each mapping of this process (/proc/self/smaps): ``start-end perms path`` → (path, KiB)."""
+    out: dict[str, tuple[str, int]] = {}
+    key, path = "", ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if not head[0].endswith(":") and "-" in head[0]:
+            path = head[5] if len(head) > 5 else "[anon]"
+            key = f"{head[0]} {head[1]} {path}"
+        elif head[0] == "Rss:" and key:
+            out[key] = (path, int(head[1]))
+    return out
+
+
+def smaps_growth(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]],
+                 top: int = 6) -> list[str]:
+    """The mappings whose resident size grew most between two :func:`smaps` snapshots. The kernel merges adjacent
+    anonymous mappings (pymalloc arenas, malloc blocks), so each mapping now is compared with the resident size of
+    every earlier mapping that started inside it."""
+    starts = sorted((int(k.split("-")[0], 16), v[1]) for k, v in before.items())
+    grown = []
+    for key, (path, kib) in after.items():
+        lo, hi = (int(x, 16) for x in key.split()[0].split("-"))
+        delta = kib - sum(rss for start, rss in starts if lo <= start < hi)
+        if delta:
+            grown.append((delta, f"{delta:+6d} KiB  {key.split()[1]} {(hi - lo) / 2**20:8.2f} MiB  {path}"))
+    return [text for _, text in sorted(grown, reverse=True)[:top]]
+
+
+def memory_split() -> dict[str, float]:
+    """Diagnostic (``--trim``): where resident memory is — anonymous / file-backed / shared (MB, /proc/self/status)
+    — and what glibc's malloc has handed out (in use, MB: mallinfo2 ``uordblks`` + ``hblkhd``)."""
+    import ctypes
+
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            out[key] = round(int(line.split()[1]) / 1024, 2)
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                          "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    out["pymalloc_mb"] = pymalloc_arenas_mb()
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    out["malloc_in_use"] = round((info.uordblks + info.hblkhd) / 2**20, 2)
+    out["malloc_free"] = round(info.fordblks / 2**20, 2)
+    return out
+
+
+def profile_without(path: Path, devices: list[str]) -> None:
+    """Remove ``devices`` from the profile (A/B runs: e.g. ``--without licence_printer``)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text("utf-8"))
+    for name in devices:
+        data["devices"].pop(name, None)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+
+
 class Soak:
-    def __init__(self, work: Path, platform_url: str) -> None:
+    def __init__(self, work: Path, platform_url: str, without: list[str] | None = None,
+                 mix: tuple[str, ...] = MIX, trim: bool = False) -> None:
         from device_profiles.loader import load_profile
         from kiosk.core import KioskCore
         from kiosk.payments.service import PaymentConfig
         from kiosk.platform_client import PlatformClient
 
         self.clock = OffsetClock()
-        self.core = KioskCore(load_profile(simulated_profile(work, platform_url), environ={}), clock=self.clock)
+        self.mix, self.trim = mix, trim
+        profile = simulated_profile(work, platform_url)
+        if without:
+            profile_without(profile, without)
+        self.core = KioskCore(load_profile(profile, environ={}), clock=self.clock)
         self.core.payments.service.config = PaymentConfig(wait_slice_s=0.05)
         self.events: "queue.Queue[tuple[str, dict[str, Any]]]" = queue.Queue()
         self.core.subscribe(self._on_event)
@@ -129,7 +229,12 @@ class Soak:
         self.counts: dict[str, int] = {}
         self.runs: dict[str, Callable[[int], None]] = {
             "card_print": self.card_print, "guide_print": self.guide_print, "guide_read": self.guide_read,
-            "application": self.application, "payment": self.payment, "timeout": self.timeout}
+            "application": self.application, "payment": self.payment, "timeout": self.timeout,
+            "render_receipt": self.render_receipt, "driver_print": self.driver_print,
+            "service_print": self.service_print, "worker_print": self.worker_print, "core_print": self.core_print,
+            "card_print_norate": self.card_print_norate}
+        self._app: Any = None
+        self.smaps: dict[int, dict[str, tuple[str, int]]] = {}
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
         if name in ("identified", "card_error", "ended"):
@@ -241,6 +346,49 @@ class Soak:
         assert done.outcome.status == "paid" and done.print_error is None, done
         self.finish()
 
+    # diagnostic kinds: a receipt print taken apart -----------------------------------------------------------------
+    def _progress_app(self) -> Any:
+        if self._app is None:
+            self.card(0, IDENTITIES)
+            self._app = call(self.core.my_applications)[0]
+            self.finish()
+        return self._app
+
+    def _receipt(self) -> Any:
+        from kiosk.usecases.printing import new_job_id, progress_view
+
+        svc = self.core.print_service
+        return svc.render_receipt("progress", job_id=new_job_id(),
+                                  application=progress_view(self._progress_app(), self.core.status_texts()))
+
+    def render_receipt(self, i: int) -> None:
+        self.core.print_service.receipt_printer().render(self._receipt())
+
+    def driver_print(self, i: int) -> None:
+        self.core.print_service.receipt_printer().print_receipt(self._receipt())
+
+    def service_print(self, i: int) -> None:
+        self.core.print_service.print_progress(self._progress_app(), self.core.status_texts())
+
+    def worker_print(self, i: int) -> None:
+        """The print service's print on one of the core's worker threads (as the core runs it), no session."""
+        app, texts = self._progress_app(), self.core.status_texts()
+        call(lambda on_result, on_error: self.core.workers.submit(
+            self.core.print_service.print_progress, app, texts, on_result=on_result, on_error=on_error))
+
+    def core_print(self, i: int) -> None:
+        """An anonymous session that prints a progress receipt through the core, then ends (no card, no rating)."""
+        app = self._progress_app()
+        self.core.start_anonymous()
+        call(self.core.print_progress, app)
+        self.finish()
+
+    def card_print_norate(self, i: int) -> None:
+        self.card(i, IDENTITIES)
+        apps = call(self.core.my_applications)
+        call(self.core.print_progress, apps[i % len(apps)])
+        self.finish()
+
     def timeout(self, i: int) -> None:
         self.card(i, IDENTITIES)
         call(self.core.my_applications)
@@ -252,7 +400,7 @@ class Soak:
         self.reader.control("remove_card")
 
     def run(self, i: int) -> None:
-        kind = MIX[i % len(MIX)]
+        kind = self.mix[i % len(self.mix)]
         self.runs[kind](i)
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.core.tick()
@@ -262,7 +410,13 @@ class Soak:
     def sample(self, n: int) -> dict[str, Any]:
         self.core.flush_audit()
         gc.collect()
-        return {"session": n, "rss_mb": round(rss_mb(), 2), "fds": fds(), "threads": threads(),
+        extra: dict[str, Any] = {}
+        if self.trim:
+            extra["rss_mb_untrimmed"] = round(rss_mb(), 2)
+            malloc_trim()
+            extra.update(memory_split())
+            self.smaps[n] = smaps()
+        return {**extra, "session": n, "rss_mb": round(rss_mb(), 2), "fds": fds(), "threads": threads(),
                 "sqlite_bytes": sqlite_bytes(self.data_dir), "rows": journal_rows(self.data_dir)}
 
 
@@ -270,7 +424,12 @@ def row_text(s: dict[str, Any], per_ms: float) -> str:
     dbs = " ".join(f"{k.removesuffix('.sqlite3')}={v['db'] / 1024:.0f}K+{v['wal'] / 1024:.0f}K"
                    for k, v in s["sqlite_bytes"].items())
     rows = " ".join(f"{k}={v}" for k, v in s["rows"].items())
-    return (f"{s['session']:6d} {s['rss_mb']:8.1f} {s['fds']:4d} {s['threads']:4d} {per_ms:6.0f}  sqlite: {dbs}  "
+    trimmed = (f" (untrimmed {s['rss_mb_untrimmed']:.1f}; anon {s['RssAnon']:.1f} file {s['RssFile']:.1f} "
+               f"shm {s['RssShmem']:.1f}; pymalloc {s['pymalloc_mb']:.0f}; malloc in use {s['malloc_in_use']:.2f} "
+               f"free {s['malloc_free']:.2f})"
+               if "rss_mb_untrimmed" in s else "")
+    return (f"{s['session']:6d} {s['rss_mb']:8.1f}{trimmed} {s['fds']:4d} {s['threads']:4d} {per_ms:6.0f}  "
+            f"sqlite: {dbs}  "
             f"rows: {rows}")
 
 
@@ -280,13 +439,28 @@ def main() -> int:
     parser.add_argument("--interval", type=int, default=500, help="sessions between two rows of figures")
     parser.add_argument("--quick", action="store_true", help="a small run: 200 sessions, a row every 50")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of every figure")
+    parser.add_argument("--mix", default="", help="comma-separated session kinds to cycle instead of the full mix "
+                        f"(A/B runs), of: {', '.join(sorted(set(MIX)))}; diagnostic: {', '.join(DIAGNOSTIC)}")
+    parser.add_argument("--without", default="", help="comma-separated devices removed from the profile (A/B runs), "
+                        "e.g. licence_printer")
+    parser.add_argument("--trim", action="store_true", help="diagnostic: malloc_trim(0) before each RSS sample "
+                        "(both figures printed)")
+    parser.add_argument("--slope-from", type=int, default=None,
+                        help="first session of the verdict's slope (default: the first row after start-up)")
+    parser.add_argument("--phased", action="store_true",
+                        help="bisect by kind: run --sessions sessions of each kind of the mix in turn, one after the "
+                             "other in the same process, with an RSS slope per kind (from each block's second row)")
     args = parser.parse_args()
+    mix = tuple(k for k in args.mix.split(",") if k) or MIX
+    unknown = set(mix) - set(MIX) - set(DIAGNOSTIC)
+    if unknown:
+        parser.error(f"unknown session kinds: {', '.join(sorted(unknown))}")
     if args.quick:
         args.sessions, args.interval = min(args.sessions, 200), min(args.interval, 50)
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     platform = start_platform(work)
     try:
-        soak = Soak(work, platform.endpoints["url"])
+        soak = Soak(work, platform.endpoints["url"], [d for d in args.without.split(",") if d], mix, args.trim)
     except BaseException:
         platform.stop()
         raise
@@ -294,37 +468,70 @@ def main() -> int:
     started = time.monotonic()
     try:
         samples.append(soak.sample(0))
-        print(f"soak: {args.sessions} sessions, mix per {len(MIX)}: {', '.join(MIX)}", flush=True)
+        print(f"soak: {args.sessions} sessions, mix per {len(mix)}: {', '.join(mix)}"
+              + (f"; without {args.without}" if args.without else "") + ("; malloc_trim before samples" if args.trim
+                                                                         else ""), flush=True)
         print(f"{'n':>6} {'RSS MB':>8} {'fds':>4} {'thr':>4} {'ms/s':>6}  sqlite: file+WAL  rows: journal tables",
               flush=True)
         print(row_text(samples[0], 0), flush=True)
         last, last_t = 0, time.monotonic()
-        for i in range(args.sessions):
+        kinds = list(dict.fromkeys(mix)) if args.phased else [None]
+        blocks: dict[str, list[dict[str, Any]]] = {}
+        total = args.sessions * len(kinds)
+        for i in range(total):
+            kind = kinds[i // args.sessions] if args.phased else None
+            if kind is not None:
+                soak.mix = (kind,)
             soak.run(i)
             n = i + 1
-            if n % args.interval == 0 or n == args.sessions:
+            if n % args.interval == 0 or n == total:
                 now = time.monotonic()
                 per_ms = (now - last_t) / max(1, n - last) * 1000
                 last, last_t = n, now
                 samples.append(soak.sample(n))
                 samples[-1]["ms_per_session"] = round(per_ms, 1)
-                print(row_text(samples[-1], per_ms), flush=True)
+                if kind is not None:
+                    samples[-1]["kind"] = kind
+                    blocks.setdefault(kind, []).append(samples[-1])
+                print(row_text(samples[-1], per_ms) + (f"  [{kind}]" if kind else ""), flush=True)
     finally:
         soak.close()
         platform.stop()
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
+    for kind, rows in blocks.items():
+        pts = rows[1:] if len(rows) > 2 else rows
+        for key in ("rss_mb", "rss_mb_untrimmed", "RssAnon", "RssFile", "malloc_in_use", "pymalloc_mb"):
+            if key in pts[0]:
+                print(f"phase {kind}: {key} {slope_per_1000([(s['session'], float(s[key])) for s in pts]):+.2f} MB "
+                      f"per 1,000 sessions ({pts[0]['session']}–{pts[-1]['session']}: "
+                      f"{pts[0][key]:.1f} → {pts[-1][key]:.1f})", flush=True)
     # the first row after start-up is the baseline: imports, pools, caches and connections warm up before it
-    steady = samples[1:] if len(samples) > 2 else samples
+    if args.slope_from is not None:
+        steady = [s for s in samples if s["session"] >= args.slope_from] or samples[-2:]
+    else:
+        steady = samples[1:] if len(samples) > 2 else samples
     slopes = {k: round(slope_per_1000([(s["session"], float(s[k])) for s in steady]), 3) for k in FLAT}
     flat = all(abs(slopes[k]) < FLAT[k] for k in FLAT)
     first, final = steady[0], samples[-1]
-    print(f"verdict: {args.sessions} sessions in {elapsed:.0f} s ({elapsed / args.sessions * 1000:.0f} ms/session); "
+    done = samples[-1]["session"]
+    print(f"verdict: {done} sessions in {elapsed:.0f} s ({elapsed / max(1, done) * 1000:.0f} ms/session); "
           f"per 1,000 sessions from session {first['session']}: RSS {slopes['rss_mb']:+.2f} MB, "
           f"fds {slopes['fds']:+.2f}, threads {slopes['threads']:+.2f}; "
           f"RSS {first['rss_mb']:.1f} → {final['rss_mb']:.1f} MB — {'FLAT' if flat else 'GROWING'}", flush=True)
+    if args.trim:
+        parts = {k: slope_per_1000([(s["session"], float(s[k])) for s in steady])
+                 for k in ("rss_mb_untrimmed", "RssAnon", "RssFile", "pymalloc_mb", "malloc_in_use")}
+        print("per 1,000 sessions: " + ", ".join(f"{k} {v:+.2f} MB" for k, v in parts.items())
+              + " (pymalloc: arenas of 1 MiB, in steps)", flush=True)
+        a, b = steady[0]["session"], steady[-1]["session"]
+        if a in soak.smaps and b in soak.smaps:
+            print(f"mappings grown most from session {a} to {b} (resident):", flush=True)
+            for text in smaps_growth(soak.smaps[a], soak.smaps[b]):
+                print("  " + text, flush=True)
     if args.json:
-        print(json.dumps({"sessions": args.sessions, "seconds": round(elapsed, 1), "mix": soak.counts,
+        print(json.dumps({"sessions": args.sessions, "without": args.without, "trim": args.trim,
+                          "seconds": round(elapsed, 1), "mix": soak.counts,
                           "samples": samples, "slopes_per_1000": slopes, "flat": flat}, ensure_ascii=False))
     return 0
 
