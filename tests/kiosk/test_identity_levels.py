@@ -14,34 +14,34 @@ from kiosk.i18n import Translator
 from kiosk.platform_client import PlatformClient
 
 
-def core_with(level_face: bool | None, pin: bool = False, camera: bool = True, citizen: bool = True) -> KioskCore:
-    """A KioskCore shell with only what identity_level()/feature_lock() read (no devices, no platform)."""
-    core = KioskCore.__new__(KioskCore)
-    scratch = {"face_result": {"match": level_face}} if level_face is not None else {}
-    who = SimpleNamespace(pin_verified=pin) if citizen else None
-    core.session = SimpleNamespace(citizen=who, data=SimpleNamespace(scratch=scratch))
-    core.face_check = SimpleNamespace(identity_confirmed=lambda: citizen, can_verify=camera)
-    return core
-
-
-def test_card_only_session_marks_face_only_features_unavailable() -> None:
-    core = core_with(None, camera=True)
-    assert core.identity_level() == "card"
-    locked = {f: core.feature_lock(f) for f in levels.FEATURES}
+def test_the_rule_locks_only_what_needs_the_holder_confirmed() -> None:
+    locked = {f: levels.lock_reason("card", f, camera=True) for f in levels.FEATURES}
     assert {f for f, why in locked.items() if why} == {"apply", "pay", "certificates", "delivery"}
     assert set(locked.values()) - {None} == {levels.NEEDS_FACE}
     for open_feature in ("guide", "progress", "my_applications", "appointment"):
         assert locked[open_feature] is None
-    no_camera = core_with(None, camera=False)
-    assert no_camera.feature_lock("certificates") == levels.NEEDS_FACE_NO_CAMERA
+    assert levels.lock_reason("card", "certificates", camera=False) == levels.NEEDS_FACE_NO_CAMERA
+    for level in ("card+face", "card+pin", None):
+        assert all(levels.lock_reason(level, f, camera=True) is None for f in levels.FEATURES)
+    assert levels.level_of(True, False) == "card+face"
+    assert levels.level_of(None, True) == "card+pin"
+    assert levels.level_of(None, False) == "card"
 
 
-def test_confirmed_holders_and_anonymous_have_nothing_locked() -> None:
-    for core in (core_with(True), core_with(None, pin=True), core_with(None, citizen=False)):
-        assert all(core.feature_lock(f) is None for f in levels.FEATURES)
-    assert core_with(True).identity_level() == "card+face"
-    assert core_with(None, pin=True).identity_level() == "card+pin"
-    assert core_with(None, citizen=False).identity_level() is None
+def test_a_card_only_citizen_on_a_real_core_sees_the_locks(make_harness) -> None:
+    """The simulated profile has no camera: a card read opens a ``card`` session, and the core says which tiles
+    need face verification (and that this kiosk cannot do it) — before the citizen tries."""
+    h = make_harness()
+    h.identify("zhang")
+    core = h.core
+    assert core.identity_level() == "card"
+    locked = {f for f in levels.FEATURES if core.feature_lock(f)}
+    assert locked == {"apply", "pay", "certificates", "delivery"}
+    assert core.feature_lock("apply") == levels.NEEDS_FACE_NO_CAMERA
+    core.end_session("finished")
+    core.start_anonymous()   # no card: guides only, nothing is "locked" by identity
+    assert core.identity_level() is None
+    assert all(core.feature_lock(f) is None for f in levels.FEATURES)
 
 
 def test_reasons_are_translated_in_both_languages() -> None:
