@@ -8,8 +8,6 @@ deploy/systemd/kiosk.service) on top. Run: ``.venv/bin/python bench/restart_to_a
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import socket
 import statistics
 import sys
@@ -54,8 +52,7 @@ def main() -> int:
             for i in range(args.runs):
                 time.sleep(3)   # let it settle (devices, simulators, guide refresh) as a running kiosk would be
                 killed = time.monotonic()
-                os.killpg(kiosk.pid, signal.SIGKILL)
-                kiosk.proc.wait(10)
+                kiosk.kill()   # SIGKILL to the process group, reaped
                 kiosk = ManagedProcess(cmd, "kiosk", start_timeout=60, env=env)
                 ready = wait_ready(sock)
                 times.append(ready - killed)

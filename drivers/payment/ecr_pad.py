@@ -24,10 +24,9 @@ from drivers.errors import NoDevice
 from drivers.payment import ecr
 from drivers.payment.base import PaymentMethod, PaymentPad, PaymentResult, TxnStatus
 from drivers.payment.errors import LinkDown, TerminalBusy
+from drivers.payment.serial_port import PORT_ERRORS as _PORT_ERRORS, SERIAL_SETTINGS, open_port, reader
 
 log = logging.getLogger(__name__)
-_PORT_ERRORS = (serial.SerialException, OSError)
-_POLL_S = 0.02
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -35,10 +34,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["port"],
     "properties": {
-        "port": {"type": "string", "minLength": 1, "description": "serial device path or pyserial URL"},
-        "baud": {"type": "integer", "enum": [9600, 19200, 38400, 57600, 115200], "default": 115200},
-        "ack_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": ecr.ACK_TIMEOUT_S},
-        "retries": {"type": "integer", "minimum": 0, "maximum": 5, "default": ecr.RETRIES},
+        **SERIAL_SETTINGS,
         "response_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 5.0,
                                "description": "how long a query/reverse/refund/status answer may take"},
         "keepalive_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 2.0,
@@ -92,24 +88,8 @@ class EcrPaymentPad(PaymentPad):
                 pass
 
     def _connect(self) -> ecr.Link:
-        try:
-            if "://" in self.port:
-                ser = serial.serial_for_url(self.port, baudrate=self.baud, timeout=_POLL_S)
-            else:
-                ser = serial.Serial(self.port, baudrate=self.baud, timeout=_POLL_S, exclusive=True)
-            ser.reset_input_buffer()
-        except (*_PORT_ERRORS, ValueError) as exc:
-            raise NoDevice(f"cannot open payment pad port {self.port}: {exc}", port=self.port) from exc
-        self._ser = ser
-
-        def read(timeout: float) -> bytes:
-            deadline = time.monotonic() + timeout
-            while True:
-                data = ser.read(max(1, ser.in_waiting))
-                if data or time.monotonic() >= deadline:
-                    return data
-
-        self._link = ecr.Link(read, ser.write, ack_timeout=self.ack_timeout, retries=self.retries)
+        ser = self._ser = open_port(self.port, self.baud)
+        self._link = ecr.Link(reader(ser), ser.write, ack_timeout=self.ack_timeout, retries=self.retries)
         return self._link
 
     def _ensure(self) -> ecr.Link:

@@ -38,16 +38,14 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import serial
-
 from drivers.base import DeviceState, DeviceStatus, device_call, mask_card_number
 from drivers.errors import NoDevice
 from drivers.payment import ecr, nexo
 from drivers.payment.base import PaymentMethod, PaymentPad, PaymentResult, TxnStatus
 from drivers.payment.errors import LinkDown, TerminalBusy
+from drivers.payment.serial_port import PORT_ERRORS as _PORT_ERRORS, SERIAL_SETTINGS, open_port, reader
 
 log = logging.getLogger(__name__)
-_PORT_ERRORS = (serial.SerialException, OSError)
 
 _COMMON_SETTINGS: dict[str, Any] = {
     "poi_id": {"type": "string", "minLength": 1, "description": "the terminal's POIID (MessageHeader.POIID)"},
@@ -77,10 +75,7 @@ SERIAL_SETTINGS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["port", "poi_id"],
     "properties": {
-        "port": {"type": "string", "minLength": 1, "description": "serial device path or pyserial URL"},
-        "baud": {"type": "integer", "enum": [9600, 19200, 38400, 57600, 115200], "default": 115200},
-        "ack_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": ecr.ACK_TIMEOUT_S},
-        "retries": {"type": "integer", "minimum": 0, "maximum": 5, "default": ecr.RETRIES},
+        **SERIAL_SETTINGS,
         **_COMMON_SETTINGS},
     "additionalProperties": False,
 }
@@ -351,26 +346,10 @@ class SerialTransport(Transport):
     """nexo JSON in ECR frames on a serial port; responses matched to requests by (MessageCategory, ServiceID)."""
 
     def __init__(self, port: str, baud: int, ack_timeout: float, retries: int) -> None:
-        try:
-            if "://" in port:
-                ser = serial.serial_for_url(port, baudrate=baud, timeout=0.02)
-            else:
-                ser = serial.Serial(port, baudrate=baud, timeout=0.02, exclusive=True)
-            ser.reset_input_buffer()
-        except (*_PORT_ERRORS, ValueError) as exc:
-            raise NoDevice(f"cannot open payment pad port {port}: {exc}", port=port) from exc
-        self.ser, self.port = ser, port
+        self.ser, self.port = open_port(port, baud), port
         self._waiting: dict[tuple[str, str], Pending] = {}
         self._lock = threading.Lock()
-
-        def read(timeout: float) -> bytes:
-            deadline = time.monotonic() + timeout
-            while True:
-                data = ser.read(max(1, ser.in_waiting))
-                if data or time.monotonic() >= deadline:
-                    return data
-
-        self.link = FramedLink(read, ser.write, self._on_data, ack_timeout, retries)
+        self.link = FramedLink(reader(self.ser), self.ser.write, self._on_data, ack_timeout, retries)
 
     def _on_data(self, data: bytes) -> None:
         try:

@@ -19,9 +19,8 @@ import binascii
 import re
 
 from drivers.base import Device, DeviceStatus, mask_pan, redact_card_numbers
+from drivers.payment.base import code_wallet
 
-#: the wallets' one-time payment codes (drivers.payment.base.code_wallet): tokens, not card numbers
-_PAYMENT_CODE = re.compile(r"^(?:1[0-5]\d{16}|(?:2[5-9]|30)\d{14,22})$")
 #: the EMVCo consumer-presented QR header: tag 85 (payload format indicator), length 05, "CPV01"; in base64 it
 #: always begins with these 9 characters
 _EMV_CPM_HEADER = b"\x85\x05CPV01"
@@ -44,7 +43,7 @@ def scrub_card_numbers(code: str) -> str:
     length that is not a payment code masked to first 6 / last 4 whether or not it passes the Luhn check (it is no
     use as a code anyway); an EMV consumer-presented QR all stars; anything else with every card number in it masked
     (:func:`drivers.base.redact_card_numbers`)."""
-    if _PAYMENT_CODE.match(code):
+    if code_wallet(code) is not None:   # the wallets' one-time payment codes: tokens, not card numbers
         return code
     if _BARE_NUMBER.match(code):
         return mask_pan(code)

@@ -73,8 +73,8 @@ def test_an_emv_consumer_presented_qr_leaves_as_stars() -> None:
 
 
 def test_the_scanner_rule_agrees_with_the_wallet_formats() -> None:
-    """Every code the payment side accepts passes the scanner whole (the driver's copy of the formats must not drift
-    from drivers.payment.base.code_wallet); sampled across both wallets' ranges and lengths."""
+    """Every code the payment side accepts (drivers.payment.base.code_wallet, which the scanner's rule uses) passes
+    the scanner whole; sampled across both wallets' ranges and lengths."""
     rng = random.Random(17)
     for _ in range(2000):
         prefix = rng.choice(["1" + str(rng.randint(0, 9)), str(rng.randint(20, 31))])
