@@ -22,7 +22,7 @@ import datetime as dt
 import io
 from typing import Any, Iterable, Mapping, Sequence
 
-from fleet.protocol import JOURNEY_OUTCOMES
+from fleet.protocol import JOURNEY_OUTCOMES, now_ms
 
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -193,8 +193,7 @@ def journey_report(store: Any, since_day: int, until_day: int, district: str = "
             per_day = conn.exec_driver_sql(
                 f"SELECT day, metric, SUM(n) FROM journey_daily WHERE scope = {ph} AND day >= {ph} AND day <= {ph} "
                 f"AND service = {ph} GROUP BY day, metric", (scope, since_day, until_day, service)).fetchall()
-            per_day = [(d, "started" if m == "started" else m, n) for d, m, n in per_day
-                       if m in JOURNEY_OUTCOMES or m == "started"]
+            per_day = [(d, m, n) for d, m, n in per_day if m in JOURNEY_OUTCOMES or m == "started"]
         else:
             per_day = conn.exec_driver_sql(
                 f"SELECT day, key, SUM(n) FROM journey_daily WHERE scope = {ph} AND day >= {ph} AND day <= {ph} "
@@ -297,14 +296,17 @@ def services_seen(store: Any, limit: int = 200) -> list[str]:
     with store.engine.connect() as conn:
         rows = conn.exec_driver_sql(
             "SELECT DISTINCT service FROM journey_daily WHERE scope = '*' AND service <> '' "
-            f"AND day >= {store.ph} ORDER BY service", (cst_day(_now()) - 400 * DAY,)).fetchall()
+            f"AND day >= {store.ph} ORDER BY service", (cst_day(now_ms()) - 400 * DAY,)).fetchall()
     return [r[0] for r in rows][:limit]
 
 
-def _now() -> int:
-    import time
-
-    return int(time.time() * 1000)
+def _scope(ph: str, where: list[str], district: str, kiosk: str) -> tuple[list[str], list[Any]]:
+    """``where`` narrowed to one kiosk (``k.kiosk_id``) if given, else to one district, with its parameters."""
+    if kiosk:
+        return [*where, f"k.kiosk_id = {ph}"], [kiosk]
+    if district:
+        return [*where, f"k.district = {ph}"], [district]
+    return list(where), []
 
 
 FAULT_CODES = ("device_fault", "device_offline", "paper_out")
@@ -317,13 +319,7 @@ def device_availability(store: Any, since: int, until: int, district: str = "", 
     repair; a fault still open runs to ``until``. (Opening hours are not known to the controller: the whole window
     counts.)"""
     ph = store.ph
-    where, params = ["d.state <> 'absent'", "d.kind <> 'app'"], []
-    if kiosk:
-        where.append(f"k.kiosk_id = {ph}")
-        params.append(kiosk)
-    elif district:
-        where.append(f"k.district = {ph}")
-        params.append(district)
+    where, params = _scope(ph, ["d.state <> 'absent'", "d.kind <> 'app'"], district, kiosk)
     with store.engine.connect() as conn:
         fitted = conn.exec_driver_sql(
             f"SELECT k.kiosk_id, k.name, k.district, d.kind FROM kiosks k JOIN devices d ON d.kiosk_id = k.kiosk_id "
@@ -369,13 +365,7 @@ def paper_forecast(store: Any, now: int, district: str = "", kiosk: str = "", li
     near-end / out, not a page count, so a printer at ``ok`` has no forecast (what is missing: a remaining-paper
     counter from the driver)."""
     ph = store.ph
-    where, params = ["d.paper IN ('near-end', 'out')"], []
-    if kiosk:
-        where.append(f"k.kiosk_id = {ph}")
-        params.append(kiosk)
-    elif district:
-        where.append(f"k.district = {ph}")
-        params.append(district)
+    where, params = _scope(ph, ["d.paper IN ('near-end', 'out')"], district, kiosk)
     with store.engine.connect() as conn:
         low = conn.exec_driver_sql(
             f"SELECT k.kiosk_id, k.name, k.district, d.kind, d.paper, d.changed_at FROM kiosks k JOIN devices d "

@@ -231,6 +231,22 @@ class ControllerProcess:
 
 
 @pytest.fixture
+def kiosk(make_profile: Any, broker: Mosquitto, keys: tuple[Path, Path]) -> Iterator[Any]:
+    """A running kiosk core whose fleet link talks to ``broker`` and trusts ``keys``."""
+    from device_profiles.loader import load_profile
+    from kiosk.core import KioskCore
+
+    profile = load_profile(make_profile(fleet={"broker_url": broker.url, "verify_key": str(keys[1]),
+                                               "heartbeat_s": 5}), environ={})
+    core = KioskCore(profile)
+    core.start()
+    try:
+        yield core
+    finally:
+        core.stop()
+
+
+@pytest.fixture
 def start_controller(broker: Mosquitto, keys: tuple[Path, Path], tmp_path: Path
                      ) -> Iterator[Callable[..., ControllerProcess]]:
     started: list[ControllerProcess] = []

@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from device_profiles.loader import load_profile
 from fleet import protocol as P
 from fleet.agent import FleetAgent
 from fleet.agent.virtual import VirtualKiosk
 from fleet.controller import reports as R
-from kiosk.core import KioskCore
 from kiosk.journey import JourneyRecorder
 from kiosk.session import RatingTarget
 
@@ -60,18 +58,6 @@ def assert_anonymous(payloads: list[bytes]) -> None:
         for s in payload["sessions"]:
             assert set(s) <= {"sid", "start_s", "dur_s", "outcome", "at", "err", "steps", "services"}
             assert re.fullmatch(r"[a-z]{12}", s["sid"])
-
-
-@pytest.fixture
-def kiosk(make_profile, broker, keys) -> Any:
-    profile = load_profile(make_profile(fleet={"broker_url": broker.url, "verify_key": str(keys[1]),
-                                               "heartbeat_s": 5}), environ={})
-    core = KioskCore(profile)
-    core.start()
-    try:
-        yield core
-    finally:
-        core.stop()
 
 
 def test_kiosk_core_sessions_reach_the_funnel_and_service_tables(kiosk, start_controller, observer, wait_for):
@@ -219,6 +205,9 @@ def test_reports_csv_dead_letter_duplicates_and_page(broker, keys, start_control
         assert "<5" in cells and not any(c in {"1", "2", "3", "4"} for c in cells), cells
         assert controller.api.get("/api/v1/reports/export.csv", params={"section": "availability"}).status_code == 200
         assert controller.api.get("/api/v1/reports/journeys", params={"since": "yesterday"}).status_code == 422
+        for window in ({"since": _day(0), "until": _day(-1)}, {"since": _day(-400), "until": _day(0)}):
+            for path in ("/api/v1/reports/journeys", "/api/v1/reports/availability", "/api/v1/reports/export.csv"):
+                assert controller.api.get(path, params=window).status_code == 422, (path, window)
 
         # paper forecast and device availability from the kiosks' own reports
         kiosks[1].set_paper("low")

@@ -5,23 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from device_profiles.loader import load_profile
-from kiosk.core import KioskCore
-
-
-@pytest.fixture
-def kiosk(make_profile, broker, keys) -> Any:
-    profile = load_profile(make_profile(fleet={"broker_url": broker.url, "verify_key": str(keys[1]),
-                                               "heartbeat_s": 5}), environ={})
-    core = KioskCore(profile)
-    core.start()
-    try:
-        yield core
-    finally:
-        core.stop()
-
 
 def command(controller, kiosk_id: str, name: str, wait_for, **args: Any) -> dict[str, Any]:
     response = controller.post(f"/api/v1/kiosks/{kiosk_id}/commands", {"name": name, "args": args})

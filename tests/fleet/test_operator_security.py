@@ -186,6 +186,8 @@ def test_roles_are_enforced_on_the_api_and_on_the_dashboards_forms(start_control
     r = viewer.post(f"/api/v1/alerts/{alert['id']}/ack")
     assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role")
     assert viewer.get("/api/v1/operators").status_code == 403
+    r = viewer.get("/api/v1/dead-letters")  # payload previews: operator and up
+    assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role")
     assert viewer.post("/api/v1/operators/wang.viewer/sessions/revoke").status_code == 403
     assert viewer.patch("/api/v1/operators/wang.viewer", json={"role": "admin"}).status_code == 403
     # … and the dashboard: no buttons, and the form posts (with a valid CSRF token) refused by the server
@@ -212,6 +214,7 @@ def test_roles_are_enforced_on_the_api_and_on_the_dashboards_forms(start_control
         r = op.post(kiosk_cmds, json=body)
         assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role"), body
     assert op.post("/api/v1/operators", json={"username": "x1", "password": "12345678x"}).status_code == 403
+    assert op.get("/api/v1/dead-letters").status_code == 200
     ob = Browser(controller.url)
     assert ob.login("li.operator", operator_pw).status_code == 303
     page = ob.get("/kiosks/KSK-R-0001").text
