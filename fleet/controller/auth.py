@@ -109,6 +109,12 @@ def safe_next(target: Any, default: str = "/") -> str:
     return target
 
 
+
+def _who(row: Any) -> str:
+    """How a login attempt is logged: an existing operator by name; anything else typed into the name field (it may be
+    a mistyped password) is never written to the log."""
+    return f"user {row.username!r}" if row is not None else "an unknown user name"
+
 class Csrf:
     """CSRF tokens derived from the session token (HMAC-SHA256 with a key shared by every controller)."""
 
@@ -175,13 +181,14 @@ class Sessions:
         username = username.strip()
         wait = self.throttled(username, addr, now)
         if wait is not None:
-            log.warning("login refused (throttled, %d s left) for user %r from %s", wait, username[:64], addr)
+            row = self.store.operator(username) if username else None
+            log.warning("login refused (throttled, %d s left) for %s from %s", wait, _who(row), addr)
             raise LoginThrottled(wait)
         row = self.store.operator(username) if username else None
         ok = verify_password(password, row.password_hash if row is not None else _dummy_hash())
         if row is None or not ok or row.disabled_at is not None or row.role not in ROLE_RANK:
             self.store.record_login_failure(username[:64], addr[:64], now, prune_before=now - 2 * self.window_ms)
-            log.warning("login failed for user %r from %s", username[:64], addr)
+            log.warning("login failed for %s from %s", _who(row), addr)
             raise LoginFailed()
         token = secrets.token_urlsafe(32)
         h = token_hash(token)

@@ -156,9 +156,12 @@ def test_session_clock_idle_absolute_and_throttle_logs(tmp_path: Path, caplog: p
         s.login("zhang", "right-password", "10.0.0.7", "cookie", t0 + 10)
     assert 14 * 60 <= exc.value.retry_after_s <= 15 * 60
     assert s.login("zhang", "right-password", "10.0.0.7", "cookie", t0 + 15 * 60_000 + 10)[1].username == "zhang"
+    with pytest.raises(LoginFailed):   # a password typed into the name field is never logged
+        s.login("hunter2-typed-as-name", "x", "10.0.0.8", "cookie", t0 + 15 * 60_000 + 20)
     text = caplog.text
     assert "login failed for user 'zhang' from 10.0.0.7" in text and "throttled" in text
-    assert "secret-guess" not in text and "right-password" not in text
+    assert "login failed for an unknown user name from 10.0.0.8" in text
+    assert "secret-guess" not in text and "right-password" not in text and "hunter2" not in text
     store.dispose()
 
 
