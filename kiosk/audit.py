@@ -100,14 +100,19 @@ def create_key(path: Path) -> bytes:
     """A new key, created exclusively with mode 0600 (two processes never write different keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = os.urandom(KEY_BYTES)
+    _write_new(path, key)
+    _fsync_dir(path.parent)
+    return key
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file (created exclusively, mode 0600) and fsync it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, key)
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
-    return key
 
 
 def journal_files(active: Path) -> list[Path]:
@@ -201,12 +206,7 @@ class AuditJournal:
         torn = data[cut:]
         existing = len(list(self.path.parent.glob(f"{self.path.name}.*.torn")))
         target = self.path.parent / f"{self.path.name}.{existing + 1}.torn"
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, torn)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_new(target, torn)
         with self.path.open("r+b") as fh:
             fh.truncate(cut)
             fh.flush()

@@ -33,15 +33,6 @@ def level_of(face_match: bool | None, pin_verified: bool = False) -> str:
     return CARD
 
 
-def allowed_features(level: str | None) -> frozenset[str]:
-    """Menu features a session at ``level`` may use (``None``: no citizen — the anonymous menu decides itself)."""
-    if level in STRONG:
-        return FEATURES
-    if level == CARD:
-        return CARD_FEATURES
-    return FEATURES
-
-
 def lock_reason(level: str | None, feature: str, camera: bool) -> str | None:
     """Why ``feature`` is unavailable at ``level`` (a translation key), or None when it is available. ``camera``:
     the kiosk can run the face check, so the reason offers it."""

@@ -28,11 +28,9 @@ import httpx
 from kiosk.errors import (
     CitizenSessionExpired, IdentityNotRecognised, KioskRateLimited, NotFound, PlatformRejected, PlatformUnavailable,
     VerificationLevelInsufficient)
+from kiosk.identity_levels import STRONG as STRONG_LEVELS  # the levels that confirm the card holder
 
 log = logging.getLogger(__name__)
-
-#: the identity levels that confirm the card holder (a ``card`` session may not read certificates, file, pay, …)
-STRONG_LEVELS = ("card+face", "card+pin")
 
 MAX_JSON_BYTES = 1024 * 1024  # largest JSON answer accepted (the whole catalogue page is ~100 KB)
 MAX_RAW_BYTES = 16 * 1024 * 1024  # largest PDF / image accepted

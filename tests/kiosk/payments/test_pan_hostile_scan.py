@@ -7,7 +7,6 @@ not in any MQTT payload published under ``fleet/v1/#``, not in the platform's or
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 import threading
 import time
@@ -23,29 +22,13 @@ from drivers.sim.process import ManagedProcess
 from fleet.broker import CONTROLLER_USER, Mosquitto
 from fleet.signing import generate_keypair
 from kiosk.core import KioskCore
-from kiosk.payments.service import PaymentConfig
+from tests.kiosk.payments.conftest import FAST_CONFIG, PAYMENT_DEVICES
 
 ROOT = Path(__file__).resolve().parents[3]
 FULL_PAN = "6217000010012345678"
 MASKED = "621700*********5678"
 #: what must never be seen: the number, its hidden middle digits, the number as UTF-16 (SQLite may store text so)
 NEEDLES = [FULL_PAN.encode(), FULL_PAN[6:15].encode(), FULL_PAN.encode("utf-16-le")]
-#: the payment devices as a profile names them (simulated: the device manager starts kiosk-sim for each)
-PAYMENT_DEVICES = {
-    "devices__payment_pad": {"driver": "ecr_serial", "required": False, "simulate": True, "settings": {}},
-    "devices__qr_scanner": {"driver": "serial", "required": False, "simulate": True, "settings": {}},
-}
-FAST = PaymentConfig(wait_slice_s=0.1, sale_timeout_s=5.0, query_interval_s=0.2, give_up_s=1.5, qr_poll_s=0.1,
-                     qr_timeout_s=1.5)
-
-
-def call(method: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
-    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
-    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)))
-    ok, value = box.get(timeout=timeout)
-    if not ok:
-        raise value
-    return value
 
 
 def leaks(raw: bytes) -> list[bytes]:
@@ -120,14 +103,15 @@ def controller(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[ManagedProce
 def test_a_full_pan_from_a_hostile_pad_is_nowhere_after_a_whole_payment(
         make_profile: Callable[..., Path], broker: Mosquitto, wiretap: Wiretap,
         controller: tuple[ManagedProcess, Path, Path], platform_server: Any, platform: Any, new_order: Any,
-        clock: Any, wait_for: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+        clock: Any, wait_for: Callable[..., Any], call: Callable[..., Any],
+        caplog: pytest.LogCaptureFixture) -> None:
     _proc, fleet_db, verify_key = controller
     profile = load_profile(make_profile(**PAYMENT_DEVICES, fleet={"broker_url": broker.url,
                                                                   "verify_key": str(verify_key), "heartbeat_s": 1}),
                            environ={})
     caplog.set_level(logging.DEBUG)
     core = KioskCore(profile, clock=clock)
-    core.payments.service.config = FAST
+    core.payments.service.config = FAST_CONFIG
     try:
         core.start()
         kiosk_id = core.kiosk_id

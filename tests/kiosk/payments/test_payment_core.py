@@ -11,19 +11,8 @@ import pytest
 from device_profiles.loader import load_profile
 from kiosk.core import KioskCore
 from kiosk.payments.journal import PaymentJournal, PaymentState
-from kiosk.payments.service import PaymentConfig
-
-FAST = PaymentConfig(wait_slice_s=0.1, sale_timeout_s=5.0, query_interval_s=0.2, give_up_s=1.5, qr_poll_s=0.1,
-                     qr_timeout_s=1.5)
-
-
-def call(method: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
-    box: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
-    method(*args, on_result=lambda r: box.put((True, r)), on_error=lambda e: box.put((False, e)))
-    ok, value = box.get(timeout=timeout)
-    if not ok:
-        raise value
-    return value
+from tests.kiosk.conftest import call_back as call
+from tests.kiosk.payments.conftest import FAST_CONFIG as FAST
 
 
 @pytest.fixture
