@@ -45,12 +45,15 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
+DB_HELP = "SQLAlchemy URL or SQLite file path (default ./var/platform.db)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="service-platform", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="create tables, seed an empty database, serve HTTP")
-    serve.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
+    serve.add_argument("--db", default=None, help=DB_HELP)
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT,
                        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
@@ -80,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     seed = sub.add_parser("seed", help="create tables and load the catalogue (and with --demo the demo data) into "
                                        "the tables still empty")
-    seed.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
+    seed.add_argument("--db", default=None, help=DB_HELP)
     seed.add_argument("--demo", action="store_true", help="also the demo data (development only)")
     seed.add_argument("--demo-kiosk-public-key", default=None, metavar="FILE",
                       help="with --demo: enrol this Ed25519 public key for the demo kiosk")
@@ -108,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = ksub.add_parser(name, help=text)
         p.add_argument("--id", required=True)
     for p in (add, revoke, *[ksub.choices[n] for n in ("list", "disable", "enable")]):
-        p.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
+        p.add_argument("--db", default=None, help=DB_HELP)
     staff = sub.add_parser("staff", help="department staff who follow up bad ratings (差评整改)",
                            description="A staff member authenticates on /api/v1/staff/… with a random API token "
                                        "(Authorization: Bearer), printed once; the platform keeps its SHA-256. "
@@ -123,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     sdis.add_argument("--name", required=True)
     ssub.add_parser("list", help="staff members, as JSON lines (no tokens)")
     for p in ssub.choices.values():
-        p.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite file path (default ./var/platform.db)")
+        p.add_argument("--db", default=None, help=DB_HELP)
     sub.add_parser("openapi", help="print the OpenAPI spec as JSON")
     return parser
 
@@ -176,7 +179,7 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         metrics_token = load_token(args.metrics_token_file or os.environ.get("PLATFORM_METRICS_TOKEN_FILE", "").strip())
-    except (OSError, ValueError, IndexError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"service-platform: --metrics-token-file: {exc}", file=sys.stderr)
         return 2
     app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes), photo_source=photos, demo=args.demo, demo_kiosk_public_key=demo_key,

@@ -102,8 +102,8 @@ def load_token(path: str | os.PathLike[str] | None) -> str | None:
     """The scrape token from a file (first line, stripped; at least 16 characters), or None when not configured."""
     if not path:
         return None
-    token = Path(path).read_text(encoding="utf-8").strip().splitlines()[0].strip() if Path(path).stat().st_size \
-        else ""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    token = text.splitlines()[0].strip() if text else ""
     if len(token) < 16:
         raise ValueError(f"{path}: the metrics token must have at least 16 characters")
     return token

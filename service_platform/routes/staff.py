@@ -20,7 +20,6 @@ from the total and the others.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from typing import Annotated, Literal
 
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service_platform.auth import hash_token
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
 from service_platform.models import Application, Rating, RatingFollowUp, Service, StaffMember
@@ -54,20 +54,16 @@ FollowUpStatus = Literal["open", "assigned", "closed"]
 
 # --- staff identity ------------------------------------------------------------------------------------------------
 
-def hash_staff_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def add_staff(db: Session, name: str, department: str, now: dt.datetime) -> str:
     """Create (or re-key) a staff member; returns the new token (shown once)."""
     token = "stf_" + secrets.token_urlsafe(32)
     member = db.scalar(select(StaffMember).where(StaffMember.name == name))
     if member is None:
-        member = StaffMember(name=name, department=department, token_hash=hash_staff_token(token), active=True,
+        member = StaffMember(name=name, department=department, token_hash=hash_token(token), active=True,
                              created_at=now)
         db.add(member)
     else:
-        member.department, member.token_hash, member.active = department, hash_staff_token(token), True
+        member.department, member.token_hash, member.active = department, hash_token(token), True
     db.flush()
     return token
 
@@ -81,7 +77,7 @@ def require_staff(creds: HTTPAuthorizationCredentials | None = Depends(staff_bea
                   db: Session = Depends(get_db)) -> StaffMember:
     if creds is None or not creds.credentials or len(creds.credentials) > 200:
         raise _staff_unauthorized()
-    member = db.scalar(select(StaffMember).where(StaffMember.token_hash == hash_staff_token(creds.credentials)))
+    member = db.scalar(select(StaffMember).where(StaffMember.token_hash == hash_token(creds.credentials)))
     if member is None or not member.active:
         raise _staff_unauthorized()
     return member

@@ -374,6 +374,28 @@ def open_synthetic(kiosk: httpx.Client, platform: PlatformProcess) -> Callable[.
     return _open
 
 
+def file_renewal(client: Any, auth: dict[str, str], pickup: str = "window") -> dict[str, Any]:
+    """File a driving-licence renewal for the citizen of ``auth`` (王建国 has the e-certificates it needs) through
+    ``client`` (an httpx.Client or a TestClient); returns the 201 answer, with its pending 10-yuan order."""
+    import uuid
+
+    mine = {c["type_code"]: c["id"] for c in client.get("/api/v1/me/e-certificates", headers=auth).json()["items"]}
+    r = client.post("/api/v1/me/applications", headers={**auth, "Idempotency-Key": str(uuid.uuid4())}, json={
+        "service_code": "driving-licence-renewal",
+        "form": {"licence_file_no": "230200123456", "pickup": pickup, "phone": "13905520004"},
+        "materials": [{"index": 1, "e_certificate_id": mine["driving_licence"]},
+                      {"index": 2, "e_certificate_id": mine["health_exam"]}, {"index": 3, "defer": True}],
+        "commitment": True})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="session")
+def renewal() -> Callable[..., dict[str, Any]]:
+    """renewal(client, auth, pickup="window") → a new driving-licence renewal (see :func:`file_renewal`)."""
+    return file_renewal
+
+
 @pytest.fixture(scope="session")
 def idem() -> Callable[[], dict[str, str]]:
     """idem() → a fresh Idempotency-Key header."""

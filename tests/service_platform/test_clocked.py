@@ -121,22 +121,11 @@ def test_ticket_numbers_per_day_and_closed_halls(client: TestClient, clock: Any)
     assert client.get(f"/api/v1/queue-tickets/{a['id']}").json()["waiting_before"] == 0
 
 
-def file_renewal(client: TestClient, auth: dict[str, str]) -> dict[str, Any]:
-    mine = {c["type_code"]: c["id"] for c in client.get("/api/v1/me/e-certificates", headers=auth).json()["items"]}
-    r = client.post("/api/v1/me/applications", headers={**auth, **idem()}, json={
-        "service_code": "driving-licence-renewal",
-        "form": {"licence_file_no": "230200123456", "pickup": "window", "phone": "13905520004"},
-        "materials": [{"index": 1, "e_certificate_id": mine["driving_licence"]},
-                      {"index": 2, "e_certificate_id": mine["health_exam"]}, {"index": 3, "defer": True}],
-        "commitment": True})
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def test_orders_expire_and_a_late_payment_still_counts(client: TestClient, clock: Any) -> None:
+def test_orders_expire_and_a_late_payment_still_counts(client: TestClient, clock: Any,
+                                                       renewal: Callable[..., dict[str, Any]]) -> None:
     clock.now = cst(2026, 11, 4, 10, 0)
     auth = login(client, WANG)
-    app = file_renewal(client, auth)
+    app = renewal(client, auth)
     old = app["payment_orders"][0]
     assert old["expires_at"] == "2026-11-04T10:30:00+08:00"
     clock.now = cst(2026, 11, 4, 10, 30)

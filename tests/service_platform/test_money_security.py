@@ -28,22 +28,9 @@ CASHIER = "/api/v1/cashier/{}/payment"
 
 @pytest.fixture
 def filed(kiosk: httpx.Client, open_session: Callable[[str], dict[str, str]],
-          idem: Callable[[], dict[str, str]]) -> Callable[[], dict[str, Any]]:
+          renewal: Callable[..., dict[str, Any]]) -> Callable[[], dict[str, Any]]:
     """filed() → a new driving-licence renewal of 王建国 with its pending 10-yuan order."""
-
-    def make() -> dict[str, Any]:
-        auth = open_session(WANG)
-        mine = {c["type_code"]: c["id"] for c in kiosk.get("/api/v1/me/e-certificates", headers=auth).json()["items"]}
-        r = kiosk.post("/api/v1/me/applications", headers={**auth, **idem()}, json={
-            "service_code": "driving-licence-renewal",
-            "form": {"licence_file_no": "230200123456", "pickup": "window", "phone": "13905520004"},
-            "materials": [{"index": 1, "e_certificate_id": mine["driving_licence"]},
-                          {"index": 2, "e_certificate_id": mine["health_exam"]}, {"index": 3, "defer": True}],
-            "commitment": True})
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    return make
+    return lambda: renewal(kiosk, open_session(WANG))
 
 
 def order_status(kiosk: httpx.Client, order_no: str) -> str:

@@ -37,20 +37,12 @@ def other_kiosk(platform: Any, other_kiosk_keys: Any) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def filed(kiosk: httpx.Client, open_session: Callable[[str], dict[str, str]],
-          idem: Callable[[], dict[str, str]]) -> Callable[[], tuple[dict[str, str], dict[str, Any]]]:
+          renewal: Callable[..., dict[str, Any]]) -> Callable[[], tuple[dict[str, str], dict[str, Any]]]:
     """filed() → (王建国's session, a new driving-licence renewal with its pending 10-yuan order)."""
 
     def make() -> tuple[dict[str, str], dict[str, Any]]:
         auth = open_session(WANG)
-        mine = {c["type_code"]: c["id"] for c in kiosk.get("/api/v1/me/e-certificates", headers=auth).json()["items"]}
-        r = kiosk.post("/api/v1/me/applications", headers={**auth, **idem()}, json={
-            "service_code": "driving-licence-renewal",
-            "form": {"licence_file_no": "230200123456", "pickup": "ems", "phone": "13905520004"},
-            "materials": [{"index": 1, "e_certificate_id": mine["driving_licence"]},
-                          {"index": 2, "e_certificate_id": mine["health_exam"]}, {"index": 3, "defer": True}],
-            "commitment": True})
-        assert r.status_code == 201, r.text
-        return auth, r.json()
+        return auth, renewal(kiosk, auth, pickup="ems")
 
     return make
 
