@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -224,6 +226,53 @@ def test_rate_limit_after_n_distinct_citizens(limited: tuple[Any, httpx.Client],
     assert usage.json()["distinct_citizens"] == LIMIT and usage.json()["limit"] == LIMIT
     assert usage.json()["rate_limited"] >= 3 and usage.json()["retry_after_s"] > 0
     assert httpx.get(f"{server.url}/api/v1/kiosk/usage").status_code == 401
+
+
+def test_a_kiosk_sees_only_its_own_usage(tmp_path: Path, start_server: Callable[..., Any], kiosk_auth: httpx.Auth,
+                                         new_kiosk_key_pair: Callable[..., Any],
+                                         make_session_body: Callable[..., dict[str, Any]]) -> None:
+    """Another enrolled kiosk reads its own counts (none), never the first kiosk's, and is not limited by them."""
+    server = start_server(f"sqlite:///{tmp_path / 'p.db'}", "--max-citizens-per-hour", "1",
+                          stderr_path=tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10, auth=kiosk_auth) as kiosk:
+            assert kiosk.post(SESSIONS, json=make_session_body(ZHANG, ZHANG_NAME)).status_code == 201
+            assert kiosk.post(SESSIONS, json=make_session_body(CHEN, CHEN_NAME)).status_code == 429  # limit 1
+            assert kiosk.get("/api/v1/kiosk/usage").json()["distinct_citizens"] == 1
+        other = new_kiosk_key_pair("KSK-340302-0077")
+        enrolled = subprocess.run([sys.executable, "-m", "service_platform.cli", "kiosk", "add", "--db",
+                                   f"sqlite:///{tmp_path / 'p.db'}", "--id", other.kiosk_id, "--name", "second kiosk",
+                                   "--public-key", str(other.public_key_file)], capture_output=True, text=True,
+                                  timeout=60)
+        assert enrolled.returncode == 0, enrolled.stderr
+        with httpx.Client(base_url=server.url, timeout=10, auth=other.signer()) as second:
+            usage = second.get("/api/v1/kiosk/usage")
+            assert usage.status_code == 200, usage.text
+            assert usage.json()["distinct_citizens"] == 0 and usage.json()["rate_limited"] == 0
+            assert second.post(SESSIONS, json=make_session_body(WANG, WANG_NAME)).status_code == 201
+            assert second.get("/api/v1/kiosk/usage").json()["distinct_citizens"] == 1
+    finally:
+        server.stop()
+
+
+def _usage_is_per_kiosk(server: Any, kiosk_auth: httpx.Auth, new_kiosk_key_pair: Callable[..., Any],
+                        make_session_body: Callable[..., dict[str, Any]], subprocess: Any, sys: Any) -> None:
+    with httpx.Client(base_url=server.url, timeout=10, auth=kiosk_auth) as kiosk:
+        assert kiosk.post(SESSIONS, json=make_session_body(ZHANG, ZHANG_NAME)).status_code == 201
+        assert kiosk.post(SESSIONS, json=make_session_body(CHEN, CHEN_NAME)).status_code == 429   # its limit is 1
+        assert kiosk.get("/api/v1/kiosk/usage").json()["distinct_citizens"] == 1
+    other = new_kiosk_key_pair("KSK-340302-0077")
+    enrolled = subprocess.run([sys.executable, "-m", "service_platform.cli", "kiosk", "add", "--db",
+                               f"sqlite:///{server.db_path}", "--id", other.kiosk_id, "--name", "second kiosk",
+                               "--public-key", str(other.public_key_file)], capture_output=True, text=True,
+                              timeout=60)
+    assert enrolled.returncode == 0, enrolled.stderr
+    with httpx.Client(base_url=server.url, timeout=10, auth=other.signer()) as second:
+        usage = second.get("/api/v1/kiosk/usage")
+        assert usage.status_code == 200, usage.text
+        assert usage.json()["distinct_citizens"] == 0 and usage.json()["rate_limited"] == 0
+        assert second.post(SESSIONS, json=make_session_body(WANG, WANG_NAME)).status_code == 201
+        assert second.get("/api/v1/kiosk/usage").json()["distinct_citizens"] == 1
 
 
 def test_audit_rows_hold_no_clear_id_number_or_name(limited: tuple[Any, httpx.Client],
