@@ -191,6 +191,48 @@ def memory_split() -> dict[str, float]:
     return out
 
 
+def type_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def start_tracing(frames: int) -> tuple[Any, dict[str, int]]:
+    """Diagnostic (``--tracemalloc``): a first snapshot of traced allocations and of object counts per type."""
+    import tracemalloc
+
+    gc.collect()
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(frames)
+        return None, type_counts()   # the first snapshot is taken at the next call (nothing traced yet)
+    return tracemalloc.take_snapshot(), type_counts()
+
+
+def report_tracing(first: Any, counts: dict[str, int], top: int = 15) -> None:
+    """Print the allocation sites that grew most since :func:`start_tracing`, and the types whose count grew."""
+    import tracemalloc
+
+    gc.collect()
+    snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    if first is None:
+        stats = snap.statistics("traceback")[:top]
+        print(f"traced allocations still held (top {top}, since tracing started):", flush=True)
+        for stat in stats:
+            print(f"  {stat.size / 1024:9.1f} KiB in {stat.count:7d} blocks", flush=True)
+            for line in stat.traceback.format()[-12:]:
+                print("      " + line, flush=True)
+    else:
+        for stat in snap.compare_to(first, "traceback")[:top]:
+            print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks", flush=True)
+            for line in stat.traceback.format()[-12:]:
+                print("      " + line, flush=True)
+    now = type_counts()
+    grown = sorted(((now.get(k, 0) - counts.get(k, 0), k) for k in now), reverse=True)[:top]
+    print("object counts grown per type: " + ", ".join(f"{k} {d:+d}" for d, k in grown if d > 0), flush=True)
+
+
 def profile_without(path: Path, devices: list[str]) -> None:
     """Remove ``devices`` from the profile (A/B runs: e.g. ``--without licence_printer``)."""
     import yaml
@@ -445,6 +487,9 @@ def main() -> int:
                         "e.g. licence_printer")
     parser.add_argument("--trim", action="store_true", help="diagnostic: malloc_trim(0) before each RSS sample "
                         "(both figures printed)")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                        help="diagnostic: trace Python allocations (with FRAMES frames) from the first row after "
+                             "start-up and print what grew most by the end, and the object counts per type that grew")
     parser.add_argument("--slope-from", type=int, default=None,
                         help="first session of the verdict's slope (default: the first row after start-up)")
     parser.add_argument("--phased", action="store_true",
@@ -477,6 +522,7 @@ def main() -> int:
         last, last_t = 0, time.monotonic()
         kinds = list(dict.fromkeys(mix)) if args.phased else [None]
         blocks: dict[str, list[dict[str, Any]]] = {}
+        traced: tuple[Any, dict[str, int]] | None = None
         total = args.sessions * len(kinds)
         for i in range(total):
             kind = kinds[i // args.sessions] if args.phased else None
@@ -494,6 +540,10 @@ def main() -> int:
                     samples[-1]["kind"] = kind
                     blocks.setdefault(kind, []).append(samples[-1])
                 print(row_text(samples[-1], per_ms) + (f"  [{kind}]" if kind else ""), flush=True)
+                if args.tracemalloc and traced is None:
+                    traced = start_tracing(args.tracemalloc)
+        if traced is not None:
+            report_tracing(*traced)
     finally:
         soak.close()
         platform.stop()
