@@ -7,7 +7,8 @@ threads, the size of each SQLite file (with its WAL) and the rows of each journa
 slope per 1,000 sessions of RSS, descriptors and threads (least squares over the rows after the first) — target flat
 (shared/README.md) — and, with ``--json``, one JSON object with every figure.
 
-Run: ``.venv/bin/python bench/soak_sessions.py [--sessions 10000] [--interval 500] [--quick] [--json]``.
+Run: ``.venv/bin/python bench/soak_sessions.py [--sessions 10000] [--interval 500] [--fleet] [--quick] [--json]``
+(``--fleet``: the kiosk also reports to a mosquitto started here, as a deployed kiosk does).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ MIX = ("card_print", "guide_print", "timeout", "card_print", "application", "gui
 DIAGNOSTIC = ("render_receipt", "driver_print", "service_print", "worker_print", "core_print", "card_print_norate")
 #: journals whose rows are counted: file → tables
 JOURNALS = {"print-journal.sqlite3": ("jobs", "job_events"), "payments.sqlite3": ("payments", "payment_steps"),
-            "outbox.sqlite3": ("outbox",)}
+            "outbox.sqlite3": ("outbox",), "fleet-outbox.sqlite3": ("outbox AS fleet_outbox",)}
 #: "flat" in the verdict: below this growth per 1,000 sessions
 FLAT = {"rss_mb": 0.5, "fds": 0.5, "threads": 0.5}
 
@@ -87,7 +88,7 @@ def journal_rows(data_dir: Path) -> dict[str, int]:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
             for table in tables:
-                out[table] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                out[table.split(" AS ")[-1]] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         finally:
             db.close()
     audit = data_dir / "audit.jsonl"
@@ -243,9 +244,22 @@ def profile_without(path: Path, devices: list[str]) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
 
 
+def profile_with_fleet(path: Path, broker_url: str, work: Path) -> None:
+    """Report to the fleet over ``broker_url`` as a deployed kiosk does (telemetry, journeys, alarms through the
+    agent's disk outbox); commands verified with a key made here."""
+    import yaml
+
+    from fleet.signing import generate_keypair
+
+    _, public = generate_keypair(work / "fleet-keys")
+    data = yaml.safe_load(path.read_text("utf-8"))
+    data["fleet"] = {"broker_url": broker_url, "verify_key": str(public), "heartbeat_s": 5}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+
+
 class Soak:
     def __init__(self, work: Path, platform_url: str, without: list[str] | None = None,
-                 mix: tuple[str, ...] = MIX, trim: bool = False) -> None:
+                 mix: tuple[str, ...] = MIX, trim: bool = False, broker_url: str | None = None) -> None:
         from device_profiles.loader import load_profile
         from kiosk.core import KioskCore
         from kiosk.payments.service import PaymentConfig
@@ -256,6 +270,8 @@ class Soak:
         profile = simulated_profile(work, platform_url)
         if without:
             profile_without(profile, without)
+        if broker_url:
+            profile_with_fleet(profile, broker_url, work)
         self.core = KioskCore(load_profile(profile, environ={}), clock=self.clock)
         self.core.payments.service.config = PaymentConfig(wait_slice_s=0.05)
         self.events: "queue.Queue[tuple[str, dict[str, Any]]]" = queue.Queue()
@@ -485,6 +501,8 @@ def main() -> int:
                         f"(A/B runs), of: {', '.join(sorted(set(MIX)))}; diagnostic: {', '.join(DIAGNOSTIC)}")
     parser.add_argument("--without", default="", help="comma-separated devices removed from the profile (A/B runs), "
                         "e.g. licence_printer")
+    parser.add_argument("--fleet", action="store_true", help="report to a fleet broker (mosquitto started here) as "
+                        "a deployed kiosk does: telemetry, journeys and alarms through the agent and its outbox")
     parser.add_argument("--trim", action="store_true", help="diagnostic: malloc_trim(0) before each RSS sample "
                         "(both figures printed)")
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
@@ -504,16 +522,25 @@ def main() -> int:
         args.sessions, args.interval = min(args.sessions, 200), min(args.interval, 50)
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     platform = start_platform(work)
+    broker = None
     try:
-        soak = Soak(work, platform.endpoints["url"], [d for d in args.without.split(",") if d], mix, args.trim)
+        if args.fleet:
+            from fleet.broker import Mosquitto
+
+            broker = Mosquitto(work / "broker", anonymous=True).start()
+        soak = Soak(work, platform.endpoints["url"], [d for d in args.without.split(",") if d], mix, args.trim,
+                    broker.url if broker else None)
     except BaseException:
+        if broker is not None:
+            broker.stop()
         platform.stop()
         raise
     samples: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
         samples.append(soak.sample(0))
-        print(f"soak: {args.sessions} sessions, mix per {len(mix)}: {', '.join(mix)}"
+        print(f"soak: {args.sessions} sessions, mix per {len(mix)}: {', '.join(mix)}" + ("; fleet link to mosquitto"
+                                                                                       if broker else "")
               + (f"; without {args.without}" if args.without else "") + ("; malloc_trim before samples" if args.trim
                                                                          else ""), flush=True)
         print(f"{'n':>6} {'RSS MB':>8} {'fds':>4} {'thr':>4} {'ms/s':>6}  sqlite: file+WAL  rows: journal tables",
@@ -546,6 +573,8 @@ def main() -> int:
             report_tracing(*traced)
     finally:
         soak.close()
+        if broker is not None:
+            broker.stop()
         platform.stop()
         shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
@@ -580,7 +609,7 @@ def main() -> int:
             for text in smaps_growth(soak.smaps[a], soak.smaps[b]):
                 print("  " + text, flush=True)
     if args.json:
-        print(json.dumps({"sessions": args.sessions, "without": args.without, "trim": args.trim,
+        print(json.dumps({"sessions": args.sessions, "without": args.without, "trim": args.trim, "fleet": args.fleet,
                           "seconds": round(elapsed, 1), "mix": soak.counts,
                           "samples": samples, "slopes_per_1000": slopes, "flat": flat}, ensure_ascii=False))
     return 0

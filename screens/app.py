@@ -387,9 +387,15 @@ class KioskApp(App):
         if self.screenshot_dir is not None:
             self._shots += 1
             path = self.screenshot_dir / f"{self._shots:02d}-{name}.png"
-            Clock.schedule_once(lambda _dt: self._save_screenshot(path), 1.0 if self._shots == 1 else 0.5)
+            drawn = Clock.frames_displayed
+            Clock.schedule_once(lambda _dt: self._save_screenshot(path, drawn), 1.0 if self._shots == 1 else 0.5)
 
-    def _save_screenshot(self, path: Path) -> None:
+    def _save_screenshot(self, path: Path, drawn_before: int, tries: int = 50) -> None:
+        """Save the window once it has drawn a few frames since the screen changed (a loaded machine may not have
+        drawn the first frame a second after start: the shot would be black)."""
+        if Clock.frames_displayed < drawn_before + 3 and tries > 0:
+            Clock.schedule_once(lambda _dt: self._save_screenshot(path, drawn_before, tries - 1), 0.2)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         written = Window.screenshot(name=str(path))
         if written and Path(written) != path:
