@@ -17,15 +17,9 @@ from drivers.sim.process import ManagedProcess  # noqa: E402
 
 def demo_kiosk_key(work: Path) -> tuple[Path, Path]:
     """(private key file, public key file) of the demo kiosk's signing key under ``work``, made on first use."""
-    import base64
+    from kiosk.request_signing import key_pair_files
 
-    from kiosk.request_signing import public_key_raw, write_private_key
-
-    private, public = work / "kiosk-platform.key", work / "kiosk-platform.pub"
-    if not private.exists():
-        key = write_private_key(private)
-        public.write_text(base64.b64encode(public_key_raw(key)).decode("ascii") + "\n", "ascii")
-    return private, public
+    return key_pair_files(work)
 
 
 def kiosk_signer(work: Path) -> Any:

@@ -84,6 +84,16 @@ def write_private_key(path: str | os.PathLike[str], key: Ed25519PrivateKey | Non
     return key
 
 
+def key_pair_files(folder: str | os.PathLike[str], stem: str = "kiosk-platform") -> tuple[Path, Path]:
+    """``(private, public)`` key files under ``folder`` for a demo or bench kiosk: the private key PEM (0600, made on
+    first use), and the public key as base64 of the raw 32 bytes (rewritten from the private key each call) — what
+    ``service-platform kiosk add --public-key`` and ``serve --demo-kiosk-public-key`` read."""
+    private, public = Path(folder) / f"{stem}.key", Path(folder) / f"{stem}.pub"
+    key = load_private_key(private) if private.exists() else write_private_key(private)
+    public.write_text(base64.b64encode(public_key_raw(key)).decode("ascii") + "\n", "ascii")
+    return private, public
+
+
 def public_key_pem(private_key: Ed25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                  serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -25,21 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from drivers.sim.process import ManagedProcess  # noqa: E402
+from kiosk.request_signing import key_pair_files  # noqa: E402
 
 RESTART_EXIT_CODE = 75  # screens.app.RESTART_EXIT_CODE (not imported: that module needs a window)
-
-
-def demo_kiosk_key(var: Path) -> tuple[Path, Path]:
-    """(private, public) key files of the demo kiosk under ``var``: the private key PEM (0600, generated on the first
-    run), the public key as base64 of the raw 32 bytes (rewritten from the private key each run)."""
-    import base64
-
-    from kiosk.request_signing import load_private_key, public_key_raw, write_private_key
-
-    private, public = var / "kiosk-platform.key", var / "kiosk-platform.pub"
-    key = load_private_key(private) if private.exists() else write_private_key(private)
-    public.write_text(base64.b64encode(public_key_raw(key)).decode("ascii") + "\n", "ascii")
-    return private, public
 
 
 def main() -> int:
@@ -68,7 +56,7 @@ def main() -> int:
         env["PLATFORM_PHOTOS"] = str(photos)
     # the demo kiosk's own signing key (KIOSK-ED25519-V1): made once into var/demo (0600), its public key enrolled
     # by `serve --demo`; there is no shared demo secret
-    kiosk_key, kiosk_pub = demo_kiosk_key(var)
+    kiosk_key, kiosk_pub = key_pair_files(var)
     # the simulated payment provider's key pair (signs wallet payment notifications); the platform gets the public key
     from drivers.payment.wallet_sim import generate_keypair as provider_keypair
 
