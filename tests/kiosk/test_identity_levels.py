@@ -3,15 +3,26 @@ unavailable (with the reason, offering the face check where there is a camera), 
 typed errors with translation keys."""
 from __future__ import annotations
 
-from types import SimpleNamespace
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Iterator
 
 import httpx
+import pytest
+import yaml
 
+from drivers.sim.process import ManagedProcess
+from fleet.signing import generate_keypair
 from kiosk import identity_levels as levels
-from kiosk.core import KioskCore
 from kiosk.errors import IdentityNotRecognised, KioskRateLimited, VerificationLevelInsufficient
 from kiosk.i18n import Translator
 from kiosk.platform_client import PlatformClient
+from tests.conftest import DEMO_KIOSK_KEYS
+from tests.kiosk.conftest import call_back
+
+IDENTITIES = Path(__file__).resolve().parents[2] / "drivers" / "idcard" / "sim_identities.yaml"
 
 
 def test_the_rule_locks_only_what_needs_the_holder_confirmed() -> None:
@@ -75,16 +86,55 @@ def test_platform_refusals_become_typed_errors() -> None:
         assert isinstance(refused, IdentityNotRecognised) and refused.platform_code == code
 
 
-def test_a_rate_limited_session_is_shown_and_raised_to_the_fleet() -> None:
-    core = KioskCore.__new__(KioskCore)
-    events, alarms, audits = [], [], []
-    core.session = SimpleNamespace(data=SimpleNamespace(id="s1"))
-    core._emit = lambda name, **payload: events.append((name, payload))
-    core._audit = lambda event, *args, **fields: audits.append(event)
-    core.fleet = SimpleNamespace(alarm=lambda code, severity, text="": alarms.append((code, severity)))
-    core.session_refused(KioskRateLimited("too many", retry_after_s=30))
-    assert events and events[0][0] == "kiosk_limited" and events[0][1]["retry_after_s"] == 30
-    assert alarms == [("kiosk_rate_limited", "major")] and audits == ["kiosk_rate_limited"]
-    events.clear()
-    core.session_refused(IdentityNotRecognised("no"))
-    assert not events
+@pytest.fixture(scope="module")
+def limited_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A platform that lets a kiosk ask about two distinct citizens per rolling hour."""
+    folder = tmp_path_factory.mktemp("limited-platform")
+    proc = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
+                           f"sqlite:///{folder / 'platform.db'}", "--host", "127.0.0.1", "--port", "0",
+                           "--max-citizens-per-hour", "2", *DEMO_KIOSK_KEYS.platform_args], "service-platform",
+                           start_timeout=30)
+    try:
+        yield proc.endpoints["url"]
+    finally:
+        proc.stop()
+
+
+def test_a_rate_limited_session_is_shown_audited_and_raised_to_the_fleet(make_harness, limited_platform, tmp_path,
+                                                                         wait_for) -> None:
+    """The third distinct citizen within the hour is refused by the real platform: the citizen sees "ask staff"
+    (event ``kiosk_limited``), the audit journal records it (no ID number) and the fleet alarm waits in the agent's
+    disk outbox (the broker is away) — the first two citizens are served as usual."""
+    _private, public = generate_keypair(tmp_path / "fleet-keys")
+    h = make_harness(platform__url=limited_platform,
+                     fleet={"broker_url": "mqtt://127.0.0.1:1", "verify_key": str(public)})
+    reader = h.core.devices.simulators["idcard"]
+    for who in ("zhang", "li"):
+        h.identify(who)
+        assert call_back(h.core.my_applications) is not None
+        h.core.end_session("finished")
+        h.next_event("ended")
+        reader.control("remove_card")
+    h.identify("chen")
+    limited = h.next_event("kiosk_limited", timeout=20)
+    assert isinstance(limited["error"], KioskRateLimited) and limited["retry_after_s"] > 0
+    assert limited["error"].translation_key == "identity.error.kiosk_limited"
+
+    h.core.flush_audit()
+    data_dir = Path(h.core.profile.kiosk.data_dir)
+    audit = (data_dir / "audit.jsonl").read_text("utf-8")
+    assert '"kiosk_rate_limited"' in audit
+    chen = yaml.safe_load(IDENTITIES.read_text("utf-8"))["chen"]
+    assert chen["id_number"] not in audit and chen["name"] not in audit, "no ID number or name in the audit journal"
+
+    def queued_alarm() -> list[str]:
+        db = sqlite3.connect(f"file:{data_dir / 'fleet-outbox.sqlite3'}?mode=ro", uri=True)
+        try:
+            return [row[0] for row in db.execute("SELECT payload FROM outbox WHERE payload LIKE ?",
+                                                 ("%kiosk_rate_limited%",))]
+        finally:
+            db.close()
+
+    payload = json.loads(wait_for(queued_alarm, timeout=10, what="the fleet alarm in the agent's outbox")[0])
+    text = json.dumps(payload, ensure_ascii=False)
+    assert "major" in text and chen["id_number"] not in text and chen["name"] not in text
