@@ -176,26 +176,30 @@ class _CountingReader:
         return False
 
 
-def test_polls_fast_while_a_card_is_expected_and_slowly_when_idle() -> None:
+def test_polls_fast_while_a_card_is_expected_and_slowly_when_idle(wait_for) -> None:
+    """The poll rate, read from the times of the polls themselves (no fixed sleeps): fast (~50/s) in the window after
+    start and after ``expect_card``, idle (~4/s) once the window has run out."""
     reader = _CountingReader()
     watcher = CardWatcher(reader, lambda e: None, interval=0.25, fast_interval=0.02, fast_for=0.4)  # type: ignore[arg-type]
+
+    def gaps(calls: list[float]) -> list[float]:
+        return sorted(b - a for a, b in zip(calls, calls[1:]))
+
     with watcher:
         assert watcher.polling_fast                      # just started: a card may come at once
-        time.sleep(0.35)
-        fast = len(reader.calls)
-        time.sleep(0.3)                                  # the window has run out: idle rate
-        assert not watcher.polling_fast
+        wait_for(lambda: len(reader.calls) >= 8, timeout=5, what="8 polls")
+        fast = gaps(reader.calls[:8])
+        assert fast[len(fast) // 2] < 0.1, fast          # ~20 ms apart
+        wait_for(lambda: not watcher.polling_fast, timeout=5, what="the fast window to run out")
         mark = len(reader.calls)
-        time.sleep(0.8)
-        idle = len(reader.calls) - mark
-        assert fast >= 8, fast                           # ~50 polls/s
-        assert 2 <= idle <= 4, idle                      # ~4 polls/s
+        wait_for(lambda: len(reader.calls) >= mark + 4, timeout=5, what="4 idle polls")
+        idle = gaps(reader.calls[mark:mark + 4])
+        assert idle[0] > 0.15, idle                      # ~250 ms apart
         before = len(reader.calls)
         asked = time.monotonic()
         watcher.expect_card(0.3)                         # a screen asks for the card: poll now, then fast
-        deadline = time.monotonic() + 1.0
-        while len(reader.calls) == before and time.monotonic() < deadline:
-            time.sleep(0.002)
+        wait_for(lambda: len(reader.calls) > before, timeout=1, interval=0.002, what="a poll after expect_card")
         assert reader.calls[before] - asked < 0.05       # not after the rest of the idle wait
-        time.sleep(0.2)
-        assert len(reader.calls) - before >= 6
+        wait_for(lambda: len(reader.calls) >= before + 6, timeout=2, what="6 fast polls")
+        again = gaps(reader.calls[before:before + 6])
+        assert again[len(again) // 2] < 0.1, again
