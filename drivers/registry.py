@@ -23,6 +23,7 @@ BUILTIN_DRIVERS: dict[str, dict[str, str]] = {
     },
     "licence_printer": {"cups": "drivers.licence_printer.cups_printer:CupsLicencePrinter"},
     "camera": {"opencv": "drivers.camera.opencv_camera:OpenCvCamera"},
+    "document_camera": {"opencv": "drivers.document_camera.opencv_document_camera:OpenCvDocumentCamera"},
     "payment_pad": {
         "nexo_tcp": "drivers.payment.nexo_pad:NexoTcpPaymentPad",        # nexo Sale-to-POI 3.0, HTTP POST /nexo
         "nexo_serial": "drivers.payment.nexo_pad:NexoSerialPaymentPad",  # the same JSON in STX LEN DATA ETX LRC

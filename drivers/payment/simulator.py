@@ -532,9 +532,9 @@ class NexoPOI:
                                                                   "ApplicationName": "kiosk-sim payment-pad",
                                                                   "SoftwareVersion": "1.0"},
                     "POIStatus": {"GlobalStatus": "OK"}}}))
-            elif category == "Diagnosis":
-                deliver(nexo.response(head, {"Response": {"Result": "Success"}, "POIStatus": {
-                    "GlobalStatus": "Busy" if self.pad.txn else "OK"}}))
+            elif category == "Diagnosis":   # answered in the terminal's own name (a sale system may not know it)
+                deliver(nexo.response({**head, "POIID": self.poi_id}, {
+                    "Response": {"Result": "Success"}, "POIStatus": {"GlobalStatus": "Busy" if self.pad.txn else "OK"}}))
             elif category == "Payment":
                 self._payment(head, req, deliver)
             elif category == "TransactionStatus":

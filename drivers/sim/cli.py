@@ -24,6 +24,8 @@ SIMULATORS: dict[str, str] = {
     # (--pty --protocol nexo); the legacy ECR message layer on a pty (--pty, the default protocol there)
     "payment-pad": "drivers.payment.simulator:run",
     "qr-scanner": "drivers.qr_scanner.simulator:run",  # serial QR scanner (one line + CR per code), on a pty
+    # document camera (高拍仪): pages of a PDF photographed on a desk (perspective, shadow), MJPEG over HTTP
+    "document-camera": "drivers.document_camera.simulator:run",
 }
 
 
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", help="camera: play this folder of images in a loop")
     parser.add_argument("--demo", help="camera: the demo clip (built from packaged photos on first use) at this path")
     parser.add_argument("--fps", type=float, help="camera: frames per second (default 25)")
+    parser.add_argument("--pdf", help="document-camera: photograph the pages of this PDF (default: a sample form)")
     parser.add_argument("--protocol", choices=("ecr", "nexo"), default="ecr",
                         help="payment-pad: message layer on the pty (--tcp always speaks nexo over HTTP)")
     parser.add_argument("--vpcd-base", type=int,

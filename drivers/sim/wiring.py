@@ -22,6 +22,8 @@ SIMULATED_KINDS: dict[str, tuple[str, tuple[str, ...], Callable[[Mapping[str, An
     "qr_scanner": ("qr-scanner", ("--pty",), lambda ep: {"port": ep["pty"]}),
     # the demo clip (a packaged photo blinking and turning), built on first use; a profile may name other settings
     "camera": ("camera", ("--demo", "var/demo/camera-live.avi", "--tcp", "127.0.0.1:0"), lambda ep: {"source": ep["url"]}),
+    # photographed pages of a sample form (drivers/document_camera/simulator.py)
+    "document_camera": ("document-camera", ("--tcp", "127.0.0.1:0"), lambda ep: {"source": ep["url"]}),
 }
 
 

@@ -1,0 +1,130 @@
+"""``kiosk-profile udev-rules PROFILE [--out FILE]`` — udev rules giving the profile's USB devices stable names.
+
+A USB serial adapter is ``/dev/ttyUSB0`` today and ``/dev/ttyUSB1`` after the printer is replugged; a profile that
+names ``/dev/kiosk-idcard`` keeps working. Each device with a ``usb: {vendor, product, [serial | usb_path],
+[name]}`` block gets one rule matching its vendor/product (and serial number or USB port when two devices share
+them), a ``SYMLINK`` and the group the kiosk user is in: ``dialout`` for serial lines, ``lp`` for USB printers,
+``video`` for cameras. Installed as ``/etc/udev/rules.d/99-govkiosk.rules`` (docs/install-kiosk.md).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+from device_profiles.loader import DeviceConfig, Profile, ProfileError, load_profile
+
+#: kind → default stable name
+DEFAULT_NAMES: dict[str, str] = {
+    "idcard": "kiosk-idcard",
+    "receipt_printer": "kiosk-printer",
+    "payment_pad": "kiosk-pad",
+    "qr_scanner": "kiosk-qr",
+    "camera": "kiosk-camera",
+    "document_camera": "kiosk-doccam",
+}
+
+#: the settings field that should name the stable device (kind → (field, only when settings has this connection))
+PORT_FIELDS: dict[str, str] = {"idcard": "port", "payment_pad": "port", "qr_scanner": "port",
+                               "receipt_printer": "device", "camera": "source", "document_camera": "source"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    name: str
+    text: str
+    #: a profile setting that does not use the stable name yet ("" when it does)
+    warning: str = ""
+
+
+def _node(config: DeviceConfig) -> tuple[str, str] | None:
+    """(udev match of the device node, group) for a device, or None when it has no node of its own to name
+    (network printer, CUPS queue, PC/SC reader: pcscd and CUPS open those)."""
+    kind, settings = config.kind, config.settings
+    if kind in ("idcard", "payment_pad", "qr_scanner"):
+        return 'SUBSYSTEM=="tty"', "dialout"
+    if kind == "receipt_printer":
+        connection = settings.get("connection")
+        if connection == "serial":
+            return 'SUBSYSTEM=="tty"', "dialout"
+        if connection == "file":    # the usblp kernel driver's /dev/usb/lpN
+            return 'SUBSYSTEM=="usbmisc", KERNEL=="lp[0-9]*"', "lp"
+        if connection == "usb":     # python-escpos through libusb: the USB device node itself
+            return 'SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device"', "lp"
+        return None
+    if kind in ("camera", "document_camera"):   # the capture node (UVC cameras also list a metadata node, index 1)
+        return 'SUBSYSTEM=="video4linux", ATTR{index}=="0"', "video"
+    return None
+
+
+def _matches(usb: Mapping[str, str], direct: bool) -> str:
+    """The vendor/product (+ serial / port) match; ``direct`` for rules on the USB device itself (ATTR, KERNEL)
+    rather than on a node below it (ATTRS, KERNELS: any parent)."""
+    a, k = ("ATTR", "KERNEL") if direct else ("ATTRS", "KERNELS")
+    parts = [f'{a}{{idVendor}}=="{usb["vendor"].lower()}"', f'{a}{{idProduct}}=="{usb["product"].lower()}"']
+    if usb.get("serial"):
+        parts.append(f'{a}{{serial}}=="{usb["serial"]}"')
+    if usb.get("usb_path"):
+        parts.append(f'{k}=="{usb["usb_path"]}"')
+    return ", ".join(parts)
+
+
+def rules_for(profile: Profile) -> tuple[list[Rule], list[str]]:
+    """The rules, and a note per device with a ``usb`` block that gets none (and why)."""
+    rules: list[Rule] = []
+    notes: list[str] = []
+    for kind, config in profile.devices.items():
+        if not config.usb:
+            continue
+        node = _node(config)
+        if node is None:
+            opener = {"smartcard": "pcscd", "licence_printer": "CUPS"}.get(kind, "the network")
+            notes.append(f"{kind}: no device node to name (opened by {opener}); usb block ignored")
+            continue
+        match, group = node
+        name = config.usb.get("name") or DEFAULT_NAMES.get(kind, f"kiosk-{kind.replace('_', '-')}")
+        direct = "usb_device" in match
+        text = (f"# {kind} ({config.driver})\n"
+                f'{match}, {_matches(config.usb, direct)}, SYMLINK+="{name}", GROUP="{group}", MODE="0660"')
+        field = PORT_FIELDS.get(kind, "")
+        value = config.settings.get(field) if field else None
+        warning = ""
+        if field and value is not None and value != f"/dev/{name}" and not (kind == "receipt_printer" and
+                                                                          config.settings.get("connection") == "usb"):
+            warning = f"devices.{kind}.settings.{field} is {value!r}; with this rule use '/dev/{name}'"
+        rules.append(Rule(kind, name, text, warning))
+    return rules, notes
+
+
+def render(profile: Profile) -> str:
+    rules, notes = rules_for(profile)
+    head = [f"# udev rules for kiosk {profile.kiosk.id}, generated by `kiosk-profile udev-rules {profile.source}`.",
+            "# Install: /etc/udev/rules.d/99-govkiosk.rules, then `udevadm control --reload && udevadm trigger`.",
+            "# Groups: the kiosk user is in dialout (serial), lp (USB printers) and video (cameras)."]
+    body = [r.text for r in rules] or ["# (no device in the profile has a usb: block)"]
+    return "\n".join(head + [""] + body + [f"# note: {n}" for n in notes]) + "\n"
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kiosk-profile udev-rules", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path")
+    parser.add_argument("--out", metavar="FILE", help="write the rules here (default: stdout)")
+    args = parser.parse_args(argv)
+    try:
+        profile = load_profile(args.path)
+    except ProfileError as exc:
+        print(exc.describe(), file=sys.stderr)
+        return 1
+    text = render(profile)
+    for rule in rules_for(profile)[0]:
+        if rule.warning:
+            print(f"warning: {rule.warning}", file=sys.stderr)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
