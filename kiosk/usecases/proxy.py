@@ -1,0 +1,304 @@
+"""Applying for someone else (代办) at the kiosk:
+
+    agent's card + face ──begin──► WAIT_PRINCIPAL ──principal's ID card read──► SERVICES (only those that allow an
+    agent) ──choose──► FORM (pre-filled for the principal by the platform) ──submit──► RESULT (number, receipt with
+    both masked names)
+
+The agent is the identified citizen of the session and must be confirmed (face check, or a social-security card's
+PIN): :class:`AgentNotConfirmed` otherwise. The principal's card is read by the same ID reader while the session
+has its citizen: the core hands that read to :meth:`ProxyFlow.card_read` instead of ignoring it. The principal is
+never a session of their own; the platform checks their card against the population registry. Materials: those
+the principal's card or the form cover need nothing, deferrable ones are deferred with the agent's commitment,
+optional ones are left out; a service that needs a document on the spot says so (:class:`MaterialNeeded`: the
+window). Everything about the principal lives in the session's scratch and goes at session end.
+
+Events (``core.subscribe``): ``proxy_principal`` (``principal_masked``) when the principal's card was accepted,
+``proxy_principal_error`` (``error``) when it was not (expired, the agent's own card, not a resident card).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kiosk.errors import KioskError
+from kiosk.forms import FieldError, Form, validate
+from kiosk.identity_levels import STRONG
+from kiosk.platform_client import FiledApplication, ServiceDetail, ServiceSummary
+from kiosk.session import RatingTarget
+from kiosk.usecases import identify
+from kiosk.usecases.booking import Callback, CoreFlow, NotIdentified
+
+if TYPE_CHECKING:
+    from kiosk.core import KioskCore
+
+RELATIONSHIPS = ("parent", "child", "spouse", "relative", "other")
+RELATIONSHIP_ZH = {"parent": "父母", "child": "子女", "spouse": "配偶", "relative": "其他亲属", "other": "其他"}
+SCRATCH = "proxy"
+
+
+class Step(str, enum.Enum):
+    WAIT_PRINCIPAL = "wait_principal"
+    SERVICES = "services"
+    FORM = "form"
+    RESULT = "result"
+
+
+class AgentNotConfirmed(KioskError):
+    """The agent's identity is not confirmed by face (or card PIN): nobody may act for someone else on a card alone."""
+
+    code = "proxy_agent_not_confirmed"
+    translation_key = "proxy.error.agent_not_confirmed"
+
+
+class PrincipalIsAgent(KioskError):
+    code = "proxy_principal_is_agent"
+    translation_key = "proxy.error.principal_is_agent"
+
+
+class PrincipalNotAccepted(KioskError):
+    """The principal's card cannot be used (expired, or not a resident ID card)."""
+
+    code = "proxy_principal_not_accepted"
+    translation_key = "proxy.error.principal_not_accepted"
+
+
+class NoPrincipal(KioskError):
+    code = "proxy_no_principal"
+    translation_key = "proxy.error.no_principal"
+
+
+class MaterialNeeded(KioskError):
+    """A required material can only be handed in at the window (the agent cannot use the principal's e-certificates
+    and this flow takes no photos)."""
+
+    code = "proxy_material_needed"
+    translation_key = "proxy.error.material_needed"
+
+
+class FormIncomplete(KioskError):
+    code = "form_incomplete"
+    translation_key = "apply.error.form_incomplete"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(f"{len(errors)} field(s) to correct")
+        self.errors = errors
+
+
+@dataclass
+class Principal:
+    """The person the agent applies for, from their card (personal data: session memory only)."""
+
+    id_number: str = field(repr=False)
+    name: str = field(repr=False)
+    document_kind: str
+    name_masked: str
+    id_masked: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id_number": self.id_number, "name": self.name, "document_kind": self.document_kind}
+
+
+@dataclass
+class ProxyState:
+    step: Step = Step.WAIT_PRINCIPAL
+    principal: Principal | None = None
+    detail: ServiceDetail | None = None
+    form: Form | None = None
+    relationship: str = "child"
+    result: "ProxyResult | None" = None
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    filed: FiledApplication
+    agent_masked: str
+    principal_masked: str
+    relationship: str
+    print_result: Any = None
+    print_error: BaseException | None = None
+
+    @property
+    def number(self) -> str:
+        return self.filed.number
+
+
+class ProxyFlow(CoreFlow):
+    name = "proxy"
+
+    # --- state ------------------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> ProxyState | None:
+        return self.core.session.data.scratch.get(SCRATCH)
+
+    @property
+    def waiting_for_principal(self) -> bool:
+        state = self.state
+        return state is not None and state.step is Step.WAIT_PRINCIPAL
+
+    def _state(self) -> ProxyState:
+        state = self.state
+        if state is None:
+            raise NoPrincipal("the proxy flow was not started")
+        return state
+
+    def begin_now(self) -> ProxyState:
+        """The agent starts (blocking: waits for the agent's platform session): must be identified and confirmed by
+        face or card PIN. The next ID card read is the principal's."""
+        if not self.identified:
+            raise NotIdentified("no identified citizen")
+        self.token()   # the agent's platform session (its level is what the platform will hold the filing to)
+        citizen = self.core.session.citizen
+        if self.core.identity_level() not in STRONG and getattr(citizen, "level", "") not in STRONG:
+            raise AgentNotConfirmed("the agent is not confirmed by face or card PIN")
+        state = ProxyState()
+        self.core.session.data.scratch[SCRATCH] = state
+        self.core.session.touch()
+        for watcher in self.core._watchers:   # a card is expected now: the watchers poll fast
+            expect = getattr(watcher, "expect_card", None)
+            if expect is not None:
+                expect()
+        self.audit("proxy_started")
+        return state
+
+    def begin(self, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.run_identified("proxy_begin", self.begin_now, on_result=on_result, on_error=on_error)
+
+    def cancel(self) -> None:
+        self.core.session.data.scratch.pop(SCRATCH, None)
+
+    # --- the principal's card (from the core, on the dispatcher's thread) -----------------------------------------
+    def card_read(self, document: Any, today: dt.date | None = None) -> None:
+        state = self.state
+        if state is None or state.step is not Step.WAIT_PRINCIPAL:
+            return
+        agent = self.core.session.citizen
+        try:
+            if document.id_number == getattr(getattr(agent, "document", None), "id_number", None):
+                raise PrincipalIsAgent("the agent placed their own card")
+            kind = getattr(document.kind, "value", str(document.kind))
+            if kind not in ("resident_id", "hmt_residence_permit"):
+                raise PrincipalNotAccepted("only a resident ID card or residence permit")
+            citizen = identify.citizen_from_document(document, today or dt.date.today())
+        except KioskError as exc:
+            self.audit("proxy_principal_refused", code=exc.code)
+            self.core._emit("proxy_principal_error", error=exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. CardExpired from the driver's error family
+            self.audit("proxy_principal_refused", code=getattr(exc, "code", type(exc).__name__))
+            self.core._emit("proxy_principal_error", error=exc)
+            return
+        state.principal = Principal(id_number=document.id_number, name=document.name, document_kind=kind,
+                                    name_masked=citizen.name_masked, id_masked=citizen.id_masked)
+        state.step = Step.SERVICES
+        self.audit("proxy_principal_read")
+        self.core._emit("proxy_principal", principal_masked=citizen.name_masked)
+
+    # --- services and form ------------------------------------------------------------------------------------------
+    def services_now(self) -> list[ServiceSummary]:
+        return [s for s in self.core.platform.search_services(limit=100, agent_allowed=True) if s.agent_allowed]
+
+    def services(self, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.run_identified("proxy_services", self.services_now, on_result=on_result, on_error=on_error)
+
+    def choose_now(self, code: str) -> ProxyState:
+        state = self._state()
+        if state.principal is None:
+            raise NoPrincipal("no principal card read yet")
+        principal = state.principal.to_json()
+        detail = self.core.platform.service_detail(code)
+        prefill = self.with_token(lambda token: self.core.platform.proxy_prefill(token, code, principal))
+        if detail.form_schema is None:
+            raise MaterialNeeded("the service has no online form")
+        form = Form.from_schema(detail.form_schema)
+        form.apply_prefill(prefill.form, prefill.sources)
+        state.detail, state.form, state.step = detail, form, Step.FORM
+        return state
+
+    def choose(self, code: str, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.run_identified("proxy_choose", self.choose_now, code, on_result=on_result, on_error=on_error)
+
+    def set_field(self, pointer: str, value: Any, *, typed: bool = True) -> None:
+        """``typed``: ``value`` is keyboard text (converted to the field's type)."""
+        form = self._state().form
+        if form is None:
+            raise NoPrincipal("no service chosen")
+        if typed:
+            form.set_text(pointer, str(value))
+        else:
+            form.set(pointer, value)
+        self.core.session.touch()
+
+    def set_relationship(self, relationship: str) -> None:
+        if relationship not in RELATIONSHIPS:
+            raise ValueError(f"relationship must be one of {RELATIONSHIPS}")
+        self._state().relationship = relationship
+
+    def materials(self) -> tuple[list[Any], bool]:
+        """The material references to send and whether anything is deferred (needs the agent's commitment)."""
+        from kiosk.platform_client import MaterialRef
+
+        detail = self._state().detail
+        assert detail is not None
+        refs: list[Any] = []
+        for m in detail.materials:
+            if m.satisfied_by:
+                continue
+            if m.deferrable:
+                refs.append(MaterialRef(m.index, defer=True))
+            elif m.required:
+                raise MaterialNeeded(f"material {m.index} must be handed in at the window", material=m.name)
+        return refs, bool(refs)
+
+    # --- submitting -------------------------------------------------------------------------------------------------
+    def submit_now(self) -> ProxyResult:
+        state = self._state()
+        if state.principal is None or state.detail is None or state.form is None:
+            raise NoPrincipal("nothing to submit")
+        errors = validate(state.form)
+        if errors:
+            raise FormIncomplete(errors)
+        refs, deferred = self.materials()
+        code = state.detail.summary.code
+        key = self.key("submit", code, state.principal.id_masked)
+        principal, relationship, form = state.principal.to_json(), state.relationship, state.form.to_json()
+        filed, parties = self.with_token(lambda token: self.core.platform.file_proxy_application(
+            token, code, principal, relationship, form, refs, deferred, idempotency_key=key))
+        self.audit("proxy_filed", service=code, number=filed.number, relationship=relationship)
+        agent_masked = parties.get("agent_masked") or ""
+        principal_masked = parties.get("principal_masked") or state.principal.name_masked
+        printed, failed = None, None
+        try:
+            printed = self.core.print_service.print_receipt(
+                "proxy_receipt", summary=f"代办业务受理回执 {filed.number}",
+                proxy=self.receipt_context(filed, agent_masked, principal_masked, relationship))
+            self.printed("print_proxy", printed)
+        except Exception as exc:  # noqa: BLE001 - the number is on screen; the receipt is a copy of it
+            failed = exc
+            self.audit("print_failed", action="print_proxy", code=getattr(exc, "code", type(exc).__name__))
+        result = ProxyResult(filed, agent_masked, principal_masked, relationship, printed, failed)
+        state.result, state.step = result, Step.RESULT
+        if state.form is not None:
+            state.form.clear()
+        return result
+
+    def submit(self, on_result: Callback = None, on_error: Callback = None) -> None:
+        self.run_identified("proxy_submit", self.submit_now, on_result=on_result, on_error=on_error)
+
+    def receipt_context(self, filed: FiledApplication, agent_masked: str, principal_masked: str,
+                        relationship: str) -> dict[str, Any]:
+        p = filed.progress
+        outstanding = [m.name for m in filed.materials if m.status == "outstanding"]
+        return {"number": filed.number, "service_name": p.service_name, "principal_masked": principal_masked,
+                "agent_masked": agent_masked, "relationship_text": RELATIONSHIP_ZH.get(relationship, relationship),
+                "department": p.department, "accepted_at": str(p.submitted_at)[:16].replace("T", " "),
+                "promised_date": p.promised_date, "outstanding": outstanding,
+                "supplement_due": filed.supplement_due or "",
+                "verify_url": self.core.public_urls.application(filed.number)}
+
+    def done(self) -> None:
+        """The agent has read the result: ask for the rating of it."""
+        state = self.state
+        if state is not None and state.result is not None:
+            self.finish(RatingTarget("application", state.result.number, "proxy_apply"))
