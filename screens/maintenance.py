@@ -1,0 +1,242 @@
+"""The technician's maintenance screen (kiosk/maintenance.py has the flow; this screen shows it and forwards taps).
+
+Reached from the staff screen's PIN pad ("technician: maintenance by card"): place the technician's card, type the
+PIN (the same keypad as the staff screen), then each device's status, counters and last errors, self-tests at the
+three levels (the interactive one asks its questions here, with yes/no buttons), the reprint queue (the staff
+screen, unlocked), switching to another profile on the kiosk, restart, and leave. Laid out by the <FlowScreen> rule
+(appointment.kv); steps: card · pin · home · results · profiles.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kivy.clock import Clock
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.gridlayout import GridLayout
+
+from screens.appointment import FlowScreen
+from screens.widgets import KButton
+
+#: how long an interactive self-test question waits for the technician's answer
+ANSWER_TIMEOUT_S = 300.0
+
+
+class MaintenanceScreen(FlowScreen):
+    prefix = "maintenance"
+
+    def on_kv_post(self, base_widget: Any) -> None:
+        super().on_kv_post(base_widget)
+        self.title_key = "maintenance.title"
+        self.digits = ""
+        self.run: Any = None
+        self.app.core.subscribe(self._on_core_event)
+
+    @property
+    def mode(self) -> Any:
+        return self.app.core.maintenance
+
+    def on_go(self, **_: Any) -> None:
+        self.done_text = ""
+        if self.mode.is_open:
+            self.start("home")
+            return
+        try:
+            self.mode.begin()
+        except Exception as exc:  # noqa: BLE001 - a citizen still identified: say so
+            self.start("card")
+            self.fail(exc)
+            return
+        self.start("card")
+
+    def _on_core_event(self, name: str, payload: dict[str, Any]) -> None:
+        if self.app.sm.current != self.name:
+            return
+        if name == "maintenance":
+            state = payload.get("state")
+            if state == "pin" and self.step != "pin":
+                self.go_step("pin", remember=False)
+            elif state == "checking":
+                self.working()
+            elif state == "closed" and self.step in ("card", "pin"):
+                self.app.go("staff")
+        elif name == "maintenance_refused":
+            if self.step != "card":
+                self.go_step("card", remember=False)
+            self.failed, self.busy = True, False
+            from kiosk.maintenance import MaintenanceError
+
+            self.status = self.t(MaintenanceError(str(payload.get("code", "refused"))).translation_key)
+
+    # --- card and PIN ---------------------------------------------------------------------------------------------
+    def show_card(self) -> None:
+        self.heading = self.t("maintenance.card_title")
+        self.add_label(self.t("maintenance.card_hint"), aid="maintenance_card_hint")
+
+    def show_pin(self) -> None:
+        app = self.app
+        self.busy, self.digits = False, ""
+        self.heading = self.t("maintenance.pin_title")
+        self._dots = self.add_label(self.t("maintenance.pin_hint"), aid="maintenance_pin_dots",
+                                    font_size=app.fs(1.6), halign="center")
+        keys = GridLayout(cols=3, spacing=app.fs(0.3), size_hint_y=None)
+        keys.bind(minimum_height=keys.setter("height"))
+        for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", ""):
+            btn = KButton(text=self.t("progress.backspace") if key == "DEL" else key, aid=f"maintenance_key_{key}",
+                          disabled=not key)
+            btn.bind(on_release=lambda _b, k=key: self._press(k))
+            keys.add_widget(btn)
+        self.ids.choices.add_widget(keys)
+        self.set_action(self.t("common.confirm"), "maintenance_pin_ok", self._submit)
+
+    def _press(self, key: str) -> None:
+        self.app.core.touch()
+        if key == "DEL":
+            self.digits = self.digits[:-1]
+        elif key and len(self.digits) < 12:
+            self.digits += key
+        self._dots.text = "●" * len(self.digits) if self.digits else self.t("maintenance.pin_hint")
+
+    def _submit(self) -> None:
+        pin, self.digits = self.digits, ""
+        self._dots.text = self.t("maintenance.pin_hint")
+        self.working()
+        self.mode.submit_pin(pin, on_result=lambda _ok: self.go_step("home", remember=False), on_error=self._pin_failed)
+
+    def _pin_failed(self, exc: BaseException) -> None:
+        if self.mode.state == "pin":
+            self.go_step("pin", remember=False)
+        self.fail(exc)
+
+    # --- home: devices and actions -----------------------------------------------------------------------------------
+    def show_home(self) -> None:
+        self.heading = self.t("maintenance.home_title")
+        self.add_label(self.t("maintenance.technician", card=self.mode.card_masked), aid="maintenance_technician")
+        self.working()
+        self.app.core.workers.submit(self.mode.devices, on_result=self._devices, on_error=self.fail)
+
+    def _devices(self, views: list[Any]) -> None:
+        self.ok()
+        if self.step != "home":
+            return
+        # the actions first (always in view), then one block per device
+        row = BoxLayout(size_hint_y=None, height=max(self.app.fs(2.4), 90), spacing=self.app.fs(0.4))
+        for level in ("internal", "external", "interactive"):
+            btn = KButton(text=self.t(f"maintenance.self_test_{level}"), aid=f"maintenance_test_{level}")
+            btn.bind(on_release=lambda _b, lv=level: self._pressed(lambda: self._self_test(lv)))
+            row.add_widget(btn)
+        self.ids.choices.add_widget(row)
+        row = BoxLayout(size_hint_y=None, height=max(self.app.fs(2.4), 90), spacing=self.app.fs(0.4))
+        for aid, key, fn in (("maintenance_reprints", "reprint_queue", self._reprints),
+                             ("maintenance_profiles", "profiles", lambda: self.go_step("profiles")),
+                             ("maintenance_restart", "restart", self._restart)):
+            btn = KButton(text=self.t(f"maintenance.{key}"), aid=aid)
+            btn.bind(on_release=lambda _b, f=fn: self._pressed(f))
+            row.add_widget(btn)
+        self.ids.choices.add_widget(row)
+        none = self.t("maintenance.none")
+        for view in views:
+            fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or none  # noqa: E731
+            self.add_label(self.t("maintenance.device_line", device=self._device_name(view.kind) +
+                                  (self.t("maintenance.required") if view.required else ""),
+                                  state=view.state, error=f" ({view.error_code})" if view.error_code else "",
+                                  paper=f" · paper {view.paper}" if view.paper else "", counters=fmt(view.counters),
+                                  errors=fmt(view.errors)), aid=f"maintenance_device_{view.kind}")
+        self.set_action(self.t("maintenance.exit"), "maintenance_exit", self._exit)
+
+    def _device_name(self, kind: str) -> str:
+        key = f"device.{kind}"
+        return self.t(key) if self.app.core.translator.has(key) else kind
+
+    def _self_test(self, level: str) -> None:
+        self.working()
+        if level != "internal":
+            self.status = self.t("maintenance.place_card_for_test")
+        self.app.core.workers.submit(self.mode.self_test, level, None,
+                                     self._confirm if level == "interactive" else None,
+                                     on_result=self._tested, on_error=self.fail)
+
+    def _confirm(self, question: str) -> bool:
+        """Called on a worker by the interactive self-test: ask on screen, wait for the technician's tap."""
+        answered, box = threading.Event(), {"yes": False}
+
+        def ask(_dt: float) -> None:
+            self.clear()
+            self.heading = self.t(f"maintenance.question.{question}")
+            for yes in (True, False):
+                self.add_button(self.t("maintenance.answer_yes" if yes else "maintenance.answer_no"),
+                                f"maintenance_answer_{'yes' if yes else 'no'}",
+                                lambda y=yes: (box.__setitem__("yes", y), answered.set()), primary=yes)
+            self.busy = False
+
+        Clock.schedule_once(ask, 0)
+        answered.wait(ANSWER_TIMEOUT_S)
+        Clock.schedule_once(lambda _dt: self.working(), 0)
+        return box["yes"]
+
+    def _tested(self, run: Any) -> None:
+        self.run = run
+        self.go_step("results")
+
+    def show_results(self) -> None:
+        run = self.run
+        self.heading = self.t("maintenance.self_test_title", level=run.level.value)
+        for kind, result in run.results.items():
+            self.add_label(self.t("maintenance.self_test_line", device=self._device_name(kind),
+                                  result=self.t("maintenance.passed" if result.ok else "maintenance.failed"),
+                                  reason=f" ({result.reason})" if result.reason else ""),
+                           aid=f"maintenance_result_{kind}")
+        self.ok(self.t("maintenance.passed" if run.ok else "maintenance.failed"))
+
+    def _reprints(self) -> None:
+        self.app.core.staff_desk.open_for_technician()   # the staff desk, unlocked by the technician's card + PIN
+        self.app.go("staff")
+
+    # --- profiles, restart, exit ---------------------------------------------------------------------------------------
+    def show_profiles(self) -> None:
+        self.heading = self.t("maintenance.profiles_title")
+        self.app.core.workers.submit(self.mode.profiles, on_result=self._profiles, on_error=self.fail)
+
+    def _profiles(self, names: list[str]) -> None:
+        if self.step != "profiles":
+            return
+        if not names:
+            self.ok(self.t("maintenance.profiles_none"))
+        for i, name in enumerate(names):
+            self.add_button(name, f"maintenance_profile_{i}", lambda n=name: self._switch(n))
+
+    def _switch(self, name: str) -> None:
+        self.working()
+        self.app.core.workers.submit(self.mode.switch_profile, name,
+                                     on_result=lambda d: self.ok(self.t("maintenance.profile_switched", digest=d)),
+                                     on_error=self.fail)
+
+    def _restart(self) -> None:
+        self.ok(self.t("maintenance.restarting"))
+        self.mode.restart()
+
+    def _exit(self) -> None:
+        self.mode.exit()
+        self.app.core.end_session("finished")
+
+    def back(self) -> None:
+        if self.busy:
+            return
+        if self._history:
+            super().back()
+        elif self.mode.is_open:
+            self._exit()
+        else:
+            self.mode.cancel()
+            self.app.go("staff")
+
+    def reset(self) -> None:
+        super().reset()
+        self.digits = ""
+        self.run = None
+        if not self.mode.is_open:
+            self.mode.cancel()
+
+
+#: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
+SCREENS = {"maintenance": MaintenanceScreen}
