@@ -1,0 +1,152 @@
+"""Issue 14 on the real window, one kiosk for one citizen (杨志强, card + face):
+
+1. 补正: my applications → the application waiting for the lease agreement (seeded 待补正材料) → the one-time list →
+   the page photographed by the kiosk camera → submitted → the platform moved it to 审核中 (in_review), the
+   timeline on screen says so → the 补正回执 printed, its QR is the public verify page of the application;
+2. 打印证明: the social-insurance payment record → a period → the first page on screen → 2 copies → printed on the
+   licence printer (a private cupsd with cups-pdf): the document the print server received is the sealed PDF (pyHanko
+   and poppler's pdfsig: intact, signed by the seal) and the page that came out carries a QR that opens the proof's
+   verify page, which says valid for the document's hash;
+3. every QR this kiosk printed (receipts and proofs) opens a page that exists on the platform.
+
+The module has its own platform (the seeded application is supplemented here; other modules see it untouched)."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import cv2
+import httpx
+import pytest
+
+from drivers.sim.control import send_command
+from tests.e2e.conftest import pass_face_check, registered_photos, start_with_camera
+from tests.kiosk.proofs.sealcheck import page_qr_codes, pdfsig_verdict, pyhanko_verdict, seal_root
+
+pytestmark = pytest.mark.e2e
+
+SEEDED = "SP20261026000501"
+LICENCE_PRINTER = {"driver": "cups", "simulate": True, "required": False,
+                   "settings": {"queue": "KioskPDF", "poll_interval_s": 0.05, "fault_grace_s": 0.3,
+                                "job_timeout_s": 30.0}}
+
+
+@pytest.fixture(scope="module")
+def platform_server(make_platform_server):
+    return make_platform_server(photos=registered_photos())
+
+
+def tap(ui, wait_for, aid: str) -> None:
+    """Tap ``aid`` once it is shown, enabled and no longer moving (lists are laid out after their data arrive)."""
+    seen: list[tuple[int, int]] = []
+
+    def still() -> bool:
+        found = ui.find(aid)
+        if not found["found"] or found["disabled"]:
+            seen.clear()
+            return False
+        seen.append((found["x"], found["y"]))
+        return len(seen) >= 3 and len(set(seen[-3:])) == 1
+
+    wait_for(still, interval=0.1, timeout=30, what=f"{aid} shown and settled")
+    ui.tap(aid, wait_for)
+
+
+def page_folder(folder: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    folder.mkdir()
+    img = Image.new("RGB", (1280, 960), "white")
+    draw = ImageDraw.Draw(img)
+    for y in range(80, 880, 40):
+        draw.rectangle((80, y, 1100, y + 12), fill="black")
+    img.save(folder / "page0.png")
+    return folder
+
+
+def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_sim, platform_server, wait_for,
+                                                         tmp_path):
+    ui = start_with_camera(start_kiosk, camera_sim, devices__licence_printer=LICENCE_PRINTER)
+    ui.wait_screen("attract", wait_for, timeout=30)
+    sims = wait_for(lambda: (lambda s: s if all(k in s for k in ("idcard", "licence_printer", "receipt_printer"))
+                             else None)({k: v for k, v in ui.ask("simulators").items() if k != "ok"}),
+                    timeout=30, what="the simulators")
+    out = Path(sims["licence_printer"]["out"])
+    send_command(sims["idcard"]["control"], "place_card", identity="yang")
+    pass_face_check(ui, wait_for)
+    camera_sim.control("set_source", path=str(page_folder(tmp_path / "pages")))   # the lease agreement, photographed
+
+    # --- 1. 补正 from "my applications"
+    tap(ui, wait_for, "tile_my_applications")
+    ui.wait_screen("progress", wait_for)
+    ui.wait_text("补正材料", wait_for, timeout=30)
+    ui.screenshot("59-my-applications-waiting")
+    tap(ui, wait_for, "supplement_0")
+    ui.wait_screen("supplement", wait_for)
+    ui.wait_text("产权人签字", wait_for, timeout=30)           # the department's note: what is wrong, at once
+    ui.wait_text("经营场所使用证明", wait_for)
+    ui.screenshot("60-supplement-missing")
+    tap(ui, wait_for, "supplement_capture_2")
+    ui.wait_text("已拍照上传第 1 页", wait_for, timeout=45)
+    tap(ui, wait_for, "supplement_submit")
+    ui.wait_text("材料已补齐，已转入审查", wait_for, timeout=30)
+    last = ui.find("supplement_timeline_last")["text"]
+    assert "审核中" in last and "材料已补齐" in last, last
+    assert platform_server.query("SELECT status FROM applications WHERE number = ?", SEEDED) == [("in_review",)]
+    ui.screenshot("61-supplement-done")
+    tap(ui, wait_for, "supplement_print")
+    receipt = wait_for(lambda: next((r for r in send_command(sims["receipt_printer"]["control"], "receipts")
+                                     ["receipts"] if "补正材料回执" in r["text"]), None), what="the supplement receipt")
+    assert SEEDED in receipt["text"] and "杨志强" not in receipt["text"]
+    [qr] = receipt["qr"]
+    assert qr.endswith(f"/verify/a/{SEEDED}")
+    image = cv2.imread(receipt["png"])
+    assert cv2.QRCodeDetector().detectAndDecode(image)[0] == qr, "the printed QR scans to the verify page"
+    shutil.copy(receipt["png"], ui.shots / "receipt-supplement.png")
+    tap(ui, wait_for, "supplement_done")
+    ui.wait_screen("rating", wait_for)
+    tap(ui, wait_for, "rating_skip")
+    ui.wait_screen("menu", wait_for)
+
+    # --- 2. 打印证明
+    tap(ui, wait_for, "tile_proofs")
+    ui.wait_screen("proofs", wait_for)
+    proof = wait_for(lambda: next((f"proof_{i}" for i in range(8)
+                                   if "社会保险" in ui.find(f"proof_{i}").get("text", "")), None),
+                     timeout=30, what="the social insurance proof listed")
+    ui.screenshot("62-proofs")
+    tap(ui, wait_for, proof)
+    tap(ui, wait_for, "proof_period_0")
+    wait_for(lambda: ui.find("proofs_preview")["found"], timeout=60, what="the first page on screen")
+    ui.screenshot("63-proof-preview")
+    tap(ui, wait_for, "proofs_copies_more")
+    wait_for(lambda: "2" in ui.find("proofs_copies").get("text", ""), what="2 copies")
+    before = set(out.glob("*.pdf"))
+    tap(ui, wait_for, "proofs_print")
+    ui.wait_text("打印完成", wait_for, timeout=60)
+    ui.screenshot("64-proof-printed")
+    [printed] = wait_for(lambda: sorted(set(out.glob("*.pdf")) - before), timeout=30, what="the cups-pdf output")
+    shutil.copy(printed, ui.shots / "proof-printed.pdf")
+    code = ui.find("proofs_verify_hint")["text"].split("验证码 ")[1].split(" ")[0]
+
+    received = max((out.parent / "spool").glob("d*-001"), key=lambda p: p.stat().st_mtime).read_bytes()
+    root = seal_root(platform_server.url)
+    assert pyhanko_verdict(received, root) == (True, True), "the sealed PDF as the print server received it"
+    (tmp_path / "received.pdf").write_bytes(received)
+    assert "Signature is Valid." in pdfsig_verdict(tmp_path / "received.pdf")
+    verify_urls = [u for u in page_qr_codes(printed) if "/verify/" in u]
+    assert verify_urls and verify_urls[0].endswith(code), verify_urls
+    answer = httpx.get(verify_urls[0].replace("/verify/d/", "/api/v1/verify/documents/"),
+                       params={"sha256": hashlib.sha256(received).hexdigest()}, timeout=10).json()
+    assert answer["status"] == "valid" and answer["sha256_matches"] is True, answer
+    tap(ui, wait_for, "proofs_done")
+    ui.wait_screen("rating", wait_for)
+
+    # --- 3. every QR this kiosk printed opens a page that exists
+    codes = [q for r in send_command(sims["receipt_printer"]["control"], "receipts")["receipts"] for q in r["qr"]]
+    codes += page_qr_codes(printed)
+    links = [q for q in codes if q.startswith(("http://", "https://"))]
+    assert links and len(links) == len(codes), f"a QR that is no link: {codes}"
+    dead = {q: httpx.get(q, timeout=10).status_code for q in links}
+    assert all(status == 200 for status in dead.values()), dead
