@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -86,6 +87,8 @@ SERIAL_SETTINGS_SCHEMA: dict[str, Any] = {
 _DECLINED = {"Refusal", "UnavailableService", "InvalidCard", "NotAllowed", "WrongPIN", "PaymentRestriction",
              "NotFound"}
 _CANCELLED = {"Aborted", "Cancel"}
+#: sales whose POI transaction reference the pad keeps for a reversal or refund (memory stays flat over months)
+POI_TXN_KEPT = 64
 _EVENTS = ("card_detected", "pin_entry_started", "code_scanned", "processing")
 
 
@@ -431,7 +434,9 @@ class NexoPaymentPad(PaymentPad):
         self._transport: Transport | None = None
         self._logged_in = False
         self._running: dict[str, _Running] = {}
-        self._poi_txn: dict[str, dict[str, Any]] = {}
+        #: the POI's transaction reference of recent sales (reversal and refund name it); the latest POI_TXN_KEPT
+        #: only — an older sale is named by its transaction id alone, as after a restart
+        self._poi_txn: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # transport -------------------------------------------------------------------------------------------------
     def _make_transport(self) -> Transport:
@@ -515,7 +520,7 @@ class NexoPaymentPad(PaymentPad):
             return None
         part = nexo.body(pending.response, "PaymentResponse")
         result, poi_txn = parse_payment_response(part, running.order_id)
-        self._poi_txn[running.order_id] = poi_txn
+        self._keep_poi_txn(running.order_id, poi_txn)
         # steps the POI went through that no TransactionStatus poll saw (a quick sale): reported before its result
         self._emit(running, [e for e in nexo.result_of(part)[2].get("events", "").split(",") if e in _EVENTS])
         return result
@@ -525,8 +530,14 @@ class NexoPaymentPad(PaymentPad):
         answer = self._request(nexo.transaction_status_request(order_id, self.sale_id, self.poi_id))
         result, poi_txn, events = parse_status_response(nexo.body(answer, "TransactionStatusResponse"), order_id)
         if poi_txn:
-            self._poi_txn[order_id] = poi_txn
+            self._keep_poi_txn(order_id, poi_txn)
         return result, events
+
+    def _keep_poi_txn(self, order_id: str, poi_txn: dict[str, Any]) -> None:
+        self._poi_txn[order_id] = poi_txn
+        self._poi_txn.move_to_end(order_id)
+        while len(self._poi_txn) > POI_TXN_KEPT:
+            self._poi_txn.popitem(last=False)
 
     def _final(self, order_id: str, result: PaymentResult) -> PaymentResult:
         self._running.pop(order_id, None)
