@@ -45,7 +45,12 @@ from fleet.signing import generate_keypair  # noqa: E402
 PY = sys.executable
 PASSWORD = "bench-password"
 SERVICES = ("print", "progress", "pay", "apply", "booking", "certificates", "delivery", "guide")
-SCREEN = {"print": "print_confirm", "pay": "payment", "booking": "appointment", "guide": "guide_detail"}
+#: each service's screens in order (kiosk/journey.py reports them per service: the per-service funnel)
+FLOWS = {"print": ["guide", "guide_detail", "print_confirm"], "progress": ["progress"], "pay": ["payment"],
+         "apply": ["apply_notice", "apply_form", "payment"], "booking": ["appointment"],
+         "certificates": ["certificates"], "delivery": ["delivery"], "guide": ["guide", "guide_detail"]}
+TAGS = {1: ["long_wait", "complicated", "device_fault"], 2: ["unclear_guidance", "too_many_materials"], 3: [],
+        4: ["easy_to_use"], 5: ["fast", "one_visit", "clear_guidance"]}
 
 
 def random_session(rng: random.Random, start_s: float = 60.0) -> dict[str, Any]:
@@ -59,16 +64,25 @@ def random_session(rng: random.Random, start_s: float = 60.0) -> dict[str, Any]:
     if outcome != "abandoned" or rng.random() < 0.6:
         svc = rng.choice(SERVICES[:4] if rng.random() < 0.8 else SERVICES[4:])
         secs = round(rng.lognormvariate(4.2, 0.6), 1)
-        steps.append([SCREEN.get(svc, svc), secs])
-        services.append([svc, outcome, secs])
+        flow = FLOWS[svc]
+        screens = flow if outcome == "completed" else flow[:rng.randint(1, len(flow))]
+        steps += [[sc, round(secs / len(screens), 1)] for sc in screens]
+        services.append([svc, outcome, secs, screens])
     if outcome == "completed" and not services:
         outcome = "abandoned"
+    ratings = []
     if outcome == "completed":
         steps.append(["done", 0.0])
+        if rng.random() < 0.5:
+            stars = rng.choices([1, 2, 3, 4, 5], [4, 4, 8, 24, 60])[0]
+            ratings.append([services[0][0], stars, rng.sample(TAGS[stars], min(len(TAGS[stars]), rng.randint(0, 2)))])
     sid = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(12))
-    return {"sid": sid, "start_s": start_s, "dur_s": round(sum(s[1] for s in steps), 1), "outcome": outcome,
-            "at": "done" if outcome == "completed" else steps[-1][0],
-            "err": "platform_unavailable" if outcome == "error" else None, "steps": steps, "services": services}
+    out = {"sid": sid, "start_s": start_s, "dur_s": round(sum(s[1] for s in steps), 1), "outcome": outcome,
+           "at": "done" if outcome == "completed" else steps[-1][0],
+           "err": "platform_unavailable" if outcome == "error" else None, "steps": steps, "services": services}
+    if ratings:
+        out["ratings"] = ratings
+    return out
 
 
 def day_profiles(rng: random.Random, n: int = 24) -> list[dict[tuple[str, str, str], list[float]]]:
@@ -98,14 +112,24 @@ def fill(store: Store, kiosks: list[tuple[str, str]], days: int, hourly_days: in
             batch: list[tuple] = []
             district_acc: dict[tuple, list[float]] = {}
             hourly: list[tuple] = []
+            rated: list[tuple] = []
+            district_rated: dict[tuple, list[int]] = {}
             for kiosk_id, district in kiosks:
                 prof = profiles[rng.randrange(len(profiles))]
+                stars: dict[str, list[int]] = {}
                 for (service, metric, key), (n, secs) in prof.items():
                     batch.append(("k:" + kiosk_id, day, service, metric, key, int(n), round(secs, 1)))
+                    if metric == "rating":
+                        stars.setdefault(service, [0] * 5)[int(key) - 1] += int(n)
                     for scope in ("d:" + district, "*"):
                         a = district_acc.setdefault((scope, day, service, metric, key), [0, 0.0])
                         a[0] += n
                         a[1] += secs
+                rated += [(district, service, day, kiosk_id, *v) for service, v in stars.items()]
+                for service, v in stars.items():
+                    acc_r = district_rated.setdefault(("*", service, day, district), [0] * 5)
+                    for i in range(5):
+                        acc_r[i] += v[i]
                 if d < hourly_days:
                     hour0 = day + 9 * R.HOUR - 8 * R.HOUR  # 09:00 CST onwards (stored by UTC hour)
                     for (service, metric, key), (n, secs) in prof.items():
@@ -114,6 +138,11 @@ def fill(store: Store, kiosks: list[tuple[str, str]], days: int, hourly_days: in
             batch += [(*k, int(v[0]), round(v[1], 1)) for k, v in district_acc.items()]
             _write(store, cur, "journey_daily", cols, batch)
             rows += len(batch)
+            rated += [(*k, *v) for k, v in district_rated.items()]
+            if rated:
+                _write(store, cur, "journey_kiosk_ratings", "district, service, day, kiosk_id, s1, s2, s3, s4, s5",
+                       rated)
+                rows += len(rated)
             if hourly:
                 _write(store, cur, "journey_hourly", "hour, kiosk_id, service, metric, key, n, total", hourly)
                 rows += len(hourly)
@@ -170,7 +199,10 @@ class Controller:
         self.http.headers["Authorization"] = "Bearer " + token["access_token"]
 
     def stats(self) -> dict[str, Any]:
-        return self.http.get("/api/v1/stats").json()["this"]
+        try:
+            return self.http.get("/api/v1/stats").json()["this"]
+        except httpx.TransportError:   # a kept-alive connection the paused server dropped meanwhile: once more
+            return self.http.get("/api/v1/stats").json()["this"]
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -233,6 +265,7 @@ def latency(controller: Controller, kiosks: list[tuple[str, str]], requests: int
     cases = {
         "page fleet 90 d": ("/reports", {"since": label(today - 89 * R.DAY)}),
         "page district 30 d": ("/reports", {"since": label(today - 29 * R.DAY), "district": d}),
+        "page district 90 d": ("/reports", {"since": label(today - 89 * R.DAY), "district": d}),
         "page kiosk 90 d": ("/reports", {"since": label(today - 89 * R.DAY), "kiosk": k}),
         "api fleet 90 d": ("/api/v1/reports/journeys", {"since": label(today - 89 * R.DAY)}),
         "api fleet 90 d service": ("/api/v1/reports/journeys", {"since": label(today - 89 * R.DAY),
@@ -241,6 +274,8 @@ def latency(controller: Controller, kiosks: list[tuple[str, str]], requests: int
         "api kiosk 90 d": ("/api/v1/reports/journeys", {"since": label(today - 89 * R.DAY), "kiosk": k}),
         "csv services 90 d": ("/api/v1/reports/export.csv", {"since": label(today - 89 * R.DAY),
                                                              "section": "services"}),
+        "csv ratings by district 90 d": ("/api/v1/reports/export.csv", {"since": label(today - 89 * R.DAY),
+                                                                        "section": "ratings_by"}),
         "api availability 30 d": ("/api/v1/reports/availability", {"since": label(today - 29 * R.DAY)}),
     }
     out = {}
@@ -293,7 +328,18 @@ def main() -> int:
             store.create_schema()
             kiosks = seed_kiosks(store, args.kiosks)
             t0 = time.monotonic()
+            if not store.is_sqlite:   # COPY into unindexed tables, the primary keys built after (rows are unique)
+                with store.engine.begin() as conn:
+                    for table in ("journey_daily", "journey_hourly", "journey_kiosk_ratings"):
+                        conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
             rows = fill(store, kiosks, args.days, args.hourly_days, rng)
+            if not store.is_sqlite:
+                with store.engine.begin() as conn:
+                    conn.exec_driver_sql("ALTER TABLE journey_daily ADD PRIMARY KEY (scope, day, service, metric, key)")
+                    conn.exec_driver_sql("ALTER TABLE journey_hourly ADD PRIMARY KEY "
+                                         "(hour, kiosk_id, service, metric, key)")
+                    conn.exec_driver_sql("ALTER TABLE journey_kiosk_ratings ADD PRIMARY KEY "
+                                         "(district, service, day, kiosk_id)")
             fill_s = time.monotonic() - t0
             if not store.is_sqlite:
                 with store.engine.begin() as conn:

@@ -240,3 +240,38 @@ def funnel_chart(rows: Sequence[dict], names: dict[str, str], label: str = "") -
                    f'<tspan class="drop">{escape(drop)}</tspan></text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def stars_chart(ratings: dict, label: str = "") -> str:
+    """Ratings per star (★5 at the top), each bar with its count and share; ★1–2 in the alarm colour."""
+    stars = ratings.get("stars") or {}
+    rated = int(ratings.get("rated") or 0)
+    row_h, left = 26, 60
+    width = W - left - 120
+    height = MT + row_h * 5 + 8
+    out = [f'<svg class="chart" viewBox="0 0 {W} {height}" role="img" aria-label="{escape(label)}" '
+           f'xmlns="http://www.w3.org/2000/svg">']
+    if not rated:
+        out.append(f'<text x="{W / 2}" y="{height / 2}" class="empty">暂无评价</text></svg>')
+        return "".join(out)
+    top = max(int(v or 0) for v in stars.values()) or 1
+    for i, star in enumerate("54321"):
+        n = int(stars.get(star) or 0)
+        y = MT + i * row_h - 12
+        w = n / top * width
+        css = "bar-bad" if star in "12" else "bar"
+        out.append(f'<text x="{left - 8}" y="{y + 15:.1f}" class="ylab">{"★" * int(star)}</text>')
+        out.append(f'<rect x="{left}" y="{y:.1f}" width="{max(w, 1):.1f}" height="{row_h - 8}" rx="3" class="{css}" '
+                   f'data-star="{star}"><title>★{star}: {n}</title></rect>')
+        out.append(f'<text x="{left + max(w, 1) + 6:.1f}" y="{y + 14:.1f}" class="flab">{n} '
+                   f'<tspan class="pct">({round(100 * n / rated, 1)}%)</tspan></text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def report_charts(data: dict, screen_names: dict[str, str], flows: int = 6) -> dict[str, object]:
+    """The reports page's rating and per-service funnel charts: ``stars`` and ``flows`` (service → SVG) for the
+    ``flows`` most used services."""
+    return {"stars": stars_chart(data["ratings"], "评价星级分布"),
+            "flows": {s["service"]: funnel_chart(s["flow"], screen_names, f"{s['service']} 办理漏斗")
+                      for s in data["services"][:flows] if len(s["flow"]) > 1}}

@@ -4,6 +4,8 @@ personal data in any journey payload; small cells suppressed in exports; a bad j
 redelivered journey message counted once."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -56,7 +58,9 @@ def assert_anonymous(payloads: list[bytes]) -> None:
         payload = json.loads(raw)
         assert not re.search(r"\d{6,}", journey_texts(payload)), journey_texts(payload)
         for s in payload["sessions"]:
-            assert set(s) <= {"sid", "start_s", "dur_s", "outcome", "at", "err", "steps", "services"}
+            assert set(s) <= {"sid", "start_s", "dur_s", "outcome", "at", "err", "steps", "services", "ratings"}
+            for _code, stars, tags in s.get("ratings", []):   # stars and suggested tag codes only, never a comment
+                assert 1 <= stars <= 5 and all(re.fullmatch(r"[a-z][a-z0-9_]*", t) for t in tags)
             assert re.fullmatch(r"[a-z]{12}", s["sid"])
 
 
@@ -107,20 +111,38 @@ def test_kiosk_core_sessions_reach_the_funnel_and_service_tables(kiosk, start_co
     assert len(sids) == 3 and platform_session_id not in sids
 
 
+#: the screens of each service, in order (what kiosk/journey.py reports per service)
+FLOWS = {"print": ["guide", "guide_detail", "print_confirm"], "pay": ["payment"], "progress": ["progress"],
+         "apply": ["apply_notice", "apply_form", "payment"]}
+
+
 def session(outcome: str, service: str | None, start_s: float, at: str = "menu", card: bool = True,
-            secs: float = 40.0, err: str | None = None) -> dict[str, Any]:
+            secs: float = 40.0, err: str | None = None, depth: int = 99,
+            rating: tuple[int, list[str]] | None = None) -> dict[str, Any]:
+    """One journey record as a kiosk sends it; a service not completed stops after ``depth`` of its screens."""
     steps = [["attract", 2.0]] + ([["card", 3.0], ["face", 6.0]] if card else []) + [["menu", 5.0]]
     services = []
     if service:
-        steps.append([{"print": "print_confirm", "pay": "payment"}.get(service, service), secs])
-        services.append([service, outcome, secs])
+        flow = FLOWS.get(service, [service])
+        screens = flow if outcome == "completed" else flow[:max(1, min(depth, len(flow)))]
+        steps += [[sc, round(secs / len(screens), 1)] for sc in screens]
+        services.append([service, outcome, secs, screens])
     if outcome == "completed":
         steps.append(["done", 0.0])
     else:
         steps[-1][0] = at if not service else steps[-1][0]
-    return {"sid": "".join(chr(97 + (int(start_s * 7 + i * 3) % 26)) for i in range(12)), "start_s": start_s,
-            "dur_s": 16.0 + secs, "outcome": outcome, "at": "done" if outcome == "completed" else steps[-1][0],
-            "err": err, "steps": steps, "services": services}
+    record = {"sid": "".join(chr(97 + (int(start_s * 7 + i * 3) % 26)) for i in range(12)), "start_s": start_s,
+              "dur_s": 16.0 + secs, "outcome": outcome, "at": "done" if outcome == "completed" else steps[-1][0],
+              "err": err, "steps": steps, "services": services}
+    if rating:
+        record["ratings"] = [[service or "other", rating[0], rating[1]]]
+    return record
+
+
+def rating_of(n: int) -> tuple[int, list[str]]:
+    stars = (5, 5, 4, 1, 5, 3, 2, 5, 4)[n % 9]
+    return stars, (["long_wait", "complicated"][n % 2:n % 2 + 1] if stars <= 2 else
+                   ["fast"] if stars == 5 else [])
 
 
 def test_reports_csv_dead_letter_duplicates_and_page(broker, keys, start_controller, observer, kiosk_client,
@@ -154,7 +176,8 @@ def test_reports_csv_dead_letter_duplicates_and_page(broker, keys, start_control
                     outcome = ("completed", "completed", "completed", "abandoned", "timed_out")[(d + k + i) % 5]
                     history.append(session(outcome, ("print", "pay", "progress", "apply")[(k + i) % 4],
                                            d * day + 3 * 3600 + k * 300, at=("face", "menu")[k % 2],
-                                           card=(k + d) % 3 != 0, secs=30 + (k * 37) % 200))
+                                           card=(k + d) % 3 != 0, secs=30 + (k * 37) % 200, depth=1 + k % 3,
+                                           rating=rating_of(d + k + i) if outcome == "completed" else None))
             a.report_journeys(history)
         total = len(first) + sum(3 + (d * 5 + i * 3) % 9 for i in range(3) for d in range(14))
         wait_for(lambda: controller.get("/api/v1/reports/journeys", since=_day(-20))["totals"]["sessions"] == total,
@@ -204,6 +227,25 @@ def test_reports_csv_dead_letter_duplicates_and_page(broker, keys, start_control
         cells = [c for line in csv_all.text.splitlines()[1:] for c in line.split(",")[1:]]
         assert "<5" in cells and not any(c in {"1", "2", "3", "4"} for c in cells), cells
         assert controller.api.get("/api/v1/reports/export.csv", params={"section": "availability"}).status_code == 200
+        # the new tables (ratings, their tags, per district, the per-service funnel) under the same rule
+        one = controller.get("/api/v1/reports/journeys", kiosk="KSK-340302-0001", since=_day(-20))
+        want = {s_["service"]: s_["ratings"] for s_ in one["services"] if s_["ratings"]["rated"]}
+        seen_small = False
+        for section in ("ratings", "rating_tags", "ratings_by", "service_funnel"):
+            got = controller.api.get("/api/v1/reports/export.csv", params={
+                "section": section, "since": _day(-20), "kiosk": "KSK-340302-0001" if section != "ratings_by" else ""})
+            assert got.status_code == 200, (section, got.text)
+            table = list(csv.DictReader(io.StringIO(got.text.lstrip("\ufeff"))))
+            assert table, section
+            for row in table:
+                for col in set(row) & R.COUNT_FIELDS:
+                    assert row[col] not in {"1", "2", "3", "4"}, (section, col, row)
+                    seen_small |= row[col] == "<5"
+                if section == "ratings" and row["service"] != "*":
+                    r_ = want[row["service"]]
+                    assert [row[f"s{k}"] for k in "12345"] == [str(R.small(r_["stars"][k])) for k in "12345"]
+                    assert row["low_pct"] == ("" if 0 < r_["low"] < 5 or r_["rated"] < 5 else str(r_["low_pct"]))
+        assert seen_small
         assert controller.api.get("/api/v1/reports/journeys", params={"since": "yesterday"}).status_code == 422
         for window in ({"since": _day(0), "until": _day(-1)}, {"since": _day(-400), "until": _day(0)}):
             for path in ("/api/v1/reports/journeys", "/api/v1/reports/availability", "/api/v1/reports/export.csv"):
@@ -237,14 +279,27 @@ def test_reports_csv_dead_letter_duplicates_and_page(broker, keys, start_control
         assert {"print", "pay", "progress", "apply"} <= set(services)
         assert len(d.find_elements(By.CSS_SELECTOR, "#funnel svg rect")) == 6
         assert d.find_elements(By.CSS_SELECTOR, "svg rect title")
+        # ratings (stars, per service, per district) and the per-service funnels
+        assert len(d.find_elements(By.CSS_SELECTOR, "#stars svg rect")) == 5
+        rated = d.execute_script("return Array.from(document.querySelectorAll('#rating-table tbody tr'))"
+                                 ".map(r => r.getAttribute('data-service'))")
+        assert {"print", "pay", "progress", "apply"} <= set(rated)
+        assert len(d.find_elements(By.CSS_SELECTOR, "#rating-place-table tbody tr")) == 3   # three districts
+        flows = d.execute_script("return Array.from(document.querySelectorAll('#service-funnels figure.flow'))"
+                                 ".map(f => [f.getAttribute('data-service'), f.querySelectorAll('svg rect').length])")
+        assert dict(flows)["apply"] == 4 and dict(flows)["print"] == 4   # its screens + done
         d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
             "width": 1440, "height": int(d.execute_script("return Math.max(document.body.scrollHeight, 900)")),
             "deviceScaleFactor": 1, "mobile": False})
         shot = output_dir / "fleet-reports.png"
         d.save_screenshot(str(shot))
         d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        parts = [output_dir / "fleet-reports-funnels.png", output_dir / "fleet-reports-ratings.png"]
+        d.find_element(By.ID, "service-funnels").screenshot(str(parts[0]))
+        d.find_element(By.ID, "ratings").screenshot(str(parts[1]))
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            shutil.copy(shot, ROOT / "docs" / "screenshots" / shot.name)
+            for png in (shot, *parts):
+                shutil.copy(png, ROOT / "docs" / "screenshots" / png.name)
         # filtered by district: only that district's kiosk
         d.get(controller.url + f"/reports?since={_day(-13)}&district={kiosks[1].district}")
         assert int(d.find_element(By.ID, "t-sessions").text) < total
@@ -274,12 +329,35 @@ def test_recorder_keeps_only_names_and_durations() -> None:
     [record] = rec.drain()
     assert record["outcome"] == "error" and record["err"] == "platform_unavailable"
     assert [s[0] for s in record["steps"]] == ["attract", "card", "menu", "apply_form"]
-    assert record["services"] == [["apply", "error", 30.0]]
+    assert record["services"] == [["apply", "error", 30.0, ["apply_form"]]]
     P.check_journey({"sessions": [record]})
     assert "3403" not in json.dumps(record, ensure_ascii=False) and "张" not in json.dumps(record, ensure_ascii=False)
 
 
+def test_ratings_keep_only_stars_and_tag_codes() -> None:
+    rec = JourneyRecorder(clock=lambda: 0.0)
+    rec.start()
+    rec.step("menu")
+    rec.step("progress")
+    rec.completed()
+    rec.step("rating")
+    rec.rated(2, ["long_wait", "张三 13800000000", "x1234567", "Long_Wait", "等待时间长", "complicated",
+                  "Too many materials"])   # the rating screen's texts (zh, en) become the platform's codes
+    rec.rated(9, ["fast"])          # not a star: dropped
+    rec.end("finished")
+    [record] = rec.drain()
+    assert record["ratings"] == [["progress", 2, ["long_wait", "complicated", "too_many_materials"]]]
+    assert record["services"] == [["progress", "completed", 0.0, ["progress"]]]
+    P.check_journey({"sessions": [record]})
+    rows = R.session_rows(record)
+    assert ("progress", "rating", "2", 1, 2.0) in rows and ("", "rtag", "long_wait", 1, 0.0) in rows
+    assert ("progress", "reach", "progress", 1, 0.0) in rows
+
+
 @pytest.mark.parametrize("bad", [
+    {"ratings": [["print", 6, []]]}, {"ratings": [["print", 2, ["张三"]]]}, {"ratings": [["print", 2, ["a1234567"]]]},
+    {"ratings": [["print", 2, [], "comment"]]}, {"ratings": [["print", True, []]]},
+    {"services": [["print", "completed", 1.0, ["Menu"]]]}, {"services": [["print", "completed", 1.0, "menu"]]},
     {"sid": "ABCDEFGHIJKL"}, {"sid": "abcdef123456"}, {"outcome": "won"}, {"start_s": -1}, {"dur_s": 1e9},
     {"steps": [["menu", 1.0, "x"]]}, {"steps": [["Menu!", 1.0]]}, {"services": [["svc123456", "completed", 1.0]]},
     {"err": "e1234567"}, {"name": "张明华"}, {"steps": [["menu", 1.0]] * 65},
