@@ -23,12 +23,14 @@ from kivy.clock import Clock
 from kivy.core.text import LabelBase
 from kivy.core.window import Window
 from kivy.lang import Builder
-from kivy.properties import DictProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.properties import (AliasProperty, BooleanProperty, DictProperty, NumericProperty, ObjectProperty,
+                             StringProperty)
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from device_profiles.loader import Profile
 from kiosk.core import Availability, KioskCore
+from kiosk.elderly import ELDERLY_PALETTE, NORMAL_PALETTE, TOUCH_FACTOR, font_factor
 from kiosk.lifecycle import CrashRecovery
 from kiosk.session import State
 from kiosk.watchdog import Heartbeat, Liveness, Notifier
@@ -117,7 +119,21 @@ class KioskApp(App):
     #: menu feature → translation key of why this citizen's identity level cannot use it (kiosk/identity_levels.py)
     locks = DictProperty({})
     font_base = NumericProperty(36)
+    #: elderly mode (适老化) for this session (kiosk/elderly.py): larger text and targets, the 7:1 palette
+    elderly = BooleanProperty(False)
+    #: colours of the common widgets (kiosk/elderly.py Palette), swapped with elderly mode
+    palette = DictProperty(NORMAL_PALETTE.as_dict())
+    #: the smallest touch target (px): 96, × 1.5 in elderly mode (KButton and the rows that hold buttons use it)
+    touch_min = NumericProperty(96)
     sm = ObjectProperty(None)
+
+    def _get_fs(self) -> Any:
+        base, elderly = self.font_base, self.elderly
+        return lambda scale: base * scale * font_factor(scale, elderly)
+
+    #: ``app.fs(scale)`` → pixels: ``scale`` × the base font size (× 1.5, headings × 1.6, in elderly mode). A property
+    #: (not a method) so that every kv rule using it is evaluated again when the window size or the mode changes
+    fs = AliasProperty(_get_fs, None, bind=("font_base", "elderly"), cache=False)
 
     def __init__(self, profile: Profile, screenshot_dir: str | None = None, automation: tuple[str, int] | None = None,
                  core: KioskCore | None = None, **kwargs: Any) -> None:
@@ -133,7 +149,7 @@ class KioskApp(App):
         self.restart_pending = False  # an operator asked for a restart: exit once no citizen is being served
         self.title = profile.kiosk.name.get("zh_CN", "kiosk")
         # exceptions: ended session, "please start again", alarm, out of service after repeated ones
-        self.recovery = CrashRecovery(self.core)
+        self.recovery = CrashRecovery(self.core.context)
         self.recoveries = 0
         self._exception_handler = _ShellExceptionHandler(self)
         # systemd: READY=1 once the attract screen is drawn, WATCHDOG=1 from this loop while frames are drawn
@@ -261,14 +277,14 @@ class KioskApp(App):
     def pick(self, texts: dict[str, str], _lang: str | None = None) -> str:
         return self.core.translator.pick(texts)
 
-    def fs(self, scale: float) -> float:
-        return self.font_base * scale
-
     # build ------------------------------------------------------------------------------------------------------------
     def build(self) -> Any:
         register_fonts()
         Window.clearcolor = (0.97, 0.98, 1, 1)
-        self.font_base = max(22.0, min(Window.width, Window.height) / 30.0)
+        self._size_fonts()
+        Window.bind(size=lambda *_: self._size_fonts())   # a resized window (or rotated screen) re-lays out
+        self.core.elderly.on_change = lambda on: self.core.dispatch(lambda: self._show_elderly(on))
+        self._show_elderly(self.core.elderly.active)
         self.lang = self.core.translator.language
         self.core.translator.on_change(lambda lang: setattr(self, "lang", lang))
         self.bind(lang=lambda *_: self._show_announcement() if self.sm else None)
@@ -286,6 +302,9 @@ class KioskApp(App):
         self.sm = sm
         root = BoxLayout(orientation="vertical")
         root.add_widget(sm)
+        from screens.control_bar import ControlBar
+
+        root.add_widget(ControlBar())   # repeat / volume / mute / Help: the same place on every screen
         if self.profile.kiosk.demo_controls:
             root.add_widget(self._demo_bar())
         Window.bind(on_touch_down=self._on_any_touch)
@@ -354,7 +373,7 @@ class KioskApp(App):
     def verify_face_again(self) -> None:
         """A card-only citizen asked for the face check after all."""
         if self.core.face_check.verify_again():
-            self.go("face_check")
+            self.go("face_consent")   # a new check: consent first
 
     def _refresh_locks(self) -> None:
         from kiosk.identity_levels import FEATURES
@@ -375,6 +394,28 @@ class KioskApp(App):
 
     def finish(self) -> None:
         self.core.end_session("finished")
+
+    def _size_fonts(self) -> None:
+        self.font_base = max(22.0, min(Window.width, Window.height) / 30.0)
+
+    def _show_elderly(self, on: bool) -> None:
+        self.palette = (ELDERLY_PALETTE if on else NORMAL_PALETTE).as_dict()
+        self.touch_min = 96 * (TOUCH_FACTOR if on else 1)
+        Window.clearcolor = self.palette["background"]
+        self.elderly = on
+
+    def toggle_elderly(self) -> None:
+        """The large "elderly mode" button (attract and menu): on/off for this session; said aloud. Switching it on
+        from the attract screen starts an anonymous session (the mode lasts for the session)."""
+        self.core.touch()
+        if not self.core.session.active:
+            self.core.start_anonymous()
+        on = self.core.elderly.toggle()
+        self._show_elderly(on)
+        self.core.speak("elderly.voice_on" if on else "elderly.voice_off")
+        if on:   # the menu shows the most used services first: the platform's counts, fetched on a worker
+            self.core.workers.submit(self.core.elderly.refresh_usage, on_error=lambda exc: None,
+                                     on_result=lambda _counts: self.sm.get_screen("menu").arrange())
 
     def toggle_language(self) -> None:
         self.core.touch()
@@ -406,7 +447,7 @@ class KioskApp(App):
         if name in ("identified", "face_verified", "identity_card_only"):
             citizen = self.core.session.citizen
             if name == "identified" and self.core.face_check.needs_check(citizen):
-                self.go("face_check")   # 人证核验 first: name and personal services show once it passes
+                self.go("face_consent")   # consent, then 人证核验: name and personal services once it passes
                 return
             self.citizen_name = citizen.name_masked if citizen else ""
             self.citizen_id = citizen.id_masked if citizen else ""

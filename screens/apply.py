@@ -4,6 +4,7 @@ keyboard where the citizen corrects or adds) → attach e-certificates with one 
 these screens only show its state and forward taps."""
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, St
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.widget import Widget
 
+from kiosk import page_capture
 from kiosk.forms import InputKind, InvalidValue, by_field
 from kiosk.usecases.apply import Step
 from screens.keyboard import OnScreenKeyboard
@@ -365,9 +367,12 @@ class ApplyAttachScreen(KScreen):
 
 class DocumentPreview(Widget):
     """The camera's newest frame (not mirrored: a page must read the right way round) with an A4 frame guide the
-    citizen lines the page up with. Looks at ``frame_source`` ``fps`` times a second while started."""
+    citizen lines the page up with. Looks at ``frame_source`` ``fps`` times a second while started. With an
+    ``outline_source`` (the document camera's page detection: image → corners or None) the detected page is
+    outlined instead; detection runs off the UI thread, on the newest half-size frame."""
 
     frame_source = ObjectProperty(None, allownone=True)  # Callable[[], Frame | None]
+    outline_source = ObjectProperty(None, allownone=True)  # Callable[[ndarray], ndarray(4×2) | None]
     fps = NumericProperty(10.0)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -375,6 +380,8 @@ class DocumentPreview(Widget):
         self._event: Any = None
         self._texture: Texture | None = None
         self._seq: int | None = None
+        self._outline: Any = None        # corners in half-size image pixels, or None
+        self._detecting = False
         with self.canvas:
             Color(0.08, 0.09, 0.1, 1)
             self._bg = Rectangle(pos=self.pos, size=self.size)
@@ -383,6 +390,8 @@ class DocumentPreview(Widget):
         with self.canvas.after:
             Color(0.2, 0.8, 0.35, 0.95)
             self._guide = Line(rectangle=(0, 0, 1, 1), width=3)
+            Color(1.0, 0.75, 0.1, 1)
+            self._page = Line(points=[], width=4, close=True)
         self.bind(pos=self._layout, size=self._layout)
 
     def start(self) -> None:
@@ -395,6 +404,7 @@ class DocumentPreview(Widget):
             self._event = None
         self._texture = None
         self._seq = None
+        self._outline = None
         self._image.texture = None
         self._layout()
 
@@ -410,8 +420,26 @@ class DocumentPreview(Widget):
             self._texture.flip_vertical()
             self._image.texture = self._texture
         self._texture.blit_buffer(memoryview(image).cast("B"), colorfmt="bgr", bufferfmt="ubyte")
+        if self.outline_source is not None and not self._detecting:
+            self._detecting = True
+            threading.Thread(target=self._detect, args=(self.outline_source, image), daemon=True,
+                             name="page-outline").start()
         self._layout()
         self.canvas.ask_update()
+
+    def _detect(self, detect: Any, image: np.ndarray) -> None:
+        try:
+            corners = detect(image)
+        except Exception:  # an outline is a help, never a reason to stop the preview
+            corners = None
+        Clock.schedule_once(lambda _dt: self._outlined(corners), 0)
+
+    def _outlined(self, corners: Any) -> None:
+        self._detecting = False
+        if self._event is None:
+            return   # stopped meanwhile: the outline of a page no longer shown is not drawn
+        self._outline = corners
+        self._layout()
 
     def _layout(self, *_: Any) -> None:
         self._bg.pos, self._bg.size = self.pos, self.size
@@ -423,6 +451,10 @@ class DocumentPreview(Widget):
         gh = ih * 0.9
         gw = min(iw * 0.9, gh * 297 / 210) if iw > ih else min(iw * 0.9, gh * 210 / 297)  # A4, either way round
         self._guide.rectangle = (x + (iw - gw) / 2, y + (ih - gh) / 2, gw, gh)
+        if self._outline is not None and self._texture is not None:   # image rows run downwards, Kivy's y upwards
+            self._page.points = [v for cx, cy in self._outline for v in (x + cx * scale, y + ih - cy * scale)]
+        else:
+            self._page.points = []
 
 
 class ApplyCaptureScreen(KScreen):
@@ -438,16 +470,18 @@ class ApplyCaptureScreen(KScreen):
         self.render()
 
     def on_enter(self, *args: Any) -> None:
-        camera = _app().core.devices.get("camera")
+        camera = page_capture.page_camera(_app().core.devices.get)   # the document camera when there is one
         if camera is not None and hasattr(camera, "resume"):
             camera.resume()   # the face check pauses the camera whenever it is not checking a face
         preview = self.ids.preview
         preview.frame_source = camera.latest_frame if camera is not None else None
+        preview.outline_source = page_capture.page_outline if camera is not None and hasattr(
+            camera, "detect_page") else None
         preview.start()
 
     def on_leave(self, *args: Any) -> None:
         self.ids.preview.stop()
-        camera = _app().core.devices.get("camera")
+        camera = page_capture.page_camera(_app().core.devices.get)
         if camera is not None and hasattr(camera, "pause"):
             camera.pause()    # off again (and the last frame dropped) until a screen needs it
 

@@ -64,12 +64,15 @@ class Automation:
             "buttons": lambda: self._on_ui(self._buttons),
             "screenshot": lambda path: self._on_ui(lambda: self._screenshot(path)),
             "simulators": lambda: self._on_ui(self._simulators),
+            "layout": lambda: self._on_ui(self._layout),
         }, host, port)
         if _loopback(host):   # test-only fault injection: never reachable from the network
             self.server.handlers.update({
                 "raise_in_ui": self._raise_in_ui,
                 "raise_in_worker": self._raise_in_worker,
                 "freeze_ui": self._freeze_ui,
+                "resize": lambda width, height: self._on_ui(lambda: self._resize(width, height)),
+                "show": lambda name: self._on_ui(lambda: self._show(name)),
             })
 
     @property
@@ -113,6 +116,7 @@ class Automation:
                 "recovered": getattr(self.app, "recoveries", 0),
                 "refused": list(getattr(self.app, "refused", [])),
                 "overlays": [type(w).__name__ for w in Window.children],
+                "screens": list(self.app.sm.screen_names), "elderly": bool(getattr(self.app, "elderly", False)),
                 "warning": core.session.warning_active, "language": core.translator.language,
                 "modal": any(type(w).__name__ == "TimeoutWarning" for w in Window.children),
                 "window": {"left": Window.left, "top": Window.top, "width": Window.width, "height": Window.height}}
@@ -125,6 +129,7 @@ class Automation:
                     return {"found": True, "x": int(Window.left + x), "y": int(Window.top + Window.height - y),
                             "width": widget.width, "height": widget.height,
                             "disabled": bool(getattr(widget, "disabled", False)),
+                            "primary": bool(getattr(widget, "primary", False)),   # highlighted (chosen tag, …)
                             "text": getattr(widget, "text", "")}
         return {"found": False}
 
@@ -145,6 +150,27 @@ class Automation:
                     found.append({"aid": getattr(widget, "aid", ""), "text": getattr(widget, "text", ""),
                                   "width": widget.width, "height": widget.height})
         return {"buttons": found}
+
+    def _layout(self) -> dict[str, Any]:
+        """Every visible label or button of the current screen (and open dialogs) whose text does not fit: its text
+        texture larger than its box, lines cut off by a fixed text box, text shortened with "…", or its box (partly)
+        outside the window (not counted inside a ScrollView, whose content may scroll)."""
+        from screens.layout_check import layout_problems
+
+        problems = [p.as_dict() for root in self._roots() for p in layout_problems(root, Window.width, Window.height)]
+        return {"screen": self.app.sm.current, "window": [Window.width, Window.height], "problems": problems}
+
+    def _resize(self, width: int, height: int) -> dict[str, Any]:
+        """Test-only (loopback): resize the window, as a kiosk of another screen size or orientation would be."""
+        Window.size = (int(width), int(height))
+        Window.left, Window.top = 0, 0   # on the X screen, where clicks and screenshots reach it
+        return {"requested": [int(width), int(height)]}
+
+    def _show(self, name: str) -> dict[str, Any]:
+        """Test-only (loopback): open screen ``name`` as a menu tile would (``app.go``), with no data handed over —
+        the layout walk visits every screen this way; screens that need data raise (the caller reports them)."""
+        self.app.go(name)
+        return {"screen": self.app.sm.current, "screens": list(self.app.sm.screen_names)}
 
     def _screenshot(self, path: str) -> dict[str, Any]:
         target = Path(path)

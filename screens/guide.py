@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kivy.app import App
+from kivy.clock import Clock
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 
+from kiosk.guide_sections import guide_sections
 from screens.widgets import KButton, KLabel, KScreen
 
 # (what is searched, its label key): the platform's catalogue is Chinese, the label follows the language
@@ -65,6 +67,10 @@ class GuideListScreen(KScreen):
                           aid=f"service_{i}", height=max(app.fs(3.4), 120))
             btn.bind(on_release=lambda b, code=service.code: app.go("guide_detail", code=code))
             results.add_widget(btn)
+        if self.ids.query.text and results.children:   # a search: its first results into view (below the popular
+            first = results.children[-1]                   # services, which scroll with them)
+            Clock.schedule_once(lambda _dt: self.ids.scroll.scroll_to(first, padding=self.ids.status_label.height,
+                                                                      animate=False), 0.2)
 
     def _failed(self, exc: BaseException) -> None:
         self.busy = False
@@ -74,6 +80,7 @@ class GuideListScreen(KScreen):
         self.ids.results.clear_widgets()
         self.ids.query.text = ""
         self.status = ""
+        self.ids.scroll.scroll_y = 1   # the next citizen starts at the top (the popular services)
 
 
 class GuideDetailScreen(KScreen):
@@ -106,30 +113,13 @@ class GuideDetailScreen(KScreen):
             body.add_widget(KLabel(text=text, **kw))
 
         add(s.name if app.lang == "zh_CN" else s.name_en, font_size=app.fs(1.6), bold=True, aid="service_name")
-        add(f"{t('guide.department')}：{s.department}")
-        if detail.promised_days:
-            limit = t("guide.days", days=detail.promised_days)
-            if detail.legal_days:
-                limit += t("guide.legal_days", days=detail.legal_days)
-            add(f"{t('guide.promised')}：{limit}")
-        fee = t("guide.yuan", amount=f"{detail.fee_fen / 100:.2f}") if detail.fee_fen else t("guide.free")
-        note = detail.fee_note if detail.fee_note and detail.fee_note not in fee else ""
-        add(f"{t('guide.fee')}：{fee}" + (f"（{note}）" if note else ""))
-        if detail.conditions:
-            add(t("guide.conditions"), bold=True, font_size=app.fs(1.2))
-            for i, cond in enumerate(detail.conditions, 1):
-                add(f"{i}. {cond}")
-        add(t("guide.materials"), bold=True, font_size=app.fs(1.2), aid="materials_title")
-        for i, m in enumerate(detail.materials, 1):
-            line = f"{i}. {m.name}" + ("" if m.required else f"（{t('guide.optional')}）")
-            line += "\n    " + t("guide.material_line", originals=m.originals, copies=m.copies)
-            if m.e_cert_type:
-                line += "；" + t("guide.e_cert", type=m.e_cert_type)
-            add(line, aid=f"material_{i}")
-        if detail.places:
-            add(t("guide.places"), bold=True, font_size=app.fs(1.2))
-            for p in detail.places:
-                add(f"{p.get('name', '')}：{p.get('address', '')}  {p.get('hours', '')}")
+        # the complete guide in sections (kiosk/guide_sections.py): everything the platform returns
+        for section in guide_sections(detail, t, app.lang):
+            materials = section.key == "materials"   # keeps the aids tests already use
+            add(section.title, bold=True, font_size=app.fs(1.2),
+                aid="materials_title" if materials else f"section_{section.key}")
+            for i, line in enumerate(section.lines, 1):
+                add(line, aid=f"material_{i}" if materials else f"{section.key}_{i}")
 
     def reset(self) -> None:
         self.detail = None

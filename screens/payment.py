@@ -15,7 +15,7 @@ from kivy.core.image import Image as CoreImage
 from kivy.properties import ObjectProperty, StringProperty
 
 from kiosk.session import RatingTarget
-from screens.widgets import KButton, KScreen
+from screens.widgets import KButton, KeyButton, KScreen
 
 KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "PO", "0", "DEL")
 
@@ -51,7 +51,7 @@ class PaymentScreen(KScreen):
     def on_kv_post(self, base_widget: Any) -> None:
         app = App.get_running_app()
         for key in KEYS:
-            btn = KButton(text=app.t("progress.backspace") if key == "DEL" else key, aid=f"pay_key_{key}")
+            btn = KeyButton(text=app.t("progress.backspace") if key == "DEL" else key, aid=f"pay_key_{key}")
             btn.bind(on_release=lambda b, k=key: self.press(k))
             self.ids.keypad.add_widget(btn)
         app.core.subscribe(self._on_core_event)

@@ -9,7 +9,8 @@ from kivy.app import App
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 
 from kiosk.session import RatingTarget
-from screens.widgets import KButton, KLabel, KScreen
+from kiosk.usecases.supplement import SUPPLEMENTABLE
+from screens.widgets import KButton, KeyButton, KLabel, KScreen
 
 KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "SP", "0", "X")  # backspace (key_DEL) sits under the keypad
 
@@ -24,7 +25,8 @@ class ProgressScreen(KScreen):
 
     def on_kv_post(self, base_widget: Any) -> None:
         for key in KEYS:
-            btn = KButton(text=App.get_running_app().t("progress.backspace") if key == "DEL" else key, aid=f"key_{key}")
+            label = {"DEL": App.get_running_app().t("progress.backspace"), "SP": "SP/FB"}.get(key, key)
+            btn = KeyButton(text=label, aid=f"key_{key}")   # keys share the keypad's height
             btn.bind(on_release=lambda b, k=key: self.press(k))
             self.ids.keypad.add_widget(btn)
 
@@ -47,6 +49,8 @@ class ProgressScreen(KScreen):
                 self.last4 += key
         elif key == "DEL":
             self.number = self.number[:-1]
+        elif key == "SP" and self.number in ("SP", "FB"):   # a second tap: a complaint/question reference (FB…)
+            self.number = "FB" if self.number == "SP" else "SP"
         elif key != "X" and len(self.number) < 20:
             self.number += key
 
@@ -80,6 +84,21 @@ class ProgressScreen(KScreen):
                           aid=f"application_{i}", height=max(app.fs(3.4), 120))
             btn.bind(on_release=lambda b, a=a: self.show(a))
             box.add_widget(btn)
+        if any(a.status in SUPPLEMENTABLE for a in applications):   # 补正: those waiting for materials, on top
+            app.core.supplement.waiting(on_result=self._show_waiting, on_error=lambda _exc: None)
+
+    def _show_waiting(self, cases: list[Any]) -> None:
+        """The applications that wait for materials, with what is missing, above the list (one tap to supply)."""
+        app = App.get_running_app()
+        if not self.mine or self.application is not None or not cases:
+            return
+        box = self.ids.timeline
+        for i, case in enumerate(cases):
+            btn = KButton(text=app.t("supplement.case_line", service=case.service_name, number=case.number,
+                                     count=len(case.missing)) + "  ·  " + app.t("supplement.open_button"),
+                          aid=f"supplement_{i}", primary=True, height=max(app.fs(3.4), 120))
+            btn.bind(on_release=lambda b, n=case.number: app.open_feature("apply", "supplement", number=n))
+            box.add_widget(btn, index=len(box.children))
 
     def show(self, application: Any) -> None:
         app = App.get_running_app()
@@ -107,6 +126,11 @@ class ProgressScreen(KScreen):
         add(f"{t('progress.applicant')}：{application.applicant_masked}")
         add(f"{t('progress.submitted')}：{application.submitted_at[:16].replace('T', ' ')}")
         add(f"{t('progress.status')}：{t('application.status.' + application.status)}", bold=True, aid="app_status")
+        if self.mine and application.status == "supplement_required":   # 补正 at this kiosk
+            btn = KButton(text=t("supplement.open_button"), aid="open_supplement", primary=True,
+                          height=max(app.fs(2.6), 96))
+            btn.bind(on_release=lambda b, n=application.number: app.open_feature("apply", "supplement", number=n))
+            box.add_widget(btn)
         add(t("progress.timeline"), bold=True, font_size=app.fs(1.2))
         for step in application.timeline:
             line = f"●  {step.at[:16].replace('T', ' ')}  {t('application.status.' + step.status)}"

@@ -64,8 +64,12 @@ class StaffScreen(FlowScreen):
         keys = GridLayout(cols=3, spacing=app.fs(0.3), size_hint_y=None)
         keys.bind(minimum_height=keys.setter("height"))
         for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", ""):
-            btn = KButton(text=self.t("progress.backspace") if key == "DEL" else key, aid=f"staff_key_{key}",
-                          disabled=not key)
+            if not key:   # the pad's free cell: a technician opens maintenance with their own card + PIN instead
+                btn = KButton(text=self.t("maintenance.enter"), aid="staff_maintenance")
+                btn.bind(on_release=lambda _b: self.app.go("maintenance"))
+                keys.add_widget(btn)
+                continue
+            btn = KButton(text=self.t("progress.backspace") if key == "DEL" else key, aid=f"staff_key_{key}")
             btn.bind(on_release=lambda _b, k=key: self._press(k))
             keys.add_widget(btn)
         self.ids.choices.add_widget(keys)

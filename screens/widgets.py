@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kivy.clock import Clock
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
@@ -18,13 +19,8 @@ from kivy.uix.screenmanager import Screen
 MIN_TOUCH_PX = 60
 
 Builder.load_string("""
-#:set PRIMARY (0.09, 0.36, 0.75, 1)
-#:set PRIMARY_DOWN (0.05, 0.25, 0.55, 1)
-#:set DISABLED (0.78, 0.8, 0.83, 1)
-#:set TEXT (0.1, 0.12, 0.16, 1)
-
 <KLabel>:
-    color: TEXT
+    color: app.palette['text']
     font_size: app.fs(1.0)
     text_size: self.width, None
     size_hint_y: None
@@ -35,41 +31,51 @@ Builder.load_string("""
 <KButton>:
     font_size: app.fs(1.1)
     size_hint_y: None
-    height: max(app.fs(2.6), 96)
+    # the touch-target size (1.5× in elderly mode, with the fonts); KButton grows when its text needs more
+    height: max(app.fs(2.6), app.touch_min)
     background_normal: ''
     background_down: ''
     background_disabled_normal: ''
-    background_color: (DISABLED if self.disabled else (PRIMARY_DOWN if self.state == 'down' else (PRIMARY if self.primary else (0.93, 0.95, 0.98, 1))))
-    color: (0.45, 0.47, 0.5, 1) if self.disabled else ((1, 1, 1, 1) if self.primary else TEXT)
-    disabled_color: (0.45, 0.47, 0.5, 1)
+    background_color: (app.palette['disabled'] if self.disabled else (app.palette['primary_down'] if self.state == 'down' else (app.palette['primary'] if self.primary else app.palette['secondary'])))
+    color: app.palette['on_disabled'] if self.disabled else (app.palette['on_primary'] if self.primary else app.palette['on_secondary'])
+    disabled_color: app.palette['on_disabled']
     halign: 'center'
     valign: 'middle'
     text_size: self.width - 20, None
 
 <Tile>:
     orientation: 'vertical'
-    padding: app.fs(0.8)
-    spacing: app.fs(0.3)
+    tile_color: app.palette['primary']
+    padding: app.font_base * 0.5
+    spacing: app.font_base * 0.2
     canvas.before:
         Color:
-            rgba: (DISABLED if self.disabled else (PRIMARY_DOWN if self.state == 'down' else self.tile_color))
+            rgba: (app.palette['disabled'] if self.disabled else (app.palette['primary_down'] if self.state == 'down' else self.tile_color))
         RoundedRectangle:
             pos: self.pos
             size: self.size
             radius: [18]
-    Label:
+    FitLabel:
         text: root.title
-        font_size: app.fs(1.6)
+        max_font: app.fs(1.6)
         bold: True
-        color: (0.4, 0.42, 0.45, 1) if root.disabled else (1, 1, 1, 1)
+        color: app.palette['on_disabled'] if root.disabled else app.palette['on_primary']
         text_size: self.width, None
         halign: 'center'
-    Label:
-        text: root.hint
-        font_size: app.fs(0.9)
-        color: (0.4, 0.42, 0.45, 1) if root.disabled else (0.9, 0.94, 1, 1)
+        valign: 'middle'
+    FitLabel:
+        # elderly mode: the tile's name only, as large as the tile allows (simple, MIIT 适老化)
+        text: '' if app.elderly else root.hint
+        size_hint_y: 0.0001 if app.elderly else 1
+        max_font: app.fs(0.9)
+        color: app.palette['on_disabled'] if root.disabled else app.palette['on_primary_muted']
         text_size: self.width, None
         halign: 'center'
+        valign: 'top'
+
+<KeyButton>:
+    max_font: app.fs(1.1)
+    height: max(app.fs(1.8), 64 * (1.5 if app.elderly else 1))
 
 <KModal>:
     auto_dismiss: False
@@ -79,7 +85,7 @@ Builder.load_string("""
     orientation: 'vertical'
     canvas.before:
         Color:
-            rgba: 1, 1, 1, 1
+            rgba: app.palette['panel']
         RoundedRectangle:
             pos: self.pos
             size: self.size
@@ -88,7 +94,7 @@ Builder.load_string("""
 <KScreen>:
     canvas.before:
         Color:
-            rgba: 0.97, 0.98, 1, 1
+            rgba: app.palette['background']
         Rectangle:
             pos: self.pos
             size: self.size
@@ -96,26 +102,27 @@ Builder.load_string("""
 <TitleBar@BoxLayout>:
     title: ''
     size_hint_y: None
-    height: max(app.fs(3), 110)
+    # a long title (English, elderly mode, a narrow portrait screen) wraps onto a second line: the bar grows
+    height: max(app.fs(1.5) * 1.8, 110, title_label.texture_size[1] + 2 * app.fs(0.3) + 6)
     padding: app.fs(0.6), app.fs(0.3)
     spacing: app.fs(0.6)
     canvas.before:
         Color:
-            rgba: 0.09, 0.36, 0.75, 1
+            rgba: app.palette['primary']
         Rectangle:
             pos: self.pos
             size: self.size
     Label:
+        id: title_label
         text: root.title
         font_size: app.fs(1.5)
         bold: True
-        text_size: self.size
+        text_size: self.width, None
         halign: 'left'
         valign: 'middle'
-        shorten: True
-        shorten_from: 'right'
     Label:
-        text: app.clock_text
+        # the date too where there is room; the time only on narrow screens
+        text: app.clock_text if root.width > app.font_base * 40 else app.clock_time
         font_size: app.fs(1.0)
         size_hint_x: None
         width: self.texture_size[0]
@@ -130,6 +137,89 @@ class KButton(Button):
     aid = StringProperty("")
     primary = BooleanProperty(False)
 
+    def __init__(self, **kwargs: Any) -> None:
+        self._base_height = 0.0    # the height its rules or its creator gave it
+        self._growing = False
+        super().__init__(**kwargs)
+        self._base_height = self.height
+        self.fbind("texture_size", self._grow)
+        self.fbind("height", self._on_height)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        """A button hidden by its own or an ancestor's ``opacity: 0`` takes no tap (disabled, it would swallow it)."""
+        w: Any = self
+        while w is not None and w is not w.parent:
+            if w.opacity == 0:
+                return False
+            w = w.parent
+        return super().on_touch_down(touch)
+
+    def _on_height(self, *_: Any) -> None:
+        if not self._growing:
+            self._base_height = self.height
+            self._grow()
+
+    def _grow(self, *_: Any) -> None:
+        """Never shorter than its text (two lines of a long English label): taller, not cut — and back to its own
+        height when the text needs less again (a wider box, another language)."""
+        if self.size_hint_y is not None:
+            return
+        want = max(self._base_height, self.texture_size[1] + 12)
+        if abs(self.height - want) > 0.5:
+            self._growing = True
+            try:
+                self.height = want
+            finally:
+                self._growing = False
+
+
+class KeyButton(KButton):
+    """A keypad key: a little lower than other buttons (≥ 64 px, 1.5× and more in elderly mode) so that a keypad of
+    four rows fits beside its fields, and its text never larger than the key allows."""
+
+    max_font = NumericProperty(0)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fbind("height", self._fit_key)
+        self.fbind("max_font", self._fit_key)
+
+    def _fit_key(self, *_: Any) -> None:
+        if self.max_font:
+            self.font_size = max(8.0, min(self.max_font, self.height / 1.6))
+
+
+class FitLabel(Label):
+    """A label whose font is ``max_font`` when its text fits its box, else the largest size (down to ``min_ratio`` ×
+    ``max_font``) at which it does: tiles keep their size whatever the language and the text."""
+
+    max_font = NumericProperty(20)
+    min_ratio = NumericProperty(0.45)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._refit = Clock.create_trigger(self._fit, 0)
+        self.fbind("size", self._refit)
+        self.fbind("text", self._refit)
+        self.fbind("max_font", self._refit)
+
+    def _fit(self, *_: Any) -> None:
+        from kivy.core.text import Label as CoreLabel
+
+        if self.width <= 1 or self.height <= 1 or not self.text:
+            self.font_size = self.max_font
+            return
+        size, floor = self.max_font, self.max_font * self.min_ratio
+        while size > floor:
+            core = CoreLabel(text=self.text, font_size=size, font_name=self.font_name, bold=self.bold,
+                             halign=self.halign, text_size=(self.width, None))
+            core.refresh()
+            w, h = core.content_size
+            if w <= self.width + 1 and h <= self.height + 1:
+                break
+            size *= 0.92
+        self.font_size = max(size, floor)
+
 
 class Tile(ButtonBehavior, BoxLayout):
     aid = StringProperty("")
@@ -142,6 +232,17 @@ class KModal(ModalView):
     """A dialog over the screen (timeout warning, PIN pad): dims what is behind, never closes by a stray tap."""
 
 
+class HidingBox(BoxLayout):
+    """A row shown only sometimes (``opacity`` 0 when hidden): while hidden it takes no touch at all, so a hidden
+    (and disabled) button in it can never swallow a tap meant for what is drawn where it sits."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        return False if self.opacity == 0 else super().on_touch_down(touch)
+
+    def on_touch_up(self, touch: Any) -> bool:
+        return False if self.opacity == 0 else super().on_touch_up(touch)
+
+
 class KPanel(BoxLayout):
     """The white rounded card a dialog's content sits on."""
 
@@ -151,10 +252,27 @@ class KScreen(Screen):
     never see the previous one's data, not even with Back)."""
 
     core = None  # set by the app
-    font_scale = NumericProperty(1.0)
+    # (no per-screen font scale: text sizes come from ``app.fs``, which follows the window size and elderly mode)
 
     def reset(self) -> None:
         pass
 
     def on_go(self, **kwargs: Any) -> None:
         """Called by ``app.go(name, **kwargs)`` before the screen shows: take what the caller hands over."""
+
+
+Builder.load_string("""
+<ElderlyButton>:
+    aid: 'elderly_mode'
+    # one large button: on the attract and menu screens (kiosk/elderly.py); hidden where the profile says "off"
+    text: app.t('elderly.button_off' if app.elderly else 'elderly.button_on', app.lang)
+    font_size: app.fs(1.2)
+    bold: True
+    opacity: 1 if app.core.elderly.allowed else 0
+    disabled: not app.core.elderly.allowed
+    on_release: app.toggle_elderly()
+""")
+
+
+class ElderlyButton(KButton):
+    """Switches elderly mode (适老化) for the session."""

@@ -58,9 +58,20 @@ class KioskUI:
         return self.ask("find", aid=aid)
 
     def tap(self, aid: str, wait: Callable[..., Any]) -> None:
-        """Press the widget named ``aid`` with a real X click once it is visible and enabled."""
-        where = wait(lambda: (lambda f: f if f["found"] and not f["disabled"] else None)(self.find(aid)),
-                     what=f"{aid} visible and enabled")
+        """Press the widget named ``aid`` with a real X click once it is visible, enabled and laid out (the same
+        place twice in a row: a widget just added is placed on the next frame)."""
+        last: dict[str, Any] = {}
+
+        def placed() -> dict[str, Any] | None:
+            f = self.find(aid)
+            if not f["found"] or f["disabled"]:
+                return None
+            here = (f["x"], f["y"], f.get("width"), f.get("height"))
+            settled = last.get("here") == here
+            last["here"] = here
+            return f if settled else None
+
+        where = wait(placed, what=f"{aid} visible, enabled and laid out")
         subprocess.run(["xdotool", "mousemove", str(where["x"]), str(where["y"]), "click", "1"],
                        env={**os.environ, "DISPLAY": self.display}, check=True, timeout=10)
 
@@ -228,8 +239,17 @@ def start_with_camera(start_kiosk: Callable[..., KioskUI], camera_sim: Simulator
                        face=QUICK_FACE if face is None else face, **profile_overrides)
 
 
+def agree_to_face_check(ui: KioskUI, wait_for: Callable[..., Any], timeout: float = 30) -> None:
+    """After the card: the consent screen (what is captured, why, nothing kept) comes before any camera; the citizen
+    agrees with one tap and the face check screen opens."""
+    ui.wait_screen("face_consent", wait_for, timeout=timeout)
+    ui.tap("consent_agree", wait_for)
+    ui.wait_screen("face_check", wait_for)
+
+
 def pass_face_check(ui: KioskUI, wait_for: Callable[..., Any], timeout: float = 90) -> None:
-    """After the card: the face check screen comes, the citizen looks and does what is asked (the clip), the check
+    """After the card: the consent screen (one tap: agree, :func:`agree_to_face_check`), then the face check screen
+    comes, the citizen looks and does what is asked (the clip), the check
     passes by itself and the menu opens with nothing locked (card+face). An attempt that ends in "try again" (on a
     busy machine a request can time out before enough frames were analysed) is tried again, as the citizen would;
     fails saying what the screen said if the check offers another route or takes longer than ``timeout``."""
@@ -237,8 +257,12 @@ def pass_face_check(ui: KioskUI, wait_for: Callable[..., Any], timeout: float = 
     seen: list[str] = []
 
     def passed() -> bool:
-        if ui.state()["screen"] == "menu":
+        screen = ui.state()["screen"]
+        if screen == "menu":
             return True
+        if screen == "face_consent":
+            agree_to_face_check(ui, wait_for)
+            return False
         prompt = ui.find("face_prompt")
         if prompt.get("found") and prompt["text"] and prompt["text"] not in seen:
             seen.append(prompt["text"])

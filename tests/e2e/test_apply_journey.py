@@ -138,8 +138,9 @@ def test_apply_for_birth_registration(start_kiosk, camera_sim, platform_server, 
     control = sims["receipt_printer"]["control"]
     receipt = wait_for(lambda: next((r for r in reversed(send_command(control, "receipts")["receipts"])
                                      if "业务受理回执" in r["text"]), None), what="the receipt")
-    assert shown in receipt["text"] and receipt["qr"] == [shown]
-    assert decode_qr(receipt["png"]) == shown
+    [qr] = receipt["qr"]
+    assert shown in receipt["text"] and qr.endswith(f"/verify/a/{shown}"), "the QR opens the public verify page"
+    assert decode_qr(receipt["png"]) == qr
     assert "?" not in receipt["text"] and "陈静怡" not in receipt["text"]
     shutil.copy(receipt["png"], ui.shots / "receipt-apply.png")
 

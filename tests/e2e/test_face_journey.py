@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.sim.control import send_command
-from tests.e2e.conftest import pass_face_check, start_with_camera
+from tests.e2e.conftest import agree_to_face_check, pass_face_check, start_with_camera
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def test_card_face_check_passes_then_menu(start_kiosk, camera_sim, platform_serv
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = ui.simulators(wait_for)
     send_command(sims["idcard"]["control"], "place_card", identity="zhang")
-    ui.wait_screen("face_check", wait_for)
+    agree_to_face_check(ui, wait_for)   # the consent screen first (tests/e2e/test_assistance_journey.py: refused)
     ui.wait_text("张*华，请核验本人身份", wait_for)
     assert not any("张明华" in t or ZHANG_ID in t for t in ui.texts()), "only masked data on screen"
     wait_for(lambda: ui.find("face_prompt")["text"] in ("请眨一眨眼睛", "请慢慢向左转头，再转回来"), timeout=30,
@@ -63,7 +63,7 @@ def test_spoof_and_impostor_refused_then_another_route(start_kiosk, camera_sim, 
     sessions_before = platform_server.query("SELECT count(*) FROM citizen_sessions WHERE id_number = ?", ZHANG_ID)
     camera_sim.control("set_source", path=str(face_clips["spoof"]))
     send_command(sims["idcard"]["control"], "place_card", identity="zhang")
-    ui.wait_screen("face_check", wait_for)
+    agree_to_face_check(ui, wait_for)
     # attempt 1: the holder's photo held up matches, but does not blink or turn
     ui.wait_text("动作没有及时完成", wait_for, timeout=40)
     ui.wait_text("还可以再试 2 次", wait_for)
@@ -82,6 +82,10 @@ def test_spoof_and_impostor_refused_then_another_route(start_kiosk, camera_sim, 
 
     ui.tap("face_route_staff_assistance", wait_for)
     ui.wait_text("请找现场工作人员协助", wait_for)
+    # asking for staff is a help request (kiosk/assistance.py): no fleet link here, so the panel gives the phone
+    ui.wait_text("请拨打电话", wait_for)
+    ui.tap("help_close", wait_for)
+    wait_for(lambda: not ui.find("help_status").get("found"), what="the help panel closed")
     ui.tap("face_route_continue_without_identity", wait_for)
     ui.wait_screen("menu", wait_for)
     ui.wait_text("您好，欢迎使用自助服务", wait_for)

@@ -28,13 +28,13 @@ def last_receipt(sims, wait_for) -> dict:
 
 
 #: menu tiles that need the holder confirmed (card+face or card+pin, kiosk/identity_levels.py CONFIRMED_ONLY)
-CONFIRMED_ONLY_TILES = ("tile_apply", "tile_pay", "tile_certificates", "tile_delivery")
+CONFIRMED_ONLY_TILES = ("tile_apply", "tile_pay", "tile_certificates", "tile_proofs", "tile_delivery")
 #: kiosk/locales/zh_CN/identity.yaml needs_face_no_camera: the reason on a locked tile when the kiosk has no camera
 NEEDS_FACE_NO_CAMERA = "需要人脸核验：本机无法核验人脸，请到服务窗口办理"
 
 
 def assert_card_only_locks(ui, wait_for) -> None:
-    """A card-only session on a kiosk without a camera: the four services that need the holder confirmed show
+    """A card-only session on a kiosk without a camera: the services that need the holder confirmed show
     "needs face verification" on their tiles (greyed, still tappable: a tap says why, with no "verify now" since there
     is no camera); the rest stay open."""
     hints = [t for t in ui.texts() if t == NEEDS_FACE_NO_CAMERA]
@@ -92,18 +92,20 @@ def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for
     receipt = last_receipt(sims, wait_for)
     assert "办件进度回执" in receipt["text"] and number in receipt["text"]
     assert "?" not in receipt["text"], "every Chinese character and full-width mark printed"
-    assert receipt["qr"] == [number]
-    assert decode_qr(receipt["png"]) == number
+    [qr] = receipt["qr"]
+    assert qr.endswith(f"/verify/a/{number}"), "the QR opens the application's public verify page"
+    assert decode_qr(receipt["png"]) == qr
     shutil.copy(receipt["png"], ui.shots / "receipt-progress.png")
 
     before = platform_server.query("SELECT max(id) FROM ratings")[0][0] or 0
     ui.tap("star_5", wait_for)
     ui.tap("tag_0", wait_for)
+    wait_for(lambda: ui.find("tag_0")["primary"], what="the tag shown as chosen")
     ui.screenshot("06-rating")
     ui.tap("rating_submit", wait_for)
     ui.wait_text("感谢您的评价", wait_for)
-    assert platform_server.query("SELECT stars, target_type, target_id FROM ratings WHERE id > ?", before) == \
-        [(5, "application", number)]
+    assert platform_server.query("SELECT stars, target_type, target_id, tags FROM ratings WHERE id > ?", before) == \
+        [(5, "application", number, '["fast"]')], "the tag tapped (办事快捷) goes to the platform as its code"
 
     # the citizen walks away: warning with a countdown, then back to attract with nothing of them left
     wait_for(lambda: ui.state()["modal"], timeout=IDLE_S + 5, what="the timeout warning")

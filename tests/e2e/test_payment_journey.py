@@ -100,7 +100,7 @@ def test_pay_by_card_prints_the_voucher(start_kiosk, platform_server, wait_for):
     receipt = wait_for(lambda: (send_command(sims["receipt_printer"]["control"], "receipts")["receipts"]
                                 or [None])[-1], what="the voucher")
     assert "缴费凭证" in receipt["text"] and order.order_no in receipt["text"] and "10.00" in receipt["text"]
-    qr_text = next(q for q in receipt["qr"] if q.endswith(f"/verify/payment/{order.order_no}"))
+    qr_text = next(q for q in receipt["qr"] if q.endswith(f"/verify/p/{order.order_no}"))   # the public page
     image = cv2.imread(receipt["png"])
     assert image is not None, receipt["png"]
     assert cv2.QRCodeDetector().detectAndDecode(image)[0] == qr_text, "the printed QR decodes to the verify URL"
