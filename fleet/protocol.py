@@ -45,7 +45,7 @@ STATES = ("ok", "degraded", "fault", "offline", "absent")
 STATE_RANK = {"ok": 0, "degraded": 1, "absent": 2, "offline": 3, "fault": 4}
 PAPER_LEVELS = ("ok", "near-end", "out")
 PAPER_CODE = {"out": 0, "near-end": 1, "ok": 2}
-SERVICE_MODES = ("in_service", "out_of_service")
+SERVICE_MODES = ("in_service", "out_of_service", "maintenance")
 SEVERITIES = ("info", "warning", "major", "critical")
 
 #: command names the controller knows; a kiosk advertises what it accepts in its birth
@@ -57,6 +57,9 @@ COMMANDS = {
     "push_profile": "Push a device profile",
     "self_test": "Run the device self-test",
     "rebirth": "Request a rebirth (full state)",
+    # sent by the controller when an operator acknowledges a citizen's help request (alert app_alarm /
+    # assistance_requested): the kiosk says "someone is coming" (kiosk/assistance.py)
+    "assistance_acknowledged": "Tell the citizen that staff are coming",
 }
 #: what a command result may say; the controller's command record adds queued/sent/timed_out/expired
 RESULT_STATUSES = ("accepted", "done", "failed", "rejected")
@@ -404,7 +407,8 @@ def check_envelope(kind: str, kiosk_id: str, payload: Any, now: int | None = Non
 #: a journey message: ``{"v", "kiosk_id", "ts", "bdSeq", "seq", "mid", "sessions": [session, …]}``; one session:
 #: ``{"sid": 12 lowercase letters (random, not the kiosk's session id), "start_s": seconds before ``ts`` it began,
 #: "dur_s": seconds, "outcome": JOURNEY_OUTCOMES, "at": the step it ended on, "err": error code | null,
-#: "steps": [[screen, seconds], …], "services": [[service code, outcome, seconds in the service], …]}``.
+#: "steps": [[screen, seconds], …], "services": [[service code, outcome, seconds in the service(, [its screens in
+#: order])], …], "ratings": [[service code, stars 1–5, [tag codes]], …] (optional; no comment, ever)}``.
 #: Nothing typed by the citizen, no ID/card/application number: names and codes come from closed alphabets, no
 #: string may hold a run of 6 or more digits, numbers are durations.
 JOURNEY_OUTCOMES = ("completed", "abandoned", "timed_out", "error", "out_of_service")
@@ -412,16 +416,24 @@ MAX_JOURNEY_SESSIONS = 50
 MAX_JOURNEY_STEPS = 64
 MAX_JOURNEY_SERVICES = 16
 MAX_JOURNEY_SECONDS = 86_400.0
+MAX_JOURNEY_SERVICE_SCREENS = 16
+MAX_JOURNEY_RATINGS = 16
+MAX_JOURNEY_RATING_TAGS = 8
 JOURNEY_SID_RE = re.compile(r"^[a-z]{12}$")
 JOURNEY_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 JOURNEY_SERVICE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")
 _DIGIT_RUN_RE = re.compile(r"\d{6}")
-_JOURNEY_KEYS = frozenset({"sid", "start_s", "dur_s", "outcome", "at", "err", "steps", "services"})
+_JOURNEY_KEYS = frozenset({"sid", "start_s", "dur_s", "outcome", "at", "err", "steps", "services", "ratings"})
 _OUTCOME_SET = frozenset(JOURNEY_OUTCOMES)
 
 
 def journey_service_ok(code: Any) -> bool:
     return type(code) is str and bool(JOURNEY_SERVICE_RE.match(code)) and not _DIGIT_RUN_RE.search(code)
+
+
+def journey_name_ok(name: Any) -> bool:
+    """A screen name or a code (rating tag, error): lowercase, closed alphabet, no run of 6 digits."""
+    return type(name) is str and bool(JOURNEY_NAME_RE.match(name)) and not _DIGIT_RUN_RE.search(name)
 
 
 def _seconds(v: Any, limit: float = MAX_JOURNEY_SECONDS) -> bool:
@@ -454,6 +466,17 @@ def check_journey(payload: Mapping[str, Any]) -> None:
                     or not _seconds(st[1]):
                 raise PayloadError("bad_journey")
         for sv in services:
-            if type(sv) is not list or len(sv) != 3 or not journey_service_ok(sv[0]) or sv[1] not in _OUTCOME_SET \
-                    or not _seconds(sv[2]):
+            if type(sv) is not list or len(sv) not in (3, 4) or not journey_service_ok(sv[0]) \
+                    or sv[1] not in _OUTCOME_SET or not _seconds(sv[2]):
+                raise PayloadError("bad_journey")
+            if len(sv) == 4 and (type(sv[3]) is not list or len(sv[3]) > MAX_JOURNEY_SERVICE_SCREENS
+                                 or not all(journey_name_ok(x) for x in sv[3])):
+                raise PayloadError("bad_journey")
+        ratings = s.get("ratings", [])
+        if type(ratings) is not list or len(ratings) > MAX_JOURNEY_RATINGS:
+            raise PayloadError("bad_journey")
+        for rt in ratings:
+            if type(rt) is not list or len(rt) != 3 or not journey_service_ok(rt[0]) or type(rt[1]) is not int \
+                    or not 1 <= rt[1] <= 5 or type(rt[2]) is not list or len(rt[2]) > MAX_JOURNEY_RATING_TAGS \
+                    or not all(journey_name_ok(t) for t in rt[2]):
                 raise PayloadError("bad_journey")

@@ -25,8 +25,8 @@ from service_platform.photos import PhotoRegistry, PhotoSource, load_photo_map
 from service_platform.payment_provider import key_from_env, load_public_key
 from service_platform.throttle import FailureThrottle
 from service_platform.routes import (
-    applications, catalogue, citizen_sessions, deliveries, ecertificates, filing, halls, health, payments, ratings,
-    staff)
+    applications, catalogue, citizen_sessions, deliveries, ecertificates, filing, halls, health, payments,
+    phone_uploads, proofs, ratings, staff, verify)
 
 DEFAULT_SESSION_TTL = dt.timedelta(minutes=15)
 
@@ -51,6 +51,10 @@ Reference 一网通办 service platform that the 24-hour self-service kiosks are
   `POST /api/v1/citizen-sessions`; they only ever see that citizen's data (someone else's is "not found").
 * **Creating calls** take an `Idempotency-Key` header: a repeat returns the first result (`Idempotent-Replayed:
   true`), never a duplicate. A kiosk's outbox may send a citizen's request later with `X-Captured-At`.
+* **Proofs and sealed PDFs** (`/api/v1/me/proofs…`, e-certificate PDFs) are signed (PAdES) by the issuing
+  department's seal; their codes, application receipts, payment vouchers and queue tickets are verifiable by anyone
+  at `/api/v1/verify/…` (and as HTML pages under `/verify/…`), throttled per address. Kiosks read the platform's
+  PUBLIC base URL for printed QR codes from `/api/v1/kiosk/config` (docs/protocols/proofs.md).
 * **Errors** always look like `{"error": {"code": "stable_code", "message": "…", "details": …}}`.
 * **Times** are ISO 8601 in China Standard Time (`+08:00`); money is in fen (`fee_fen`, `amount_fen`).
 """
@@ -65,7 +69,9 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
                photo_source: PhotoSource | None = None,
                payment_provider_key: Ed25519PublicKey | str | None = None,
                max_citizens_per_hour: int | None = None,
-               metrics_token: str | None = None) -> FastAPI:
+               metrics_token: str | None = None,
+               public_base_url: str | None = None,
+               seal_dir: str | None = None) -> FastAPI:
     """Build the app on ``db_url`` (SQLAlchemy URL or file path; default ``./var/platform.db``).
 
     With ``init_db`` the tables are created and the catalogue parts still missing are seeded; with ``demo`` also
@@ -80,6 +86,9 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
     photos; else env ``PLATFORM_MAX_CITIZENS_PER_HOUR``, else 60), then 429 ``rate_limited`` (identity_checks.py).
     ``metrics_token``: the Prometheus scrape token (``Authorization: Bearer``) of ``GET /metrics``; without one
     ``/metrics`` answers 404 (metrics.py).
+    ``public_base_url``: the platform's PUBLIC address used in every QR it makes (else env ``PLATFORM_PUBLIC_URL``,
+    else the address a request came to; ``serve`` sets its listening URL). ``seal_dir``: the seal CA directory
+    (seal.py; else env ``PLATFORM_SEAL_DIR``); with ``demo`` a missing CA is created on first use.
     """
     engine = make_engine(normalize_db_url(db_url))
     sessionmaker = make_sessionmaker(engine)
@@ -98,7 +107,10 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
 
         # retention (service_platform/retention.py): old citizen sessions, idempotency records, unclaimed uploads
         sweeper = asyncio.create_task(run_periodically(_app)) if _app.state.retention.interval_s > 0 else None
+        # pyHanko's import and a demo seal CA, off the first sealed PDF's request (seal.py)
+        warm = asyncio.create_task(asyncio.to_thread(_app.state.seal_keeper.warm_up))
         yield
+        warm.cancel()
         if sweeper is not None:
             sweeper.cancel()
         engine.dispose()
@@ -126,11 +138,32 @@ def create_app(db_url: str | None = None, *, init_db: bool = True,
     from service_platform.retention import RetentionPolicy
 
     app.state.retention = RetentionPolicy.from_env()  # PLATFORM_RETENTION_INTERVAL_S=0: no periodic sweep
+    from service_platform.seal import SealKeeper
+
+    app.state.public_base_url = (public_base_url or os.environ.get("PLATFORM_PUBLIC_URL", "").strip()
+                                 or None)
+    app.state.seal_keeper = SealKeeper(seal_dir or os.environ.get("PLATFORM_SEAL_DIR", "").strip() or None,
+                                       auto_init=demo)
+    app.state.verify_throttle = FailureThrottle(limit=20)  # public verify pages and phone-upload links
     install_error_handlers(app)
     for module in (health, catalogue, applications, citizen_sessions, ratings, ecertificates, filing, payments,
                    halls, deliveries, staff):
         app.include_router(module.router)
+    # proofs on demand, kiosk config, public verification pages, phone upload
+    for extra in (proofs.router, phone_uploads.router, verify.api, verify.pages, phone_uploads.pages):
+        app.include_router(extra)
+    from service_platform.routes import feedback, proxy  # 代办, complaints and consultations
+
+    app.include_router(proxy.router)
+    app.include_router(feedback.router)
+    from service_platform.routes import usage
+
+    app.include_router(usage.router)   # aggregate feature counts for kiosks' elderly-mode menus
     app.include_router(staff.public_router)
+    from service_platform import technicians   # technicians per kiosk: maintenance by card + PIN (yes/no lookups)
+
+    app.state.technician_throttle = FailureThrottle(limit=20)   # unknown technician cards per kiosk
+    app.include_router(technicians.router)
     _install_metrics(app, metrics_token)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -32,9 +32,12 @@ LOG_CONFIG: dict[str, Any] = {
         "access": {"()": "uvicorn.logging.AccessFormatter", "use_colors": False,
                    "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'},
     },
+    # phone upload links carry their secret in the path: redacted from access lines (routes/phone_uploads.py)
+    "filters": {"upload_secrets": {"()": "service_platform.routes.phone_uploads.RedactUploadSecrets"}},
     "handlers": {
         "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                   "filters": ["upload_secrets"]},
     },
     "loggers": {
         "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
@@ -74,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="enable GET /metrics (Prometheus) for scrapers sending Authorization: Bearer <the token "
                             "in FILE, ≥ 16 characters> (default: env PLATFORM_METRICS_TOKEN_FILE; without one "
                             "/metrics answers 404)")
+    serve.add_argument("--public-url", default=None, metavar="URL",
+                       help="the platform's PUBLIC base URL (what citizens' phones open) used in every QR code it "
+                            "makes and handed to kiosks by GET /api/v1/kiosk/config (default: env "
+                            "PLATFORM_PUBLIC_URL, else the URL it listens on)")
+    serve.add_argument("--seal-dir", default=None, metavar="DIR",
+                       help="the seal CA directory (service-platform ca init) whose department seals sign every "
+                            "proof and e-certificate PDF (default: env PLATFORM_SEAL_DIR; with --demo a missing CA "
+                            "is created there, or in a temporary folder)")
     serve.add_argument("--demo", action="store_true",
                        help="also seed the demo data (demo citizens, applications, the demo kiosk): development only")
     serve.add_argument("--demo-kiosk-public-key", default=None, metavar="FILE",
@@ -127,8 +138,65 @@ def build_parser() -> argparse.ArgumentParser:
     ssub.add_parser("list", help="staff members, as JSON lines (no tokens)")
     for p in ssub.choices.values():
         p.add_argument("--db", default=None, help=DB_HELP)
+    from service_platform import technicians
+
+    technicians.add_cli(sub, DB_HELP)
+    ca = sub.add_parser("ca", help="the platform's seal CA: department seals that sign issued PDFs (电子印章)",
+                        description="Run at set-up time; the directory holds private keys (mode 0600) and is never "
+                                    "committed. serve --seal-dir DIR uses it.")
+    casub = ca.add_subparsers(dest="ca_command", required=True)
+    cainit = casub.add_parser("init", help="create the root key and certificate (refuses to overwrite)")
+    caissue = casub.add_parser("issue", help="issue (or renew) the seal of a department")
+    caissue.add_argument("--department", required=True, help="exactly as it issues documents, e.g. 蚌埠市医疗保障局")
+    for p in (cainit, caissue):
+        p.add_argument("--dir", required=True, help="the seal directory")
+    proof = sub.add_parser("document", help="issued documents (proofs, sealed e-certificate PDFs)")
+    psub = proof.add_subparsers(dest="document_command", required=True)
+    prev = psub.add_parser("revoke", help="revoke an issued document: its verify page then says revoked")
+    prev.add_argument("--code", required=True, help="the verification code")
+    prev.add_argument("--reason", required=True)
+    prev.add_argument("--db", default=None, help=DB_HELP)
     sub.add_parser("openapi", help="print the OpenAPI spec as JSON")
     return parser
+
+
+def ca_command(args: argparse.Namespace) -> int:
+    from service_platform.seal import SealUnavailable, init_ca, issue_seal
+
+    try:
+        if args.ca_command == "init":
+            path = init_ca(args.dir)
+        else:
+            path = issue_seal(args.dir, args.department.strip())
+    except (FileExistsError, SealUnavailable, OSError) as exc:
+        print(f"service-platform: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"certificate": str(path)}, ensure_ascii=False))
+    return 0
+
+
+def document_command(args: argparse.Namespace) -> int:
+    from service_platform.db import create_tables, make_engine, make_sessionmaker, normalize_db_url, utcnow
+    from service_platform.sealed_documents import revoke
+    from service_platform.verification_codes import normalize
+
+    code = normalize(args.code)
+    if code is None:
+        print("service-platform: --code is not a verification code", file=sys.stderr)
+        return 2
+    engine = make_engine(normalize_db_url(args.db))
+    try:
+        create_tables(engine)
+        with make_sessionmaker(engine)() as db:
+            row = revoke(db, code, args.reason.strip(), "operator", utcnow())
+            if row is None:
+                print(f"service-platform: no document {code}", file=sys.stderr)
+                return 1
+            assert row.revoked_at is not None
+            print(json.dumps({"code": code, "revoked_at": row.revoked_at.isoformat()}))
+            return 0
+    finally:
+        engine.dispose()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -184,7 +252,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(args.db, session_ttl=dt.timedelta(minutes=args.session_minutes), photo_source=photos, demo=args.demo, demo_kiosk_public_key=demo_key,
                      payment_provider_key=provider_key, max_citizens_per_hour=args.max_citizens_per_hour,
-                     metrics_token=metrics_token)
+                     metrics_token=metrics_token, public_base_url=args.public_url, seal_dir=args.seal_dir)
     from service_platform.kiosk_keys import active_key_count
 
     with app.state.sessionmaker() as db:
@@ -199,6 +267,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"service-platform: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
+    if app.state.public_base_url is None:  # QR codes point at where this server listens (no --public-url)
+        app.state.public_base_url = _url(args.host, port)
     announce = json.dumps({"url": _url(args.host, port), "pid": os.getpid()})
 
     class _Server(uvicorn.Server):
@@ -356,6 +426,12 @@ def staff_command(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _technician_command(args: argparse.Namespace) -> int:
+    from service_platform.technicians import cli_command
+
+    return cli_command(args)
+
+
 def openapi_spec() -> dict[str, Any]:
     from service_platform.app import create_app
 
@@ -370,7 +446,8 @@ def openapi_command(_args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": serve, "seed": seed_command, "kiosk": kiosk_command, "staff": staff_command,
-                "openapi": openapi_command}
+                "openapi": openapi_command, "ca": ca_command, "document": document_command,
+                "technician": _technician_command}
     return handlers[args.command](args)
 
 

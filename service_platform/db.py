@@ -91,7 +91,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def create_tables(engine: Engine) -> None:
-    from service_platform import models  # noqa: F401  (registers the tables on Base.metadata)
+    from service_platform import models, proof_models, technicians  # noqa: F401  (registers the tables on Base.metadata)
 
     Base.metadata.create_all(engine)
 

@@ -14,6 +14,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service_platform.proof_pdf import DrawnPdf
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
@@ -90,15 +94,45 @@ def find_cjk_font() -> tuple[str, int]:
 
 
 def render(doc: CertDocument) -> bytes:
+    """The certificate with a DRAWN seal and no verification code (not what the platform hands out any more: see
+    :func:`render_for_seal`)."""
+    return _draw(doc, None, None)[0]
+
+
+def render_for_seal(doc: CertDocument, code: str, verify_url: str) -> "DrawnPdf":
+    """The certificate with its verification code and the QR of its verify page, and an empty place where seal.py
+    signs in the issuer's seal (a visible PAdES signature)."""
+    from service_platform.proof_pdf import DrawnPdf
+
+    data, box = _draw(doc, code, verify_url)
+    return DrawnPdf(data, 1, box)
+
+
+def _draw(doc: CertDocument, code: str | None, verify_url: str | None
+          ) -> tuple[bytes, tuple[float, float, float, float]]:
+    drawn = _draw_with(doc, code, verify_url, full_font=False)
+    if drawn is None:  # a character the platform's small CJK font lacks: the full font
+        drawn = _draw_with(doc, code, verify_url, full_font=True)
+    assert drawn is not None
+    return drawn
+
+
+def _draw_with(doc: CertDocument, code: str | None, verify_url: str | None, *, full_font: bool
+               ) -> tuple[bytes, tuple[float, float, float, float]] | None:
+    """The drawing; None if the platform's small CJK font lacked a character (pdf_fonts.py)."""
     from fpdf import FPDF
 
-    font_path, index = find_cjk_font()
+    from service_platform.pdf_fonts import add_cjk_font
+
     pdf = FPDF(orientation="landscape", format=(148, 210))  # A5
+    # no page-wide transparency group (fpdf's default): once CUPS' pdftopdf flattens the signed seal (an image with
+    # a soft mask) into the page, pdftocairo would rasterize the whole group — the printed certificate lost its text
+    pdf.allow_images_transparency = False
     pdf.set_creation_date(dt.datetime.combine(doc.issued_on, dt.time(0, 0), tzinfo=dt.timezone.utc))
     pdf.set_title(f"{doc.type_name}（电子证照）")
     pdf.set_producer("service-platform (reference)")
     pdf.set_author(doc.issuer)
-    pdf.add_font("cjk", fname=font_path, collection_font_number=index)
+    cjk = add_cjk_font(pdf, "cjk", full=full_font)
     pdf.set_auto_page_break(auto=False)
     pdf.add_page()
     width = pdf.w - 2 * pdf.l_margin
@@ -124,29 +158,45 @@ def render(doc: CertDocument) -> bytes:
         pdf.set_text_color(0, 0, 0)
         pdf.multi_cell(width - 95, 7, str(value))
         y = max(y + 7.5, pdf.get_y() + 0.5)
-    # the issuer's electronic seal (drawn, not a cryptographic signature)
     cx, cy, r = pdf.w - 42, pdf.h - 46, 17
-    pdf.set_draw_color(200, 20, 20)
-    pdf.set_line_width(1.0)
-    pdf.ellipse(cx - r, cy - r, 2 * r, 2 * r)
-    pdf.set_text_color(200, 20, 20)
-    pdf.set_font("cjk", size=7)
-    pdf.set_xy(cx - r, cy - 6)
-    pdf.multi_cell(2 * r, 4, doc.issuer[:16], align="C")
-    pdf.set_font("cjk", size=12)
-    pdf.set_xy(cx - r, cy + 3)
-    pdf.cell(2 * r, 6, "电子印章", align="C")
+    mm = 72 / 25.4
+    seal_box = ((cx - r) * mm, (pdf.h - cy - r) * mm, (cx + r) * mm, (pdf.h - cy + r) * mm)
+    if code is None:
+        # a drawn seal (no cryptographic signature)
+        pdf.set_draw_color(200, 20, 20)
+        pdf.set_line_width(1.0)
+        pdf.ellipse(cx - r, cy - r, 2 * r, 2 * r)
+        pdf.set_text_color(200, 20, 20)
+        pdf.set_font("cjk", size=7)
+        pdf.set_xy(cx - r, cy - 6)
+        pdf.multi_cell(2 * r, 4, doc.issuer[:16], align="C")
+        pdf.set_font("cjk", size=12)
+        pdf.set_xy(cx - r, cy + 3)
+        pdf.cell(2 * r, 6, "电子印章", align="C")
+        code_line = f"验证码：{doc.digest()[:16].upper()}"
+    else:
+        import io
+
+        from service_platform.proof_pdf import qr_png
+
+        pdf.image(io.BytesIO(qr_png(verify_url or code)), x=pdf.w - 86, y=pdf.h - 60, w=26, h=26)
+        pdf.set_text_color(80, 80, 80)
+        pdf.set_font("cjk", size=6.5)
+        pdf.set_xy(pdf.w - 90, pdf.h - 33)
+        pdf.cell(34, 3.5, "扫码核验 Scan to verify", align="C")
+        code_line = f"验证码：{code}"
     pdf.set_text_color(80, 80, 80)
     pdf.set_font("cjk", size=7)
     pdf.set_xy(pdf.l_margin + 6, pdf.h - 24)
     pdf.multi_cell(width - 60, 3.6, f"可信级别说明：{TRUST_LEVELS[doc.trust_level][0]}（国办函〔2016〕108号）\n"
-                                    f"验证码：{doc.digest()[:16].upper()}　证照标识：{doc.cert_id}\n"
+                                    f"{code_line}　证照标识：{doc.cert_id}\n"
                                     "本文件由参考服务平台生成，所含人员与证照均为演示数据。")
-    return bytes(pdf.output())
+    data = cjk.output(pdf)
+    return None if data is None else (data, seal_box)
 
 
 class PdfCache:
-    """Rendered PDFs by certificate digest (rendering costs ~0.5 s: the font is parsed each time)."""
+    """Rendered PDFs by certificate digest."""
 
     def __init__(self, max_entries: int = 64) -> None:
         self._items: OrderedDict[str, bytes] = OrderedDict()

@@ -583,3 +583,68 @@ class AuditKey(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# --- applying for someone else (代办), sample forms, complaints and consultations -------------------------------------
+
+class ServiceAgentRule(Base):
+    """Whether a service may be applied for by an agent on behalf of someone else (代办); a service without a row
+    may not."""
+
+    __tablename__ = "service_agent_rules"
+
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), primary_key=True)
+    agent_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ServiceSampleForm(Base):
+    """A sample filled form (示范文本) of a service's guide: fields with example values."""
+
+    __tablename__ = "service_sample_forms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(120))
+    title_en: Mapped[str] = mapped_column(String(200))
+    fields: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # [{label, label_en, value}]
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ApplicationAgent(Base):
+    """The agent (代办人) who filed an application for its applicant (the principal, 委托人): both persons are on
+    record — the applicant in ``applications``, the agent here, with the kiosk and the agent's citizen session."""
+
+    __tablename__ = "application_agents"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True)
+    agent_id_number: Mapped[str] = mapped_column(String(18), index=True)
+    agent_name: Mapped[str] = mapped_column(String(80))
+    relationship: Mapped[str] = mapped_column(String(20))
+    principal_document_kind: Mapped[str] = mapped_column(String(40))
+    kiosk_id: Mapped[str | None] = mapped_column(ForeignKey("kiosks.id"), nullable=True)
+    citizen_session_id: Mapped[int | None] = mapped_column(ForeignKey("citizen_sessions.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Feedback(Base):
+    """A complaint (投诉) or consultation (咨询) sent from a kiosk, anonymous or with the citizen's session; handled
+    by the responsible department's staff: received → in_progress → answered → closed."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(24), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # complaint | consultation
+    service_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    department: Mapped[str] = mapped_column(String(120), index=True)
+    kiosk_id: Mapped[str] = mapped_column(ForeignKey("kiosks.id"), index=True)
+    citizen_session_id: Mapped[int | None] = mapped_column(ForeignKey("citizen_sessions.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    reply: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(80), nullable=True)

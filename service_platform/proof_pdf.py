@@ -8,7 +8,6 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-from service_platform.ecert_pdf import find_cjk_font
 from service_platform.proofs import ProofContent
 
 MM = 72 / 25.4
@@ -39,9 +38,20 @@ def qr_png(text: str, box: int = 8) -> bytes:
 
 
 def render_proof(content: ProofContent, code: str, verify_url: str, verify_base: str) -> DrawnPdf:
+    drawn = _render(content, code, verify_url, verify_base, full_font=False)
+    if drawn is None:  # a character the platform's small CJK font lacks: the full font
+        drawn = _render(content, code, verify_url, verify_base, full_font=True)
+    assert drawn is not None
+    return drawn
+
+
+def _render(content: ProofContent, code: str, verify_url: str, verify_base: str, *, full_font: bool
+            ) -> DrawnPdf | None:
+    """The drawing; None if the platform's small CJK font lacked a character (pdf_fonts.py)."""
     from fpdf import FPDF
 
-    font_path, index = find_cjk_font()
+    from service_platform.pdf_fonts import add_cjk_font
+
     title = content.proof.name
 
     class _Pdf(FPDF):
@@ -55,11 +65,12 @@ def render_proof(content: ProofContent, code: str, verify_url: str, verify_base:
             self.cell(0, 4, "本证明由参考服务平台根据登记数据生成并加盖电子印章，所含人员与数据均为演示数据。", align="C")
 
     pdf = _Pdf(orientation="portrait", unit="mm", format="A4")
+    pdf.allow_images_transparency = False   # no page transparency group: see ecert_pdf._draw_with (printing via CUPS)
     pdf.set_creation_date(dt.datetime.combine(content.issued_on, dt.time(0, 0), tzinfo=dt.timezone.utc))
     pdf.set_title(title)
     pdf.set_producer("service-platform (reference)")
     pdf.set_author(content.proof.issuer)
-    pdf.add_font("cjk", fname=font_path, collection_font_number=index)
+    cjk = add_cjk_font(pdf, "cjk", full=full_font)
     pdf.set_auto_page_break(auto=False)
     pdf.alias_nb_pages()
     width = PAGE_W - 2 * MARGIN
@@ -196,7 +207,8 @@ def render_proof(content: ProofContent, code: str, verify_url: str, verify_base:
     x1, y1 = seal_cx - SEAL_MM / 2, seal_cy - SEAL_MM / 2
     box = (x1 * MM, (PAGE_H - y1 - SEAL_MM) * MM, (x1 + SEAL_MM) * MM, (PAGE_H - y1) * MM)
     pages = pdf.page_no()
-    return DrawnPdf(bytes(pdf.output()), pages, box)
+    data = cjk.output(pdf)
+    return None if data is None else DrawnPdf(data, pages, box)
 
 
 def _lines(pdf: object, text: str, width: float) -> list[str]:

@@ -135,6 +135,8 @@ class ServiceSummary(_Out):
         "3 网上受理·最多跑一次 (apply online, at most one visit), 4 全程网办 (fully online / at the kiosk)"))
     fee_fen: int = Field(ge=0, description="Fee in fen (1/100 yuan); 0 = free")
     promised_days: int = Field(ge=0, description="Promised completion time in working days (0 = on the spot)")
+    agent_allowed: bool = Field(default=False, description=(
+        "An agent may apply for it on behalf of someone else (代办: POST /api/v1/me/proxy-applications)"))
 
 
 class ServiceList(BaseModel):
@@ -168,6 +170,21 @@ class FaqOut(BaseModel):
     a: str
 
 
+class SampleFormField(BaseModel):
+    label: str
+    label_en: str
+    value: str = Field(description="A made-up example value")
+
+
+class SampleFormOut(BaseModel):
+    """A sample filled form (示范文本) of the guide."""
+
+    title: str
+    title_en: str
+    note: str | None
+    fields: list[SampleFormField]
+
+
 class ServiceDetail(ServiceSummary):
     conditions: list[str] = Field(description="Conditions the applicant must meet (申请条件)")
     materials: list[MaterialOut]
@@ -181,6 +198,8 @@ class ServiceDetail(ServiceSummary):
                     "applied for through the API (guide only / at a window). Annotations: title, x-title-en, "
                     "x-enum-titles(-en), x-error(-en), x-prefill")
     supplement_days: int | None = Field(description="Working days to supply deferred materials (容缺受理)")
+    agent_note: str | None = Field(default=None, description="Who may apply as an agent (代办), when allowed")
+    sample_forms: list[SampleFormOut] = Field(default_factory=list, description="Sample filled forms (示范文本)")
 
 
 # --- applications ------------------------------------------------------------------------------------------------
@@ -544,6 +563,9 @@ class HallOut(BaseModel):
     slot_minutes: int
     booking_days: int
     queues: list[HallQueueOut]
+    open_now: bool = Field(False, description="the hall is open at this moment (its opening sessions, China time): "
+                                              "a kiosk's help button says staff are coming, else gives the phone")
+    next_open_at: dt.datetime | None = Field(None, description="when it next opens, while it is closed")
 
 
 class HallList(BaseModel):

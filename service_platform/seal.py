@@ -133,6 +133,9 @@ class SealKeeper:
         self.directory = Path(directory) if directory else None
         self.auto_init = auto_init
         self._signers: dict[str, object] = {}
+        #: the signature space pyHanko reserved for a department's first seal (it estimates it by signing a dummy
+        #: digest, ~40 % of a seal's time; the size depends only on the seal's key and certificates)
+        self._reserved: dict[str, int] = {}
         self._lock = threading.RLock()
 
     def _ensure_ca(self) -> None:
@@ -156,8 +159,8 @@ class SealKeeper:
         return self.directory is not None and (self.directory / "ca.pem").exists()
 
     def warm_up(self) -> None:
-        """Import pyHanko and make a missing demo CA now (the app's start-up calls this in a thread), so that the
-        first sealed PDF does not pay for them."""
+        """Import pyHanko, make a missing demo CA and prepare the PDFs' CJK font (pdf_fonts.py) now (the app's
+        start-up calls this in a thread), so that the first sealed PDF does not pay for them."""
         try:
             import pyhanko.sign.signers  # noqa: F401
             from pyhanko import stamp  # noqa: F401
@@ -166,6 +169,9 @@ class SealKeeper:
             self._ensure_ca()
         except Exception:  # noqa: BLE001 - the request that needs a seal reports the problem (503)
             logging.getLogger(__name__).exception("seal warm-up failed")
+        from service_platform import pdf_fonts
+
+        pdf_fonts.warm_up()  # never raises: without the small font, PDFs use the full one
 
     def ca_pem(self) -> bytes:
         if not self.available:
@@ -215,9 +221,21 @@ class SealKeeper:
                                      background=images.PdfImage(_png_image(seal_png)) if seal_png else None,
                                      background_opacity=1.0)
         out = io.BytesIO()
-        signers.PdfSigner(meta, signer=signer, stamp_style=style).sign_pdf(writer, output=out)  # type: ignore[arg-type]
+        reserved = self._reserved.get(department)
+        signers.PdfSigner(meta, signer=signer, stamp_style=style).sign_pdf(  # type: ignore[arg-type]
+            writer, output=out, bytes_reserved=reserved)
         data = out.getvalue()
+        if reserved is None:
+            self._reserved[department] = _reserved_size(data)
         return SealedPdf(data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _reserved_size(signed_pdf: bytes) -> int:
+    """The space (hex digits) reserved for the last signature of ``signed_pdf``."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    signature = PdfFileReader(io.BytesIO(signed_pdf)).embedded_signatures[-1]
+    return len(signature.sig_object["/Contents"]) * 2
 
 
 def _png_image(png: bytes) -> object:

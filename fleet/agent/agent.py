@@ -210,10 +210,19 @@ class FleetAgent:
                 log.warning("journey record refused by the protocol check; not sent")
                 continue
             good.append(dict(record))
-        for i in range(0, len(good), P.MAX_JOURNEY_SESSIONS):
+        batches: list[list[dict[str, Any]]] = []
+        size = 0
+        for record in good:   # at most MAX_JOURNEY_SESSIONS and half the payload limit per message
+            n = len(P.dumps(record))
+            if not batches or len(batches[-1]) >= P.MAX_JOURNEY_SESSIONS or size + n > P.MAX_PAYLOAD_BYTES // 2:
+                batches.append([])
+                size = 0
+            batches[-1].append(record)
+            size += n
+        for batch in batches:
             ts = P.now_ms()
             self.outbox.put("journey", "journey", {"v": P.PROTOCOL_VERSION, "kiosk_id": self.kiosk_id, "ts": ts,
-                                                   "sessions": good[i:i + P.MAX_JOURNEY_SESSIONS]}, ts)
+                                                   "sessions": batch}, ts)
         if good:
             with self._cond:
                 self._cond.notify_all()

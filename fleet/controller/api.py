@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fleet import protocol as P
 from fleet.controller import charts
+from fleet.controller import profiles as profiles_mod
 from fleet.controller import reports as reports_mod
 from fleet.controller.auth import (ABSOLUTE_S, COMMAND_ROLE, MIN_PASSWORD, ROLES, Csrf, LoginFailed, LoginThrottled,
                                    Principal, Sessions, command_role, hash_password, safe_next)
@@ -32,7 +33,7 @@ COOKIE = "fleet_session"
 
 STATE_ZH = {"ok": "正常", "degraded": "降级", "fault": "故障", "offline": "离线", "absent": "未接入"}
 PAPER_ZH = {"ok": "正常", "near-end": "将尽", "out": "缺纸"}
-SERVICE_ZH = {"in_service": "服务中", "out_of_service": "暂停服务"}
+SERVICE_ZH = {"in_service": "服务中", "out_of_service": "暂停服务", "maintenance": "现场维护中"}
 SEVERITY_ZH = {"critical": "紧急", "major": "严重", "warning": "警告", "info": "提示"}
 RULE_ZH = {"kiosk_offline": "终端离线", "paper_out": "打印纸用尽", "paper_near_end": "打印纸将尽",
            "device_fault": "设备故障", "disk_low": "磁盘空间不足", "seq_gap": "消息丢失（序号断档）",
@@ -41,19 +42,26 @@ RULE_ZH = {"kiosk_offline": "终端离线", "paper_out": "打印纸用尽", "pap
 APP_ALARM_ZH = {"app_exception": "应用异常", "crash_loop": "应用反复崩溃，已暂停服务",
                 "storage_full": "数据盘空间将满，暂停新业务", "kiosk_rate_limited": "平台限流：每小时办理人数过多",
                 "outbox_key_missing": "待发队列密钥丢失", "audit_chain_break": "审计日志链已重新开始（终端声明）",
-                "audit_torn_tail": "审计日志尾部残缺（已隔离）"}
+                "audit_torn_tail": "审计日志尾部残缺（已隔离）", "assistance_requested": "群众呼叫工作人员"}
 COMMAND_ZH = {"restart_app": "重启应用", "out_of_service": "暂停服务", "back_in_service": "恢复服务",
               "show_announcement": "发布公告", "push_profile": "推送设备配置", "self_test": "设备自检",
-              "rebirth": "请求全量状态"}
+              "rebirth": "请求全量状态", "assistance_acknowledged": "告知群众工作人员马上到"}
 COMMAND_STATUS_ZH = {"queued": "排队中", "sent": "已发送", "delivered": "已送达", "succeeded": "成功",
                      "failed": "失败", "rejected": "被拒绝", "timed_out": "超时", "expired": "已过期"}
 DEVICE_ZH = {"idcard": "身份证阅读器", "receipt_printer": "凭条打印机", "payment_pad": "支付键盘",
              "smartcard": "社保卡读卡器", "camera": "摄像头", "qr_scanner": "扫码器", "licence_printer": "证照打印机",
-             "app": "应用程序"}
+             "app": "应用程序", "maintenance": "现场维护", "profile": "设备配置", "self_test": "设备自检"}
 OFFLINE_ZH = {"will": "连接中断（遗嘱消息）", "shutdown": "正常关机", "heartbeat_missed": "心跳超时"}
 ROLE_ZH = {"viewer": "只读", "operator": "运维员", "admin": "管理员"}
 EVENT_ZH = {"paper_out": "打印纸用尽", "paper_near_end": "打印纸将尽", "device_fault": "设备故障",
-            "device_offline": "设备离线", "command_rejected": "拒绝了伪造的命令", **APP_ALARM_ZH}
+            "device_offline": "设备离线", "command_rejected": "拒绝了伪造的命令",
+            # technicians on site (kiosk/maintenance.py), self-tests, profile versions (kiosk/profile_updates.py)
+            "maintenance_opened": "技术人员开始现场维护", "maintenance_closed": "现场维护结束",
+            "maintenance_refused": "拒绝进入维护（证件或密码）", "maintenance_card_accepted": "技术人员证件核对通过",
+            "self_test_passed": "自检通过", "self_test_failed": "自检未通过", "profile_staged": "配置已下发，待试运行",
+            "profile_applied": "配置已生效", "profile_trial_failed": "配置试运行失败",
+            "profile_rolled_back": "配置已回退", "profile_restored": "已恢复上一可用配置",
+            "profile_drift": "配置被现场改动", **APP_ALARM_ZH}
 
 
 # --- API models (the OpenAPI contract) ------------------------------------------------------------------------------
@@ -276,7 +284,7 @@ def _env() -> jinja2.Environment:
     env.globals.update(STATE_ZH=STATE_ZH, PAPER_ZH=PAPER_ZH, SERVICE_ZH=SERVICE_ZH, SEVERITY_ZH=SEVERITY_ZH,
                        RULE_ZH=RULE_ZH, COMMAND_ZH=COMMAND_ZH, COMMAND_STATUS_ZH=COMMAND_STATUS_ZH,
                        DEVICE_ZH=DEVICE_ZH, EVENT_ZH=EVENT_ZH, APP_ALARM_ZH=APP_ALARM_ZH, OFFLINE_ZH=OFFLINE_ZH,
-                       ROLE_ZH=ROLE_ZH, ROLES=ROLES,
+                       ROLE_ZH=ROLE_ZH, ROLES=ROLES, SCREEN_ZH=reports_mod.SCREEN_ZH,
                        fmt_time=charts.fmt_time, fmt_ago=charts.fmt_ago, fmt_duration=charts.fmt_duration)
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
     return env
@@ -461,7 +469,7 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
     def ack_alert(alert_id: int, user: Principal = Depends(require_role("operator"))) -> dict[str, Any]:
         if store.alert(alert_id) is None:
             raise HTTPException(404, "no such alert")
-        store.ack_alert(alert_id, user.username, P.now_ms())
+        controller.acknowledge_alert(alert_id, user.username)   # a help request: the kiosk is told too
         return store.alert(alert_id)  # type: ignore[return-value]
 
     @app.post("/api/v1/kiosks/{kiosk_id}/commands", response_model=CommandOut, status_code=202, tags=["commands"],
@@ -475,7 +483,10 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
             forbid(request, user, command_role(body.name))
         _kiosk_or_404(kiosk_id)
         _check_args(body.name, body.args)
-        return controller.create_command(kiosk_id, body.name, body.args, body.ttl_s, created_by=user.username)
+        command = controller.create_command(kiosk_id, body.name, body.args, body.ttl_s, created_by=user.username)
+        if body.name == "push_profile":   # the desired profile (fleet/controller/profiles.py)
+            profiles_mod.record_push(store, kiosk_id, str(body.args.get("profile", "")), user.username, command)
+        return command
 
     @app.get("/api/v1/kiosks/{kiosk_id}/commands", response_model=list[CommandOut], tags=["commands"],
              **guard("viewer"))
@@ -491,6 +502,9 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
         if row is None:
             raise HTTPException(404, "no such command")
         return command_dict(row)
+
+    # desired vs reported device profiles (fleet/controller/profiles.py)
+    profiles_mod.add_routes(app, controller, require_role, guard)
 
     # Prometheus (fleet/controller/metrics.py): a viewer session/bearer, or the scrape token when configured
     from fleet.controller import metrics as metrics_mod
@@ -611,9 +625,13 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
         since_day, until_day = report_window(since, until)
         data = reports_mod.journey_report(store, since_day, until_day, district, kiosk, service)
         if with_devices:
+            from fleet.controller import opening_hours
+
+            settings = opening_hours.load(store)
             end = min(P.now_ms(), until_day + reports_mod.DAY)
-            data["availability"] = reports_mod.device_availability(store, since_day, end, district, kiosk)
-            data["paper"] = reports_mod.paper_forecast(store, P.now_ms(), district, kiosk)
+            data["availability"] = reports_mod.device_availability(store, since_day, end, district, kiosk,
+                                                                   settings=settings)
+            data["paper"] = reports_mod.paper_forecast(store, P.now_ms(), district, kiosk, settings=settings)
         return data
 
     ReportFilters = dict(since=Query("", description="first CST day, YYYY-MM-DD (default: 29 days before until)"),
@@ -621,16 +639,18 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
 
     @app.get("/api/v1/reports/journeys", tags=["reports"], **guard("viewer"),
              summary="anonymous journey report: sessions and completions per day, per service (started, completed, "
-                     "abandoned, median time to complete), the funnel attract → card → face → menu → service → done "
-                     "with drop-off, the screens where sessions end, timeouts and errors per screen")
+                     "abandoned, median time to complete, its own funnel of screens, ratings), the funnel attract → "
+                     "card → face → menu → service → done with drop-off, the screens where sessions end, timeouts "
+                     "and errors per screen, ratings (distribution, share of ★1–2, tags) per service and per "
+                     "district or kiosk")
     def api_report_journeys(since: str = ReportFilters["since"], until: str = ReportFilters["until"],
                             district: str = "", kiosk: str = "", service: str = "",
                             _user: Principal = Depends(require_role("viewer"))) -> dict[str, Any]:
         return report_data(since, until, district, kiosk, service, with_devices=False)
 
     @app.get("/api/v1/reports/availability", tags=["reports"], **guard("viewer"),
-             summary="device availability per kiosk and device over the window (% healthy, faults, mean time to "
-                     "repair) from the kiosks' fault events")
+             summary="device availability per kiosk and device within the kiosks' opening hours (% healthy, "
+                     "faults, MTBF, mean time to repair, time from alert to clear) from fault events and alerts")
     def api_report_availability(since: str = ReportFilters["since"], until: str = ReportFilters["until"],
                                 district: str = "", kiosk: str = "",
                                 _user: Principal = Depends(require_role("viewer"))) -> list[dict[str, Any]]:
@@ -645,9 +665,11 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
         return reports_mod.paper_forecast(store, P.now_ms(), district, kiosk)
 
     @app.get("/api/v1/reports/export.csv", tags=["reports"], **guard("viewer"), response_class=Response,
-             summary="one report section as CSV (days, services, funnel, exits, screens, error_codes, availability);"
-                     " counts from 1 to 4 are shown as <5 (small-cell rule)")
-    def api_report_csv(section: Literal["days", "services", "funnel", "exits", "screens", "error_codes",
+             summary="one report section as CSV (days, services, funnel, service_funnel, exits, screens, error_codes,"
+                     " ratings, rating_tags, ratings_by, availability); counts from 1 to 4 are shown as <5 "
+                     "(small-cell rule) and shares worked out from them are left empty")
+    def api_report_csv(section: Literal["days", "services", "funnel", "service_funnel", "exits", "screens",
+                                        "error_codes", "ratings", "rating_tags", "ratings_by",
                                         "availability"] = "services",
                        since: str = ReportFilters["since"], until: str = ReportFilters["until"],
                        district: str = "", kiosk: str = "", service: str = "",
@@ -666,12 +688,13 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
                                                            ("abandoned", "bar-grey", o["abandoned"]),
                                                            ("timed_out", "bar-warn", o["timed_out"]),
                                                            ("error", "bar-bad", o["error"])], "每日服务人次"),
-               "funnel": charts.funnel_chart(data["funnel"], reports_mod.STEP_ZH, "办事漏斗")}
+               "funnel": charts.funnel_chart(data["funnel"], reports_mod.STEP_ZH, "办事漏斗"),
+               **charts.report_charts(data, reports_mod.SCREEN_ZH)}
         f = {"since": data["since"], "until": data["until"], "district": district, "kiosk": kiosk,
              "service": service}
         return render(request, "reports.html.j2", user, r=data, svg=svg, f=f, query=urlencode(f),
                       districts=store.districts(), services=reports_mod.services_seen(store),
-                      OUTCOME_ZH=o, STEP_ZH=reports_mod.STEP_ZH)
+                      OUTCOME_ZH=o, STEP_ZH=reports_mod.STEP_ZH, SCREEN_ZH=reports_mod.SCREEN_ZH)
 
     # dashboard -----------------------------------------------------------------------------------------------
     @app.get("/login", include_in_schema=False)
@@ -746,7 +769,7 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
         }
         return render(request, "kiosk.html.j2", user, k=kiosk, svg=svg, hours=hours, msg=msg,
                       alerts=store.alerts("all", kiosk_id, None, 20), commands=store.kiosk_commands(kiosk_id, 15),
-                      events=store.kiosk_events(kiosk_id, 12))
+                      events=store.kiosk_events(kiosk_id, 12), profile=profiles_mod.profile_view(store, kiosk_id))
 
     @app.post("/kiosks/{kiosk_id}/commands", include_in_schema=False, **guard("operator"))
     async def kiosk_command_form(request: Request, kiosk_id: str,
@@ -768,6 +791,8 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
         try:
             _check_args(name, args)
             cmd = controller.create_command(kiosk_id, name, args, created_by=user.username)
+            if name == "push_profile":   # the desired profile (fleet/controller/profiles.py)
+                profiles_mod.record_push(store, kiosk_id, profile, user.username, cmd)
             msg = f"已下发「{COMMAND_ZH.get(name, name)}」（{COMMAND_STATUS_ZH.get(cmd['status'], cmd['status'])}）"
         except HTTPException as exc:
             msg = f"未下发：{exc.detail}"
@@ -778,7 +803,7 @@ def create_app(controller: Any, cookie_secure: bool = False, metrics_token: str 
                        ) -> Response:
         form = await _form(request)
         check_form_csrf(request, form.get("csrf", ""))
-        store.ack_alert(alert_id, user.username, P.now_ms())
+        controller.acknowledge_alert(alert_id, user.username)
         return RedirectResponse(safe_next(form.get("next"), "/alerts"), status_code=303)
 
     @app.get("/operators", include_in_schema=False, **guard("admin"))

@@ -37,7 +37,8 @@ ROLES = ("viewer", "operator", "admin")
 ROLE_RANK = {r: i for i, r in enumerate(ROLES)}
 # the role a remote command needs; a command not listed needs admin
 COMMAND_ROLE = {"out_of_service": "operator", "back_in_service": "operator", "show_announcement": "operator",
-                "rebirth": "operator", "restart_app": "admin", "push_profile": "admin", "self_test": "admin"}
+                "rebirth": "operator", "restart_app": "admin", "push_profile": "admin", "self_test": "admin",
+                "assistance_acknowledged": "operator"}
 
 IDLE_S = 30 * 60  # a session unused this long ends
 ABSOLUTE_S = 12 * 3600  # and every session ends this long after login

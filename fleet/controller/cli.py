@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a Prometheus scraper may read GET /metrics with Authorization: Bearer <the token in "
                             "FILE, ≥ 16 characters> (default env FLEET_METRICS_TOKEN_FILE); without it /metrics "
                             "needs a viewer session or bearer token")
+    serve.add_argument("--opening-hours", default=os.environ.get("FLEET_OPENING_HOURS"), metavar="FILE",
+                       help="JSON: kiosks' opening hours, required devices, pages per paper roll — for the "
+                            "availability and paper reports (fleet/controller/opening_hours.py); stored for every "
+                            "controller on the database")
     serve.add_argument("--trusted-proxy", default="",
                        help="comma-separated addresses of reverse proxies whose X-Forwarded-For/-Proto are believed "
                             "(default none: the peer address is the client's, for login throttling too)")
@@ -155,6 +159,14 @@ def serve(args: argparse.Namespace) -> int:
     gc.set_threshold(50_000, 20, 50)
     controller = FleetController(config)
     gc.freeze()
+    if args.opening_hours:
+        from fleet.controller import opening_hours
+
+        try:
+            opening_hours.save(controller.store, Path(args.opening_hours).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"fleet-controller: --opening-hours: {exc}", file=sys.stderr)
+            return 2
     host, port = _hostport(args.http)
     try:
         sock = _listen(host, port)

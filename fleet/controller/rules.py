@@ -63,7 +63,11 @@ APP_ALARMS = {
     "outbox_key_missing": "Outbox key missing: queued submissions set aside",
     "audit_chain_break": "Audit chain restarted by the kiosk (declared break)",
     "audit_torn_tail": "Audit journal had a torn tail (set aside)",
+    "assistance_requested": "A citizen at the kiosk asked for a member of staff",
 }
+#: a citizen waiting for a person (kiosk/assistance.py): the dashboard shows it on every page with a sound until an
+#: operator acknowledges it, and the acknowledgement goes back to the kiosk (command ``assistance_acknowledged``)
+ASSISTANCE_CODE = "assistance_requested"
 #: conditions the kiosk raises and clears itself (active=true, then active=false): an acknowledgement leaves their
 #: alert open. Every other code is one-shot: its alert stays open until an operator acknowledges it, which closes it.
 APP_ALARM_CONDITIONS = frozenset({"storage_full"})

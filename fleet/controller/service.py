@@ -827,6 +827,23 @@ class FleetController:
                 self.create_command(kiosk_id, "rebirth", {}, ttl_s=60, created_by="sequence-audit")
 
     # commands --------------------------------------------------------------------------------------------------
+    def acknowledge_alert(self, alert_id: int, username: str) -> bool:
+        """An operator acknowledges an alert (once). A citizen's help request (app alarm ``assistance_requested``) is
+        answered on the kiosk too: the signed command ``assistance_acknowledged`` ("someone is coming"), queued like
+        any command while the kiosk is unreachable, for a few minutes."""
+        from fleet.controller.rules import APP_RULE, ASSISTANCE_CODE
+
+        alert = self.store.alert(alert_id)
+        done = self.store.ack_alert(alert_id, username, P.now_ms())
+        if done and alert is not None and alert["rule"] == APP_RULE and alert.get("device") == ASSISTANCE_CODE \
+                and self.signer is not None:
+            try:
+                self.create_command(alert["kiosk_id"], "assistance_acknowledged", {"alert_id": alert_id},
+                                    ttl_s=600, created_by=username)
+            except Exception as exc:  # noqa: BLE001 - the acknowledgement stands; the operator sees no command
+                log.warning("assistance acknowledgement not sent to %s: %s", alert["kiosk_id"], type(exc).__name__)
+        return done
+
     def create_command(self, kiosk_id: str, name: str, args: Mapping[str, Any] | None = None,
                        ttl_s: float | None = None, created_by: str = "operator") -> dict[str, Any]:
         if self.signer is None:

@@ -19,7 +19,9 @@ Tables
   app_alarms  each kiosk's application alarms (device ``app``) by code: active or not, severity, text (guarded by
               ``mid``: newest wins) — rule ``app_alarm``
   seq_log     per-flush (kiosk, bdSeq, seq) runs for the cross-controller sequence audit (kept two minutes)
-  settings    shared secrets (the dashboard's CSRF key)
+  settings    shared secrets (the dashboard's CSRF key) and settings (``report_settings``: opening hours)
+  journey_seen / journey_hourly / journey_daily / journey_kiosk_ratings  anonymous journeys, aggregated at ingest
+              (fleet/controller/reports.py)
 
 All times are integer milliseconds since the epoch (UTC).
 """
@@ -287,6 +289,17 @@ journey_daily = Table(
     Column("key", String(40), primary_key=True),
     Column("n", BigInteger, nullable=False, default=0),
     Column("total", Float, nullable=False, default=0.0),
+)
+#: ratings per kiosk and CST day, by the kiosk's district (``journey_daily`` holds them per scope): what the reports
+#: read for "ratings per kiosk of a district" — one row per kiosk and day (service '' = all), counts per star; under
+#: district '*' the same per district of the fleet (``kiosk_id`` holds the district's name)
+journey_kiosk_ratings = Table(
+    "journey_kiosk_ratings", metadata,
+    Column("district", Text, primary_key=True),
+    Column("service", String(40), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("kiosk_id", String(64), primary_key=True),
+    *(Column(f"s{i}", BigInteger, nullable=False, default=0) for i in range(1, 6)),
 )
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}

@@ -11,19 +11,27 @@ from sqlalchemy.orm import Session, selectinload
 from service_platform.deps import get_db
 from service_platform.errors import error_responses, not_found
 from service_platform.filing import satisfied_by
-from service_platform.models import Category, Service, ServiceFilingRule, service_categories
+from service_platform.models import (
+    Category, Service, ServiceAgentRule, ServiceFilingRule, ServiceSampleForm, service_categories)
 from service_platform.schemas import (
-    CategoryList, CategoryOut, FaqOut, MaterialOut, PlaceOut, ServiceDetail, ServiceList, ServiceSummary)
+    CategoryList, CategoryOut, FaqOut, MaterialOut, PlaceOut, SampleFormField, SampleFormOut, ServiceDetail,
+    ServiceList, ServiceSummary)
 from service_platform.search import SearchDoc, rank
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"])
 
 
-def service_summary(svc: Service) -> ServiceSummary:
+def service_summary(svc: Service, agent_allowed: bool = False) -> ServiceSummary:
     return ServiceSummary(
         code=svc.code, name=svc.name, name_en=svc.name_en, department=svc.department,
         category=svc.primary_category, categories=[c.code for c in svc.categories],
-        online_depth=svc.online_depth, fee_fen=svc.fee_fen, promised_days=svc.promised_days)
+        online_depth=svc.online_depth, fee_fen=svc.fee_fen, promised_days=svc.promised_days,
+        agent_allowed=agent_allowed)
+
+
+def agent_services(db: Session) -> set[int]:
+    """Ids of the services an agent may apply for (代办)."""
+    return set(db.scalars(select(ServiceAgentRule.service_id).where(ServiceAgentRule.agent_allowed.is_(True))))
 
 
 def search_doc(svc: Service) -> SearchDoc:
@@ -50,7 +58,8 @@ def catalogue_index(request: Request, db: Session) -> list[IndexedService]:
         return cached[1]
     services = db.scalars(select(Service).options(selectinload(Service.categories))
                           .order_by(Service.position, Service.id)).all()
-    index = [IndexedService(search_doc(s), service_summary(s)) for s in services]
+    agents = agent_services(db)
+    index = [IndexedService(search_doc(s), service_summary(s, s.id in agents)) for s in services]
     request.app.state.catalogue_index = (time.monotonic() + INDEX_TTL_S, index)
     return index
 
@@ -75,12 +84,16 @@ def list_services(
     category: str | None = Query(default=None, max_length=40, description="Life-event category code"),
     limit: int = Query(default=20, ge=1, le=100),
     offset: int = Query(default=0, ge=0),
+    agent_allowed: bool | None = Query(default=None, description="true: only services an agent may apply for "
+                                                                  "(代办); false: only the others"),
 ) -> ServiceList:
     """Without ``q``: catalogue order. With ``q``: best match first (exact name > name prefix > pinyin initials /
     full pinyin > keywords, English name, department). An unknown category simply matches nothing."""
     services = catalogue_index(request, db)
     if category:
         services = [s for s in services if category in s.summary.categories]
+    if agent_allowed is not None:
+        services = [s for s in services if s.summary.agent_allowed == agent_allowed]
     if q and q.strip():
         services = [svc for _score, svc in rank(q, [(s.doc, s) for s in services])]  # type: ignore[misc]
     page = services[offset:offset + limit]
@@ -96,8 +109,14 @@ def get_service(code: str, db: Session = Depends(get_db)) -> ServiceDetail:
         raise not_found(f"service {code!r}")
     rule = db.get(ServiceFilingRule, svc.id)
     deferrable = set(rule.deferrable_materials or []) if rule else set()
+    agent = db.get(ServiceAgentRule, svc.id)
+    samples = db.scalars(select(ServiceSampleForm).where(ServiceSampleForm.service_id == svc.id)
+                         .order_by(ServiceSampleForm.position, ServiceSampleForm.id)).all()
     return ServiceDetail(
-        **service_summary(svc).model_dump(),
+        **service_summary(svc, bool(agent and agent.agent_allowed)).model_dump(),
+        agent_note=agent.note if agent and agent.agent_allowed else None,
+        sample_forms=[SampleFormOut(title=f.title, title_en=f.title_en, note=f.note,
+                                    fields=[SampleFormField(**x) for x in f.fields or []]) for f in samples],
         conditions=list(svc.conditions or []),
         materials=[MaterialOut(index=i, name=m.name, originals=m.originals, copies=m.copies, required=m.required,
                                e_cert_type=m.e_cert_type, note=m.note, satisfied_by=satisfied_by(i, m, rule),

@@ -99,6 +99,9 @@ def end_session(kiosk: Kiosk = Depends(require_kiosk), db: Session = Depends(get
     session = find_session(db, kiosk, creds.credentials)
     if session.ended_at is None:
         session.ended_at = now
+        from service_platform.routes.phone_uploads import wipe_session
+
+        wipe_session(db, session.id, now)  # phone-uploaded photos go with the session
         db.commit()
     return Response(status_code=204)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from service_platform.auth import require_citizen, require_kiosk
 from service_platform.db import CHINA_TZ
 from service_platform.deps import get_db, get_now
-from service_platform.ecert_pdf import CertDocument, PdfUnavailable
+from service_platform.ecert_pdf import CertDocument
 from service_platform.errors import ApiError, error_responses, not_found
 from service_platform.filing import cert_status
 from service_platform.identity import id_number_problem, mask_name, normalize_id_number
@@ -104,8 +104,10 @@ def my_certificate_detail(cert_id: str, citizen: CitizenSession = Depends(requir
             dependencies=[level_dependency(*STRONG)], openapi_extra=level_extra(*STRONG))
 def my_certificate_pdf(cert_id: str, request: Request, citizen: CitizenSession = Depends(require_citizen),
                        db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> Response:
-    """A small PDF (A5, subsetted CJK font) with the certificate's data, status and trust level; 503
-    ``pdf_unavailable`` when the server has no CJK font."""
+    """A small PDF (A5, subsetted CJK font) with the certificate's data, status and trust level, sealed by the
+    issuer (PAdES signature with a visible seal; verification code and QR of its public verify page; headers
+    ``X-Verification-Code``, ``X-Document-SHA256``). The same bytes every time while the content stays the same.
+    503 ``pdf_unavailable`` without a CJK font, ``seal_unavailable`` without the seal CA."""
     cert = my_certificate(db, citizen, cert_id)
     labels = {f["key"]: f["label"] for f in cert.type.fields}
     status = cert_status(cert, today_cst(now))
@@ -114,12 +116,15 @@ def my_certificate_pdf(cert_id: str, request: Request, citizen: CitizenSession =
                        issued_on=cert.issued_on, valid_until=cert.valid_until, status_text=STATUS_TEXT[status],
                        trust_level=cert.trust_level,
                        fields=tuple((labels.get(k, k), str(v)) for k, v in (cert.data or {}).items()))
-    try:
-        data = request.app.state.pdf_cache.get(doc)
-    except PdfUnavailable as exc:
-        raise ApiError(503, "pdf_unavailable", str(exc)) from exc
-    return Response(data, media_type="application/pdf",
-                    headers={"Cache-Control": "no-store", "ETag": f'"{doc.digest()[:32]}"',
+    # sealed once per certificate content (PAdES with the issuer's seal, verification code, QR)
+    from service_platform.routes.proofs import public_base
+    from service_platform.sealed_documents import ecert_document, pdf_bytes
+
+    row = ecert_document(db, request.app.state.seal_keeper, doc, holder_id_number=cert.holder_id_number,
+                         type_code=cert.type_code, public_base=public_base(request), now=now, kiosk_id=citizen.kiosk_id)
+    return Response(pdf_bytes(db, row), media_type="application/pdf",
+                    headers={"Cache-Control": "no-store", "ETag": f'"{row.sha256[:32]}"',
+                             "X-Document-SHA256": row.sha256, "X-Verification-Code": row.code,
                              "Content-Disposition": f'inline; filename="{cert.id}.pdf"'})
 
 

@@ -35,11 +35,13 @@ router = APIRouter(prefix="/api/v1", tags=["halls, appointments and queue"])
 CHECK_IN_EARLY = dt.timedelta(minutes=60)
 
 
-def hall_out(hall: Hall) -> HallOut:
+def hall_out(hall: Hall, now: dt.datetime) -> HallOut:
     p = hall.place
+    _day, open_now, next_open = service_day(hall, now)
     return HallOut(code=p.code, name=p.name, address=p.address, hours=p.hours, phone=p.phone,
                    slot_minutes=hall.slot_minutes, booking_days=hall.booking_days,
-                   queues=[HallQueueOut(prefix=q.prefix, name=q.name, windows=list(q.windows)) for q in hall.queues])
+                   queues=[HallQueueOut(prefix=q.prefix, name=q.name, windows=list(q.windows)) for q in hall.queues],
+                   open_now=open_now, next_open_at=next_open)
 
 
 def get_hall(db: Session, code: str) -> Hall:
@@ -105,9 +107,9 @@ def issue_ticket(db: Session, hall: Hall, service: Service, *, kiosk_id: str, id
 
 # --- halls and slots -----------------------------------------------------------------------------------------------
 
-@router.get("/halls", response_model=HallList, summary="Service halls with their queues")
-def list_halls(db: Session = Depends(get_db)) -> HallList:
-    return HallList(items=[hall_out(h) for h in db.scalars(select(Hall).order_by(Hall.position)).all()])
+@router.get("/halls", response_model=HallList, summary="Service halls with their queues and whether each is open now")
+def list_halls(db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> HallList:
+    return HallList(items=[hall_out(h, now) for h in db.scalars(select(Hall).order_by(Hall.position)).all()])
 
 
 @router.get("/halls/{code}/slots", response_model=SlotList, responses=error_responses(404, 422),

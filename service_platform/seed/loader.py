@@ -122,6 +122,9 @@ def _seed_demo_parts(db: Session, demo: dict[str, Any], services: dict[str, Serv
     if _empty(db, Delivery):
         db.flush()
         summary.deliveries = _seed_deliveries(db, demo)
+    from service_platform.seed.records import seed_records  # registry data behind proofs on demand
+
+    seed_records(db, load_yaml("records.yaml"))
 
 
 def _seed_extras(db: Session, catalogue: dict[str, Any], services: dict[str, Service],
@@ -135,7 +138,32 @@ def _seed_extras(db: Session, catalogue: dict[str, Any], services: dict[str, Ser
         summary.filing_rules = _seed_filing_rules(db, catalogue, services, cert_types)
     if _empty(db, Hall):
         summary.halls = _seed_halls(db, catalogue)
+    _seed_service_extras(db, services)
     db.flush()
+
+
+def _seed_service_extras(db: Session, services: dict[str, Service]) -> None:
+    """Applying for someone else (``service_extras.yaml``): which services an agent may apply for (代办), sample
+    filled forms."""
+    from service_platform.models import ServiceAgentRule, ServiceSampleForm
+
+    extras = load_yaml("service_extras.yaml")
+    unknown = [c for c in [*extras.get("agent_allowed", {}), *extras.get("sample_forms", {})] if c not in services]
+    if unknown:
+        raise SeedError(f"service_extras.yaml: unknown services {unknown}")
+    if _empty(db, ServiceAgentRule):
+        db.flush()
+        for code, note in extras.get("agent_allowed", {}).items():
+            db.add(ServiceAgentRule(service_id=services[code].id, agent_allowed=True, note=note))
+    if _empty(db, ServiceSampleForm):
+        db.flush()
+        for code, forms in extras.get("sample_forms", {}).items():
+            for pos, form in enumerate(forms):
+                fields = [{"label": f["label"], "label_en": f.get("label_en") or f["label"], "value": str(f["value"])}
+                          for f in form["fields"]]
+                db.add(ServiceSampleForm(service_id=services[code].id, position=pos, title=form["title"],
+                                         title_en=form.get("title_en") or form["title"], fields=fields,
+                                         note=form.get("note")))
 
 
 def _material(entry: dict[str, Any], library: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:

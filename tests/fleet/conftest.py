@@ -311,7 +311,8 @@ def chromium() -> Iterator[Any]:
         pytest.fail("Debian's chromium and chromium-driver are needed for the dashboard tests (scripts/setup.sh)")
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=zh-CN",
-                "--window-size=1440,1000", "--force-device-scale-factor=1", "--hide-scrollbars"):
+                "--window-size=1440,1000", "--force-device-scale-factor=1", "--hide-scrollbars",
+                "--autoplay-policy=no-user-gesture-required"):   # the help alarm's tone plays without a click
         options.add_argument(arg)
     options.binary_location = browser
     driver = webdriver.Chrome(service=Service(driver_path), options=options)

@@ -62,8 +62,12 @@ def test_spec_documents_the_contract() -> None:
 # a repeated session is harmless (it expires unused).
 NOT_CREATING = {"/api/v1/me/applications/pre-review", "/api/v1/registered-photos/query",
                 "/api/v1/applications/{number}/lookup",
+                "/api/v1/me/proxy-applications/prefill",   # 代办: checks the principal, pre-fills, creates nothing
                 "/api/v1/payment-orders/{order_no}/cancel", "/api/v1/me/appointments/{appointment_no}/cancel",
-                "/api/v1/citizen-sessions"}
+                "/api/v1/citizen-sessions",
+                "/api/v1/staff/documents/{code}/revoke",  # revoking twice keeps the first revocation
+                # technician yes/no checks (service_platform/technicians.py): create nothing
+                "/api/v1/kiosk/technicians/lookup", "/api/v1/kiosk/technicians/verify"}
 
 
 def creating_paths() -> list[str]:
@@ -77,7 +81,8 @@ def test_every_creating_call_requires_an_idempotency_key_in_the_spec() -> None:
     assert {"/api/v1/me/uploads", "/api/v1/me/applications", "/api/v1/me/applications/{number}/supplements",
             "/api/v1/me/payment-orders", "/api/v1/payment-orders/{order_no}/confirm", "/api/v1/me/appointments",
             "/api/v1/me/appointments/{appointment_no}/check-in", "/api/v1/queue-tickets", "/api/v1/me/deliveries",
-            "/api/v1/ratings"} == set(paths)
+            "/api/v1/ratings", "/api/v1/me/proofs", "/api/v1/me/phone-uploads",
+            "/api/v1/me/proxy-applications", "/api/v1/feedback"} == set(paths)
     for path in paths:
         params = spec["paths"][path]["post"].get("parameters", [])
         assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" and p["required"] for p in params), path

@@ -72,7 +72,8 @@ def test_retention_removes_what_is_old_and_keeps_what_is_recent(app_and_client: 
         left = db.scalars(select(CitizenSession)).all()
         assert len(left) == 1 and left[0].created_at == clock.now
     assert sweep_app(app) == {"citizen_sessions": 0, "citizen_sessions_scrubbed": 0, "idempotency_records": 0,
-                              "uploads": 0}                    # idempotent
+                              "uploads": 0, "phone_upload_links": 0, "phone_upload_photos": 0,
+                              "document_pdfs": 0}              # idempotent
 
 
 def test_policy_from_the_environment() -> None:
