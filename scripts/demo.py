@@ -66,7 +66,9 @@ def main() -> int:
     platform = ManagedProcess([sys.executable, "-m", "service_platform.cli", "serve", "--db",
                                f"sqlite:///{var / 'platform.db'}", "--host", "127.0.0.1", "--port", "0", "--demo",
                                "--demo-kiosk-public-key", str(kiosk_pub),
-                               "--payment-provider-key", str(provider_pub)],
+                               "--payment-provider-key", str(provider_pub),
+                               # the seal CA of the demo (made at the first start; private keys, never committed)
+                               "--seal-dir", str(var / "seal")],
                               "service-platform", start_timeout=30, cwd=str(ROOT), env=env)
     url = platform.endpoints["url"]
     print(f"demo: pay an order as the citizen's phone: {sys.executable} -m drivers.payment.wallet_sim pay "

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libegl1 libgl1 libgl1-mesa-dri libgles2 libmtdev1   # Mesa GL for Kivy's SDL2 window
   mosquitto mosquitto-clients                         # MQTT broker for the fleet agent/controller
   socat poppler-utils xsel                            # serial plumbing; PDF tools; clipboard probe of Kivy
+  libnss3-tools                                       # certutil: pdfsig trusts the platform's seal CA in tests
   pcscd vsmartcard-vpcd pcsc-tools                    # PC/SC daemon and the virtual reader our card process uses
   libpcsclite-dev swig gcc                            # to build pyscard
   cups cups-client printer-driver-cups-pdf ghostscript  # licence printing: a private cupsd with a PDF queue

@@ -206,6 +206,28 @@ def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfo
 
 
 @pytest.fixture
+def list_technician(platform_server: PlatformServer) -> Callable[[str, str, str], None]:
+    """``list_technician(kiosk_id, card_number, pin)``: list a technician for a kiosk on the test platform (what
+    ``service-platform technician add`` does, in-process: only the card number's hash and the PIN's hash are kept)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from service_platform.db import utcnow
+    from service_platform.technicians import add_technician, card_hash
+
+    def add(kiosk_id: str, number: str, pin: str) -> None:
+        engine = create_engine(f"sqlite:///{platform_server.db_path}")
+        try:
+            with Session(engine) as db:
+                add_technician(db, kiosk_id, card_hash(number), pin, "", utcnow())
+                db.commit()
+        finally:
+            engine.dispose()
+
+    return add
+
+
+@pytest.fixture
 def make_profile(tmp_path: Path, platform_server: PlatformServer) -> Callable[..., Path]:
     """Write a copy of device_profiles/simulated.yaml pointing at the test platform, with overrides."""
 
