@@ -56,7 +56,7 @@ BrowseLocalProtocols none
 WebInterface No
 MaxJobs 0
 PreserveJobHistory Yes
-PreserveJobFiles No
+PreserveJobFiles Yes
 JobRetryLimit 0
 ErrorPolicy abort-job
 <Location />
