@@ -45,6 +45,8 @@ class DeviceConfig:
     settings: Mapping[str, Any]
     required: bool = False
     simulate: bool = False
+    #: the USB device behind it (vendor, product, [serial], [usb_path], [name]) for its udev rule (device_profiles/udev.py)
+    usb: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,12 @@ class KioskInfo:
     min_free_mb: float = 200.0
     #: local time "HH:MM" of the nightly self-test and restart (kiosk/nightly.py); "" = off
     nightly_restart_at: str = ""
+    #: elderly mode (适老化, kiosk/elderly.py): "allowed" (off, one button switches it on for the session), "on" (every
+    #: session starts in it), "off" (not offered)
+    elderly_mode: str = "allowed"
+    #: the platform's place code of the service hall whose staff answer this kiosk's help requests (kiosk/assistance.py:
+    #: its opening hours and phone); "" = none (the help screen gives 12345)
+    hall: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,8 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
         check = {**settings, **placeholder_settings(kind, dev["driver"])} if simulate and kind in SIMULATED_KINDS else settings
         problems += _schema_problems(cls.SETTINGS_SCHEMA, check, f"devices.{kind}.settings")
         devices[kind] = DeviceConfig(kind=kind, driver=dev["driver"], settings=settings,
-                                     required=bool(dev.get("required", False)), simulate=simulate)
+                                     required=bool(dev.get("required", False)), simulate=simulate,
+                                     usb=dev.get("usb"))
     if problems:
         raise ProfileError(source, problems)
 
@@ -185,6 +194,8 @@ def parse_profile(data: Any, source: str = "<profile>", environ: Mapping[str, st
             maintenance_pin_hash=k.get("maintenance_pin_hash", ""),
             min_free_mb=float(k.get("min_free_mb", 200.0)),
             nightly_restart_at=str(k.get("nightly_restart_at") or ""),
+            elderly_mode=str(k.get("elderly_mode", "allowed")),
+            hall=str(k.get("hall") or ""),
         ),
         platform=PlatformConfig(url=p["url"].rstrip("/"), key_file=p.get("key_file", ""),
                                 timeout_s=float(p.get("timeout_s", 5.0)), retries=int(p.get("retries", 2))),
@@ -224,7 +235,7 @@ def _platform_problems(p: Mapping[str, Any]) -> list[str]:
                         "127.0.0.0/8, ::1, localhost)")
     key_file = p.get("key_file")
     if key_file:
-        from kiosk.request_signing import SigningKeyError, load_private_key
+        from device_profiles.signing_key import SigningKeyError, load_private_key
 
         try:
             load_private_key(key_file)

@@ -1,4 +1,4 @@
-"""Help that reaches a person (issue 13): the Help button on every screen (screens/control_bar.py) asks for a member
+"""Help that reaches a person: the Help button on every screen (screens/control_bar.py) asks for a member
 of staff.
 
     tap Help ──► Assistance.request(screen)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from device_profiles.loader import Profile, ProfileError
 from drivers.errors import DeviceError
 from kiosk.audit import AuditJournal
+from kiosk.context import UseCaseContext
 from kiosk.devices import DeviceManager
 from kiosk import identity_levels
 from kiosk.errors import InvalidSessionState, KioskError, KioskRateLimited, PlatformUnavailable, error_code
@@ -146,6 +147,11 @@ class KioskCore:
                                                    profile.platform.timeout_s, profile.platform.retries)
         self.devices = devices or DeviceManager(profile)
         self.voice = Voice(profile.voice)
+        # elderly mode (适老化) for the session: timeouts ×2, slower speech, the menu's most used services first
+        from kiosk.elderly import ElderlyMode
+
+        self.elderly = ElderlyMode(profile.kiosk.elderly_mode, self.session, self.voice,
+                                   usage=lambda: self.platform.feature_usage())
         self.guide_cache = GuideCache(data_dir / "guide-cache.sqlite3")
         #: date of the offline copy the last guide answer came from (None: the answer was live)
         self.guide_offline_as_of: datetime | None = None
@@ -155,6 +161,12 @@ class KioskCore:
                                           kiosk_name=profile.kiosk.name.get("zh_CN", ""),
                                           listener=self._on_print_event)
         self.print_service.storage = self.storage
+        # QR codes on paper point at the platform's PUBLIC verification pages (kiosk/public_urls.py)
+        from kiosk.public_urls import PublicUrls
+
+        self.public_urls = PublicUrls(profile.platform.url, data_dir / "public-urls.json")
+        self.print_service.urls = self.public_urls
+        self.platform.public_urls = self.public_urls   # the cashier QR shown for phone payment
         self.availability = Availability(required=tuple(k for k, d in profile.devices.items() if d.required))
         # 人证核验 after the card when the profile has a camera (kiosk/usecases/face_check.py)
         self.face_check = FaceCheck(profile, self.session, self.platform, devices=self.devices.get,
@@ -162,9 +174,11 @@ class KioskCore:
                                     refused=self.session_refused)
         self._listeners: list[EventListener] = []
         self._watchers: list[Any] = []  # one per card device (ID reader, PC/SC); same CardEvent from each
-        # issue 5: online applications; applications and ratings go through the encrypted outbox
+        # online applications; applications and ratings go through the encrypted outbox
         self.outbox = self._open_outbox(data_dir)
-        self.apply = ApplyFlow(self, self.outbox)  # wipes its state itself when the session ends
+        # what the use-cases below may use of the kiosk (they never import this module)
+        self.context = self._use_case_context()
+        self.apply = ApplyFlow(self.context, self.outbox)  # wipes its state itself when the session ends
         self.outbox_drainer = OutboxDrainer(self.outbox, listener=self.apply.drained)
         self._last_health = -HEALTH_INTERVAL_S
         self._health_running = threading.Event()
@@ -176,17 +190,61 @@ class KioskCore:
         self.fleet: Any = None  # kiosk.fleet_link.FleetLink when the profile names a broker
         # citizen flows (kiosk/usecases): appointments and queue tickets, EMS delivery, e-certificate printing
         from kiosk.usecases.booking import BookingFlow
-        self.booking = BookingFlow(self)
+        self.booking = BookingFlow(self.context)
         from kiosk.usecases.delivery import DeliveryFlow
-        self.delivery = DeliveryFlow(self)
+        self.delivery = DeliveryFlow(self.context)
         from kiosk.usecases.certificates import CertificatesFlow
-        self.certificates = CertificatesFlow(self)
+        self.certificates = CertificatesFlow(self.context)
+        # 补正 at the kiosk (kiosk/usecases/supplement.py), proofs on demand (kiosk/usecases/proofs.py)
+        from kiosk.usecases.supplement import SupplementFlow
+        self.supplement = SupplementFlow(self.context)
+        from kiosk.usecases.proofs import ProofsFlow
+        self.proofs = ProofsFlow(self.context)
+        # photos sent from the citizen's phone (one-time QR per session; stopped and forgotten at session end)
+        from kiosk.phone_upload import PhoneUploads
+        self.phone_uploads = PhoneUploads(self.platform, self.citizen_token, self.dispatch)
+        self.session.subscribe(lambda name, _p: self.phone_uploads.end_session() if name == "ended" else None)
         from kiosk.usecases.printing import StaffDesk
         self.staff_desk = StaffDesk(self.print_service, profile.kiosk.maintenance_pin_hash, audit=self._audit)
         self._started = threading.Event()  # devices opened: health checks before that would report them missing
-        # issue 7: fees — payment journal, reconciler, pad / payment code / phone QR (kiosk/payments)
+        # device self-tests at a level (drivers/health.py) and pushed-profile trials with rollback
+        from kiosk.self_test import SelfTestRunner
+        from kiosk.profile_updates import ProfileUpdates
+
+        self.self_tests = SelfTestRunner(lambda: self.devices.devices, self._audit, lambda: self.fleet)
+        self.profile_updates = ProfileUpdates(self.context)
+        # maintenance mode by a technician's card + PIN (kiosk/maintenance.py)
+        from kiosk.maintenance import MaintenanceMode
+
+        self.maintenance = MaintenanceMode(self.context, clock=clock)
+        # fees — payment journal, reconciler, pad / payment code / phone QR (kiosk/payments)
         from kiosk.payments.flow import PaymentFlow
-        self.payments = PaymentFlow(self)
+        self.payments = PaymentFlow(self.context)
+        # applying for someone else (代办), complaints and questions (kiosk/usecases/proxy.py, feedback.py)
+        from kiosk.usecases.feedback import FeedbackFlow
+        from kiosk.usecases.proxy import ProxyFlow
+        self.proxy = ProxyFlow(self.context)
+        self.feedback = FeedbackFlow(self.context)
+        # the Help button on every screen raises a fleet alarm; staff acknowledge it (kiosk/assistance.py)
+        from kiosk.assistance import Assistance
+
+        self.assistance = Assistance(profile.kiosk.hall, fleet=lambda: self.fleet, halls=self.platform.halls,
+                                     workers=self.workers, emit=self._emit, audit=self._audit)
+        self.subscribe(lambda name, payload: self.assistance.request(payload.get("reason") or "face_check")
+                       if name == "staff_assistance" else None)   # "ask staff" on the face check is a help request
+
+    def _use_case_context(self) -> UseCaseContext:
+        """The :class:`UseCaseContext` handed to each use-case: built once, after the parts it names as fields."""
+        return UseCaseContext(
+            kiosk_id=self.kiosk_id, translator=self.translator, session=self.session, platform=self.platform,
+            devices=self.devices, print_service=self.print_service, workers=self.workers, dispatch=self.dispatch,
+            public_urls=self.public_urls, storage=self.storage, outbox=self.outbox, guide_cache=self.guide_cache,
+            audit_journal=self.audit, face_check=self.face_check, card_watchers=self._watchers, audit=self._audit,
+            emit=self._emit, run=self._run, citizen_token=self.citizen_token, check_health=self.check_health,
+            touch=self.touch, require_storage=self.require_storage, complete_action=self.complete_action,
+            subscribe=self.subscribe, identity_level=self.identity_level, status_texts=self.status_texts,
+            speak=self.speak, end_session=self.end_session, set_maintenance=self.set_maintenance,
+            request_restart=self.request_restart, announce=self.announce, lookup=lambda name: getattr(self, name))
 
     def _open_outbox(self, data_dir: Path) -> Outbox:
         """The encrypted outbox. Its key missing while rows are sealed with it is never papered over with a silently
@@ -261,6 +319,7 @@ class KioskCore:
             self._audit("session_end", payload["session_id"], reason=payload["reason"])
             self.journey.end(payload["reason"])
             self.voice.stop()   # nothing more is said about this citizen
+            self.voice.reset_session()   # the citizen's volume / mute last for their session only
         self._emit(name, **payload)
 
     # lifecycle ------------------------------------------------------------------------------------------------------
@@ -282,7 +341,7 @@ class KioskCore:
         if self.profile.fleet is not None:
             from kiosk.fleet_link import FleetLink
 
-            self.fleet = FleetLink(self)
+            self.fleet = FleetLink(self.context)
             self.fleet.start()
             self.journey.sink = self.fleet.journeys
             backlog = self.journey.drain()
@@ -291,6 +350,7 @@ class KioskCore:
             for code, severity, text in self.startup_alarms:
                 self.fleet.alarm(code, severity, text)
         self.face_check.start()
+        self.workers.submit(self.profile_updates.after_start)   # a pushed profile's trial, or drift
         self._started.set()
         self.check_health()
         self.workers.submit(self._recover_prints)
@@ -323,6 +383,7 @@ class KioskCore:
         """Called about twice a second by the shell: session timeouts, periodic health checks, the nightly
         self-test and restart."""
         self.session.tick()
+        self.maintenance.tick()
         if self.nightly is not None and self._started.is_set() and not self._nightly_running.is_set() \
                 and self.nightly.due(self._wall_now(), busy=self.session.state is not State.IDLE):
             self.run_nightly()
@@ -339,8 +400,9 @@ class KioskCore:
         self._nightly_running.set()
 
         def work() -> dict[str, str]:
-            results = {kind: (s.error_code or s.device.value) for kind, s in self.devices.self_test().items()}
-            failed = {kind: r for kind, r in results.items() if r != "online"}
+            run = self.self_tests.run("internal", origin="nightly", report=False)
+            results = {kind: (r.reason or "online") for kind, r in run.results.items()}
+            failed = run.failed()
             self._audit("nightly_self_test", results=results)
             if failed and self.fleet is not None:
                 try:
@@ -376,8 +438,11 @@ class KioskCore:
                 statuses = self.devices.statuses()
                 self.storage.check()   # the periodic free-space check (changes reach _on_storage_change)
                 self._sync_storage_alarm()
+                platform_up = self.platform.health()
+                if platform_up and not self.public_urls.live:
+                    self.public_urls.refresh(self.platform)
                 return Availability(
-                    platform=self.platform.health(),
+                    platform=platform_up,
                     devices={k: s.usable for k, s in statuses.items()},
                     device_errors={k: s.error_code or s.device.value for k, s in statuses.items() if not s.usable},
                     required=self.availability.required, maintenance=self._maintenance)
@@ -542,7 +607,14 @@ class KioskCore:
             return
         if event.type != "read":
             return  # inserted; bank_card (no identity: used for payment later, never for identification)
+        if self.maintenance.wants_card:
+            self.maintenance.card(event.document)   # the technician's card: never a citizen session
+            return
+        if self.maintenance.state != "closed":
+            return   # a technician is at work: no citizen sessions
         if self.session.citizen is not None:
+            if self.proxy.waiting_for_principal and event.source == "idcard":
+                self.proxy.card_read(event.document)   # 代办: the principal's card after the agent's
             return  # one citizen per session; the card of the person being served was simply read again
         try:
             citizen = identify.citizen_from_document(event.document, date.today(), source=event.source)
@@ -628,8 +700,14 @@ class KioskCore:
     def query_progress(self, number: str, id_last4: str | None = None, on_result: Callback = None,
                        on_error: Callback = None) -> None:
         """By number alone: the state only; with the last 4 characters of the applicant's ID number: the full
-        progress with its timeline (the platform throttles wrong guesses)."""
+        progress with its timeline (the platform throttles wrong guesses). A complaint/question reference (FB…)
+        answers with its state (kiosk/usecases/feedback.py)."""
         self.session.begin_service()
+        from kiosk.usecases.feedback import is_reference
+
+        if is_reference(number):
+            self._run("query_feedback", self.feedback.status_now, number, on_result=on_result, on_error=on_error)
+            return
         self._run("query_progress", self.platform.application_progress, number.strip().upper(),
                   (id_last4 or "").strip().upper() or None, on_result=on_result, on_error=on_error)
 
@@ -706,7 +784,7 @@ class KioskCore:
         return {c: self.translator.t(f"application.status.{c}") for c in codes}
 
     def guide_url(self, code: str) -> str:
-        return f"{self.profile.platform.url}/guides/{code}"
+        return self.public_urls.guide(code)
 
     def _printed(self, action: str, target: RatingTarget, on_result: Callback) -> Callable[[Any], None]:
         session_id = self.session.data.id
@@ -777,6 +855,9 @@ class KioskCore:
             raise ValueError("stars must be 1..5")
         scratch = self.session.data.scratch
         key = scratch.setdefault(("rating_key", target), str(uuid.uuid4()))  # a retry reuses the key: no duplicates
+        if ("journey_rated", target) not in scratch:   # counted once per target in the anonymous journey
+            scratch[("journey_rated", target)] = True
+            self.journey.rated(stars, tags)
         citizen = self.session.citizen
         token = citizen.platform_token if citizen else None
         session_id = self.session.data.id

@@ -7,8 +7,6 @@ dispatcher (the UI thread in the shell).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,25 +15,25 @@ import yaml
 from device_profiles.loader import ProfileError, parse_profile
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 APP_VERSION = "0.1.0"
 
 
 class FleetLink:
-    def __init__(self, core: "KioskCore") -> None:
+    def __init__(self, ctx: "UseCaseContext") -> None:
         from fleet.agent import CommandResult, FleetAgent, HostProbe, identity_from_profile
 
-        self.core = core
+        self.ctx = ctx
         self._result = CommandResult
-        profile = core.profile
+        profile = ctx.profile
         config = profile.fleet
         assert config is not None
         self.sessions_started = 0
         self.agent = FleetAgent(
             profile.kiosk.id, config.broker_url,
-            status_source=core.devices.statuses,
+            status_source=ctx.devices.statuses,
             verify_key=config.verify_key,
             identity=identity_from_profile(profile, app_version=APP_VERSION),
             app_source=self._app_state,
@@ -47,6 +45,7 @@ class FleetLink:
                 "restart_app": self._restart,
                 "push_profile": self._push_profile,
                 "self_test": self._self_test,
+                "assistance_acknowledged": self._assistance_acknowledged,
             },
             outbox_path=Path(profile.kiosk.data_dir) / "fleet-outbox.sqlite3",
             heartbeat_s=config.heartbeat_s,
@@ -54,7 +53,7 @@ class FleetLink:
 
         # print jobs left unfinished (crash, paper out mid-job): a counter operators see, reported when it changes
         self._prints_unfinished = self._unfinished_prints()
-        core.print_service.subscribe(self._on_print_event)
+        ctx.print_service.subscribe(self._on_print_event)
 
     def start(self) -> None:
         self.agent.start()
@@ -76,22 +75,30 @@ class FleetLink:
         self.agent.report_alarm("app", code, severity, text, active=active)
         self.agent.notify_changed()   # the service state (out of service after a crash loop) goes with it
 
+    def event(self, device: str, code: str, severity: str, text: str = "") -> None:
+        """A one-shot event for the kiosk's history on the controller (a self-test's result, a maintenance action, a
+        profile's trial): sent as an alarm event of ``device`` (not ``app``: no alarm state, no alert), kept in the
+        agent's disk outbox while the broker is away."""
+        self.agent.report_alarm(device, code, severity, text, active=True)
+
     # what the agent reports besides devices ---------------------------------------------------------------------------
     def _app_state(self) -> dict[str, Any]:
-        avail = self.core.availability
-        state: dict[str, Any] = {"service": "out_of_service" if avail.out_of_service else "in_service",
+        avail = self.ctx.availability
+        service = "maintenance" if self.ctx.maintenance.is_open else \
+            "out_of_service" if avail.out_of_service else "in_service"
+        state: dict[str, Any] = {"service": service,
                                  "counters": {"sessions": self.sessions_started,
                                               "prints_unfinished": self._unfinished_prints()}}
-        if self.core.announcement:
-            state["announcement"] = self.core.announcement.get("zh_CN", "")
+        if self.ctx.announcement:
+            state["announcement"] = self.ctx.announcement.get("zh_CN", "")
         # the audit chain head: the controller alerts when it goes backwards (tail deleted, chain rewritten)
-        state["audit_head"] = self.core.audit.head()
+        state["audit_head"] = self.ctx.audit_journal.head()
         return state
 
     def _unfinished_prints(self) -> int:
         """Print jobs waiting for staff: not completed, not settled, not printing right now (a count, no details)."""
         try:
-            return int(self.core.staff_desk.count())
+            return int(self.ctx.staff_desk.count())
         except Exception:  # noqa: BLE001 - a journal error must not stop the telemetry
             return self._prints_unfinished if hasattr(self, "_prints_unfinished") else 0
 
@@ -106,23 +113,23 @@ class FleetLink:
     # commands ---------------------------------------------------------------------------------------------------------
     def _out_of_service(self, args: dict[str, Any]) -> Any:
         reason = str(args.get("reason") or "operator")
-        self.core.dispatch(lambda: self.core.set_maintenance(f"fleet: {reason}"))
+        self.ctx.dispatch(lambda: self.ctx.set_maintenance(f"fleet: {reason}"))
         return self._result.done("out of service once the current citizen (if any) has finished")
 
     def _back_in_service(self, args: dict[str, Any]) -> Any:
-        self.core.dispatch(lambda: self.core.set_maintenance(None))
+        self.ctx.dispatch(lambda: self.ctx.set_maintenance(None))
         return self._result.done()
 
     def _announce(self, args: dict[str, Any]) -> Any:
         texts = {k: str(v) for k, v in args.items() if k in ("zh_CN", "en") and v}
         if not texts and args.get("text"):
             texts = {"zh_CN": str(args["text"])}
-        self.core.dispatch(lambda: self.core.announce(texts or None))
+        self.ctx.dispatch(lambda: self.ctx.announce(texts or None))
         return self._result.done("announcement cleared" if not texts else "announcement shown")
 
     def _restart(self, args: dict[str, Any]) -> Any:
         # the result is published first; the shell exits and its supervisor (systemd Restart=) starts it again
-        self.core.dispatch(lambda: self.core.request_restart("fleet"))
+        self.ctx.dispatch(lambda: self.ctx.request_restart("fleet"))
         return self._result.done("restarting")
 
     def _push_profile(self, args: dict[str, Any]) -> Any:
@@ -136,20 +143,15 @@ class FleetLink:
         except (yaml.YAMLError, ProfileError) as exc:
             problems = getattr(exc, "problems", [str(exc)])
             return self._result.failed("invalid profile", problems=problems[:20])
-        if new.kiosk.id != self.core.profile.kiosk.id:
+        if new.kiosk.id != self.ctx.profile.kiosk.id:
             return self._result.failed("profile is for another kiosk", code="profile_wrong_kiosk")
         refused = self._check_protected(data, args.get("profile_signature"))
         if refused is not None:
             return refused
-        target = Path(self.core.profile.source)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".profile-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        self.core.dispatch(lambda: self.core.request_restart("profile pushed"))
-        return self._result.done("profile saved; restarting", digest=new.digest)
+        # written atomically; tried at the next start, rolled back if a required device fails (profile_updates.py)
+        self.ctx.profile_updates.stage(text, new.digest)
+        self.ctx.dispatch(lambda: self.ctx.request_restart("profile pushed"))
+        return self._result.done("profile saved; restarting to try it", digest=new.digest)
 
     def _check_protected(self, data: Any, signature: Any) -> Any:
         """A pushed profile that turns on simulators or the demo bar, or changes the staff PIN, the platform's URL or
@@ -158,7 +160,7 @@ class FleetLink:
         from fleet.profile_signing import ProfileSignatureError, protected_changes, verify_profile
 
         try:
-            current = yaml.safe_load(Path(self.core.profile.source).read_text("utf-8"))
+            current = yaml.safe_load(Path(self.ctx.profile.source).read_text("utf-8"))
         except (OSError, yaml.YAMLError):
             current = {}  # cannot compare: everything protected counts as changed
         changes = protected_changes(current, data)
@@ -168,17 +170,27 @@ class FleetLink:
             log.warning("pushed profile refused: it changes %s and carries no profile signature", ", ".join(changes))
             return self._result.failed("the profile changes protected settings and is not signed for this kiosk",
                                        code="profile_not_signed", changes=changes[:20])
-        fleet = self.core.profile.fleet
+        fleet = self.ctx.profile.fleet
         try:
-            verify_profile(fleet.profile_signing_key if fleet else "", data, self.core.profile.kiosk.id, signature)
+            verify_profile(fleet.profile_signing_key if fleet else "", data, self.ctx.profile.kiosk.id, signature)
         except ProfileSignatureError as exc:
             log.warning("pushed profile refused: %s (%s)", exc.code, exc)
             return self._result.failed(f"profile signature refused: {exc.code}", code=exc.code, changes=changes[:20])
         log.info("pushed profile with protected changes %s: signature for this kiosk verified", ", ".join(changes))
         return None
 
+    def _assistance_acknowledged(self, args: dict[str, Any]) -> Any:
+        """A member of staff acknowledged the citizen's help request on the dashboard: "someone is coming"."""
+        self.ctx.dispatch(lambda: self.ctx.assistance.acknowledged())
+        return self._result.done("shown on the kiosk")
+
     def _self_test(self, args: dict[str, Any]) -> Any:
-        results = {kind: status.to_dict() for kind, status in self.core.devices.self_test().items()}
-        ok = all(status.get("device") == "online" for status in results.values())
-        return self._result.done("all devices online", devices=results) if ok else \
-            self._result.failed("device fault", devices=results)
+        """The internal self-test (open + status) of every device, or ``{"level": "external"}`` (a test slip, a
+        pad loopback… — a card or a face needs a technician there and fails without one)."""
+        level = args.get("level") if args.get("level") in ("internal", "external") else "internal"
+        if level == "external" and self.ctx.session.active:
+            return self._result.failed("a citizen is being served: external self-test refused", code="busy")
+        run = self.ctx.self_tests.run(level, origin="fleet")
+        devices = {kind: r.to_dict() for kind, r in run.results.items()}
+        return self._result.done(run.text(), devices=devices) if run.ok else \
+            self._result.failed(run.text(), devices=devices)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kiosk.privacy import scrub
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,9 @@ class CrashRecovery:
     #: a flood (the same broken callback every frame) logs one line per exception and one alarm per interval
     QUIET_S = 10.0
 
-    def __init__(self, core: "KioskCore", policy: CrashPolicy | None = None,
+    def __init__(self, ctx: "UseCaseContext", policy: CrashPolicy | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.core = core
+        self.ctx = ctx
         self.policy = policy or CrashPolicy(clock=clock)
         self.handled = 0
         self._clock = clock
@@ -141,21 +141,21 @@ class CrashRecovery:
                 pass
             if not quiet:
                 self._last_full[kind] = now
-            self._step("audit", lambda: self.core._audit("crash", where=where, type=kind, count=decision.count))
-            self._step("end session", lambda: self.core.end_session("error"))
+            self._step("audit", lambda: self.ctx.audit("crash", where=where, type=kind, count=decision.count))
+            self._step("end session", lambda: self.ctx.end_session("error"))
             if not quiet:
                 self._step("alarm", lambda: self._alarm("app_exception", "major", f"{kind} in {where}"))
             if decision.out_of_service:
                 log.critical("%d unexpected exceptions within %.0f s: the kiosk goes out of service",
                              decision.count, self.policy.window_s)
-                self._step("out of service", lambda: self.core.set_maintenance(CRASH_LOOP_REASON))
+                self._step("out of service", lambda: self.ctx.set_maintenance(CRASH_LOOP_REASON))
                 self._step("alarm", lambda: self._alarm(
                     "crash_loop", "critical", f"{decision.count} exceptions within {self.policy.window_s:.0f} s; "
                                               f"out of service"))
             return decision
 
     def _alarm(self, code: str, severity: str, text: str) -> None:
-        fleet = getattr(self.core, "fleet", None)
+        fleet = getattr(self.ctx, "fleet", None)
         if fleet is not None:
             fleet.alarm(code, severity, text)
 

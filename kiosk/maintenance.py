@@ -29,7 +29,7 @@ from drivers.health import HealthOptions, Level
 from kiosk.errors import KioskError, KioskRateLimited, PlatformUnavailable, error_code
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 CARD_HASH_CONTEXT = "kiosk-technician-card-v1:"
@@ -78,8 +78,8 @@ class DeviceView:
 
 
 class MaintenanceMode:
-    def __init__(self, core: "KioskCore", clock: Callable[[], float] = time.monotonic) -> None:
-        self.core = core
+    def __init__(self, ctx: "UseCaseContext", clock: Callable[[], float] = time.monotonic) -> None:
+        self.ctx = ctx
         self._clock = clock
         self.state = "closed"
         self._hash = ""
@@ -102,7 +102,7 @@ class MaintenanceMode:
         citizen is identified (their session must end first: nothing of them stays behind a technician)."""
         if self.state == "open":
             return
-        if self.core.session.citizen is not None:
+        if self.ctx.session.citizen is not None:
             raise MaintenanceError("citizen_present")
         self._set("waiting_card", WAIT_CARD_S)
         self._record("maintenance_begin")
@@ -120,7 +120,7 @@ class MaintenanceMode:
         """From the core's tick: a flow left waiting (no card, no PIN) closes by itself; while open, the technician's
         session does not time out like a citizen's."""
         if self.state == "open":
-            self.core.session.touch()
+            self.ctx.session.touch()
             return
         if self.state in ("waiting_card", "pin", "refused") and self._clock() >= self._deadline:
             self._record("maintenance_timeout", step=self.state)
@@ -146,7 +146,7 @@ class MaintenanceMode:
             else:
                 self._refuse("card_refused")
 
-        self.core.workers.submit(self.core.platform.technician_lookup, self._hash, on_result=listed,
+        self.ctx.workers.submit(self.ctx.platform.technician_lookup, self._hash, on_result=listed,
                                  on_error=lambda exc: self._refuse(_code(exc)))
 
     def submit_pin(self, pin: str, on_result: Callback = None, on_error: Callback = None) -> None:
@@ -181,13 +181,13 @@ class MaintenanceMode:
                 self._set("pin", WAIT_PIN_S)
             self._fail(on_error, MaintenanceError(code))
 
-        self.core.workers.submit(self.core.platform.technician_verify, self._hash, pin, on_result=answered,
+        self.ctx.workers.submit(self.ctx.platform.technician_verify, self._hash, pin, on_result=answered,
                                  on_error=failed)
 
     def _open(self) -> None:
         self._set("open")
-        self.core.set_maintenance("technician")
-        self.core.staff_desk.open_for_technician()
+        self.ctx.set_maintenance("technician")
+        self.ctx.staff_desk.open_for_technician()
         self._record("maintenance_opened", severity="warning")
 
     def exit(self) -> None:
@@ -196,17 +196,17 @@ class MaintenanceMode:
             self.cancel()
             return
         self._record("maintenance_closed", severity="info")
-        self.core.staff_desk.lock()
+        self.ctx.staff_desk.lock()
         self._forget()
         self._set("closed")
-        self.core.set_maintenance(None)
-        self.core.check_health()
+        self.ctx.set_maintenance(None)
+        self.ctx.check_health()
 
     def _refuse(self, code: str) -> None:
         self._record("maintenance_refused", severity="warning", code=code)
         self._forget()
         self._set("refused", 10.0)
-        self.core._emit("maintenance_refused", code=code)
+        self.ctx.emit("maintenance_refused", code=code)
 
     def _forget(self) -> None:
         self._hash, self._pin_failures = "", 0
@@ -220,11 +220,11 @@ class MaintenanceMode:
         """Each device's status, counters and last errors (blocking: a worker)."""
         self._require_open()
         views = []
-        for kind, config in self.core.profile.devices.items():
-            status = self.core.devices.status(kind)
+        for kind, config in self.ctx.profile.devices.items():
+            status = self.ctx.devices.status(kind)
             counters = {k: int(v) for k, v in status.counters.items() if not k.startswith("errors.")}
             errors = {k.split(".", 1)[1]: int(v) for k, v in status.counters.items() if k.startswith("errors.")}
-            start_error = self.core.devices.start_errors.get(kind)
+            start_error = self.ctx.devices.start_errors.get(kind)
             if start_error is not None:
                 errors.setdefault(start_error.code, 1)
             views.append(DeviceView(kind=kind, required=config.required, state=status.device.value,
@@ -239,11 +239,11 @@ class MaintenanceMode:
         self._require_open()
         options = HealthOptions(confirm=confirm, card_timeout_s=card_timeout_s)
         # the technician's test card must reach the self-test, not this flow or a citizen session
-        watchers = list(self.core._watchers) if Level(level) is not Level.INTERNAL else []
+        watchers = list(self.ctx.card_watchers) if Level(level) is not Level.INTERNAL else []
         for w in watchers:
             w.stop()
         try:
-            run = self.core.self_tests.run(level, origin="maintenance", options=options, kinds=kinds)
+            run = self.ctx.self_tests.run(level, origin="maintenance", options=options, kinds=kinds)
         finally:
             for w in watchers:
                 w.start()
@@ -253,18 +253,18 @@ class MaintenanceMode:
 
     def reprint_queue(self) -> list[Any]:
         self._require_open()
-        return self.core.staff_desk.jobs()
+        return self.ctx.staff_desk.jobs()
 
     def reprint(self, job_id: str) -> Any:
         self._require_open()
         self._record("maintenance_reprint")
-        return self.core.staff_desk.reprint(job_id)
+        return self.ctx.staff_desk.reprint(job_id)
 
     def profiles(self) -> list[str]:
         """Profiles a technician may switch to: ``<data_dir>/profiles/local/*.yaml`` (brought on a USB stick or
         prepared by the city) and the last good one."""
         self._require_open()
-        folder = Path(self.core.profile.kiosk.data_dir) / "profiles"
+        folder = Path(self.ctx.profile.kiosk.data_dir) / "profiles"
         names = sorted(p.name for p in (folder / "local").glob("*.yaml"))
         return names + (["last-good.yaml"] if (folder / "last-good.yaml").exists() else [])
 
@@ -275,7 +275,7 @@ class MaintenanceMode:
         from device_profiles.loader import ProfileError, parse_profile
         from fleet.profile_signing import protected_changes
 
-        folder = Path(self.core.profile.kiosk.data_dir) / "profiles"
+        folder = Path(self.ctx.profile.kiosk.data_dir) / "profiles"
         path = folder / "last-good.yaml" if name == "last-good.yaml" else folder / "local" / Path(name).name
         try:
             text = path.read_text("utf-8")
@@ -284,39 +284,39 @@ class MaintenanceMode:
         except (OSError, yaml.YAMLError, ProfileError) as exc:
             self._record("maintenance_profile_refused", code="profile_invalid")
             raise MaintenanceError("profile_invalid", str(exc)[:200]) from None
-        if new.kiosk.id != self.core.kiosk_id:
+        if new.kiosk.id != self.ctx.kiosk_id:
             raise MaintenanceError("profile_wrong_kiosk")
         try:
-            current = yaml.safe_load(Path(self.core.profile.source).read_text("utf-8"))
+            current = yaml.safe_load(Path(self.ctx.profile.source).read_text("utf-8"))
         except (OSError, yaml.YAMLError):
             current = {}
         changes = protected_changes(current, data)
         if changes:
             self._record("maintenance_profile_refused", code="profile_protected", changes=changes[:10])
             raise MaintenanceError("profile_protected", ", ".join(changes[:10]))
-        self.core.profile_updates.stage(text, new.digest)
+        self.ctx.profile_updates.stage(text, new.digest)
         self._record("maintenance_profile_switched", digest=new.digest, profile=path.name)
-        self.core.request_restart("maintenance: profile switched")
+        self.ctx.request_restart("maintenance: profile switched")
         return new.digest
 
     def restart(self) -> None:
         self._require_open()
         self._record("maintenance_restart")
-        self.core.request_restart("maintenance")
+        self.ctx.request_restart("maintenance")
 
     # plumbing ---------------------------------------------------------------------------------------------------------
     def _set(self, state: str, wait_s: float = 0.0) -> None:
         with self._lock:
             self.state = state
             self._deadline = self._clock() + wait_s
-        self.core._emit("maintenance", state=state)
-        if self.core.fleet is not None:
-            self.core.fleet.changed()
+        self.ctx.emit("maintenance", state=state)
+        if self.ctx.fleet is not None:
+            self.ctx.fleet.changed()
 
     def _record(self, action: str, severity: str = "info", report: bool = True, **fields: Any) -> None:
         """Audit every step; report it to the fleet (device ``maintenance``), the card masked."""
-        self.core._audit(action, card=self.card_masked, **fields)
-        fleet = self.core.fleet
+        self.ctx.audit(action, card=self.card_masked, **fields)
+        fleet = self.ctx.fleet
         if not report or fleet is None:
             return
         detail = ", ".join(f"{k}={v}" for k, v in fields.items() if k != "changes")
@@ -328,7 +328,7 @@ class MaintenanceMode:
 
     def _fail(self, on_error: Callback, exc: BaseException) -> None:
         if on_error:
-            self.core.dispatch(lambda: on_error(exc))
+            self.ctx.dispatch(lambda: on_error(exc))
 
 
 def _code(exc: BaseException) -> str:

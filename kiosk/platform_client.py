@@ -29,6 +29,7 @@ from kiosk.errors import (
     CitizenSessionExpired, IdentityNotRecognised, KioskRateLimited, NotFound, PlatformRejected, PlatformUnavailable,
     VerificationLevelInsufficient)
 from kiosk.identity_levels import STRONG as STRONG_LEVELS  # the levels that confirm the card holder
+from kiosk.platform_proofs import ProofsApi  # proofs, public verification URLs, phone upload (docs/protocols/proofs.md)
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,15 @@ class ServiceSummary:
     category: str
     fee_fen: int
     promised_days: int | None
+    online_depth: int = 0   # 1 information only … 4 fully online (0: not said)
+    agent_allowed: bool = False  # an agent may apply for someone else (代办)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ServiceSummary":
         return cls(code=d["code"], name=d["name"], name_en=d.get("name_en") or d["name"],
                    department=d.get("department", ""), category=d.get("category", ""),
-                   fee_fen=int(d.get("fee_fen") or 0), promised_days=d.get("promised_days"))
+                   fee_fen=int(d.get("fee_fen") or 0), promised_days=d.get("promised_days"),
+                   online_depth=int(d.get("online_depth") or 0), agent_allowed=bool(d.get("agent_allowed")))
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class ServiceDetail:
     faqs: list[dict[str, str]]
     form_schema: dict[str, Any] | None = None  # JSON Schema of the online form; None: cannot be filed online
     supplement_days: int | None = None
+    agent_note: str = ""  # who may apply as an agent (代办), when allowed
+    sample_forms: list[dict[str, Any]] = field(default_factory=list)  # 示范文本: {title, title_en, note, fields}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ServiceDetail":
@@ -95,6 +101,7 @@ class ServiceDetail:
             fee_fen=int(d.get("fee_fen") or 0), fee_note=d.get("fee_note") or "", basis=d.get("basis") or "",
             places=list(d.get("places") or []), faqs=list(d.get("faqs") or []),
             form_schema=d.get("form_schema"), supplement_days=d.get("supplement_days"),
+            agent_note=d.get("agent_note") or "", sample_forms=list(d.get("sample_forms") or []),
         )
 
 
@@ -391,6 +398,10 @@ class Hall:
     slot_minutes: int
     booking_days: int
     queues: list[HallQueue]
+    #: open at the moment of the answer (None: the platform did not say)
+    open_now: bool | None = None
+    #: when it next opens (ISO 8601), while closed
+    next_open_at: str = ""
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Hall":
@@ -398,7 +409,9 @@ class Hall:
                    phone=d.get("phone", ""), slot_minutes=int(d.get("slot_minutes", 30)),
                    booking_days=int(d.get("booking_days", 7)),
                    queues=[HallQueue(q["prefix"], q["name"], list(q.get("windows") or []))
-                           for q in d.get("queues") or []])
+                           for q in d.get("queues") or []],
+                   open_now=bool(d["open_now"]) if isinstance(d.get("open_now"), bool) else None,
+                   next_open_at=str(d.get("next_open_at") or ""))
 
 
 @dataclass(frozen=True)
@@ -533,7 +546,7 @@ def _captured(at: dt.datetime | None) -> dict[str, str]:
     return {"X-Captured-At": at.isoformat()}
 
 
-class PlatformClient:
+class PlatformClient(ProofsApi):
     def __init__(self, base_url: str, kiosk_id: str, signer: httpx.Auth, timeout_s: float = 5.0, retries: int = 2,
                  transport: httpx.BaseTransport | None = None) -> None:
         """``signer`` signs every request: a :class:`kiosk.request_signing.KioskRequestSigner` for ``kiosk_id``
@@ -640,8 +653,11 @@ class PlatformClient:
         except (PlatformUnavailable, PlatformRejected):
             return False
 
-    def search_services(self, query: str = "", category: str = "", limit: int = 50) -> list[ServiceSummary]:
-        params = {k: v for k, v in {"q": query, "category": category, "limit": limit}.items() if v}
+    def search_services(self, query: str = "", category: str = "", limit: int = 50,
+                        agent_allowed: bool | None = None) -> list[ServiceSummary]:
+        params: dict[str, Any] = {k: v for k, v in {"q": query, "category": category, "limit": limit}.items() if v}
+        if agent_allowed is not None:
+            params["agent_allowed"] = "true" if agent_allowed else "false"
         data = self._request("GET", "/api/v1/services", idempotent=True, params=params)
         return [ServiceSummary.from_json(item) for item in data["items"]]
 
@@ -697,6 +713,21 @@ class PlatformClient:
             self._request("DELETE", "/api/v1/citizen-sessions/current", idempotent=True, token=token)
         except CitizenSessionExpired:
             pass
+
+    def feature_usage(self, days: int = 90) -> dict[str, Any]:
+        """Platform-wide usage counts per kiosk feature (``{"window_days", "features": {feature: count}}``): the
+        elderly-mode menu shows the most used first (kiosk/elderly.py)."""
+        return dict(self._request("GET", "/api/v1/kiosk/feature-usage", idempotent=True, params={"days": days}))
+
+    def technician_lookup(self, card_hash: str) -> bool:
+        """Whether the card (by its hash, kiosk/maintenance.py) is a technician of this kiosk: yes/no."""
+        return bool(self._request("POST", "/api/v1/kiosk/technicians/lookup", idempotent=True,
+                                  json={"card_hash": card_hash})["technician"])
+
+    def technician_verify(self, card_hash: str, pin: str) -> bool:
+        """Card + PIN of this kiosk's technician: yes/no (KioskRateLimited while the platform locks them out)."""
+        return bool(self._request("POST", "/api/v1/kiosk/technicians/verify", idempotent=False,
+                                  json={"card_hash": card_hash, "pin": pin})["technician"])
 
     def kiosk_usage(self) -> dict[str, Any]:
         """This kiosk's own identity-check counts in the rolling hour (distinct citizens, limit, rate_limited)."""
@@ -841,6 +872,9 @@ class PlatformClient:
         """What the kiosk shows as a QR for the citizen's phone: the platform cashier page of the order. The wallet's
         payment provider then notifies the platform with a signed notification (the kiosk holds no key that could
         mark an order paid) and the kiosk learns the payment by polling the order."""
+        urls = getattr(self, "public_urls", None)   # the core sets it: the platform's PUBLIC address (a phone)
+        if urls is not None:
+            return urls.cashier(order_no)
         return f"{self._http.base_url}".rstrip("/") + f"/cashier/{order_no}"
 
     def reconciliation(self, day: dt.date) -> Reconciliation:
@@ -912,3 +946,37 @@ class PlatformClient:
     def delivery(self, token: str, delivery_no: str) -> Delivery:
         return Delivery.from_json(self._request("GET", f"/api/v1/me/deliveries/{delivery_no}", idempotent=True,
                                                 token=token))
+
+    # applying for someone else (代办) ---------------------------------------------------------------------------------
+    def proxy_prefill(self, token: str, service_code: str, principal: Mapping[str, str]) -> FormPrefill:
+        """The service's form pre-filled for the principal (``{id_number, name, document_kind}`` from their card);
+        the platform checks them against the registry (refused: ``principal_not_recognised``)."""
+        body = {"service_code": service_code, "principal": dict(principal)}
+        return FormPrefill.from_json(self._request("POST", "/api/v1/me/proxy-applications/prefill", idempotent=True,
+                                                   token=token, json=body))
+
+    def file_proxy_application(self, token: str, service_code: str, principal: Mapping[str, str],
+                               relationship: str, form: Mapping[str, Any], materials: Sequence[MaterialRef] = (),
+                               commitment: bool = False, *, idempotency_key: str | None = None
+                               ) -> tuple[FiledApplication, dict[str, str]]:
+        """File for the principal; the answer and its ``proxy`` part (both names masked, the relationship)."""
+        body = {**self._draft(service_code, form, materials, commitment), "principal": dict(principal),
+                "relationship": relationship}
+        data = self._request("POST", "/api/v1/me/proxy-applications", idempotent=True, token=token,
+                             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, json=body)
+        return FiledApplication.from_json(data), dict(data.get("proxy") or {})
+
+    # complaints and consultations ------------------------------------------------------------------------------------
+    def submit_feedback(self, kind: str, text: str, service_code: str | None = None, token: str | None = None, *,
+                        idempotency_key: str | None = None) -> dict[str, Any]:
+        """A complaint or a question (anonymous without ``token``): ``{reference, status: received, message_zh,
+        message_en, answer_due, …}``."""
+        body: dict[str, Any] = {"kind": kind, "text": text}
+        if service_code:
+            body["service_code"] = service_code
+        return dict(self._request("POST", "/api/v1/feedback", idempotent=True, token=token,
+                                  headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, json=body))
+
+    def feedback_status(self, reference: str) -> dict[str, Any]:
+        """The public state of a complaint or question (``{reference, kind, status, status_text_zh, …}``)."""
+        return dict(self._request("GET", f"/api/v1/feedback/{reference}", idempotent=True))

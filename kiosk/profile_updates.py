@@ -33,7 +33,7 @@ import yaml
 from drivers.health import Level
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 #: a kiosk that starts this often with a pending profile without finishing its trial (it crashes) rolls back
@@ -69,10 +69,10 @@ def changed_paths(old: Any, new: Any, prefix: str = "", limit: int = 40) -> list
 
 
 class ProfileUpdates:
-    def __init__(self, core: "KioskCore") -> None:
-        self.core = core
-        self.source = Path(core.profile.source)
-        self.folder = Path(core.profile.kiosk.data_dir) / "profiles"
+    def __init__(self, ctx: "UseCaseContext") -> None:
+        self.ctx = ctx
+        self.source = Path(ctx.profile.source)
+        self.folder = Path(ctx.profile.kiosk.data_dir) / "profiles"
         self.state_file = self.folder / "state.json"
         self.last_good = self.folder / "last-good.yaml"
         #: the outcome of this start's check (for tests and the maintenance screen)
@@ -84,7 +84,7 @@ class ProfileUpdates:
         while starting is rolled back after :data:`MAX_TRIAL_STARTS` starts."""
         state = self._state()
         pending = state.get("pending")
-        if isinstance(pending, dict) and pending.get("digest") == self.core.profile.digest \
+        if isinstance(pending, dict) and pending.get("digest") == self.ctx.profile.digest \
                 and not pending.get("rolled_back_from"):
             pending["starts"] = int(pending.get("starts", 0)) + 1
             try:
@@ -119,7 +119,7 @@ class ProfileUpdates:
         state = self._state()
         if not self.last_good.exists():
             write_atomically(self.last_good, self.source.read_text("utf-8"))
-        state["pending"] = {"digest": digest, "previous": self.core.profile.digest, "starts": 0}
+        state["pending"] = {"digest": digest, "previous": self.ctx.profile.digest, "starts": 0}
         self._save(state)
         write_atomically(self.source, text)
         self._event("profile", "profile_staged", "info", f"profile {digest} saved; trial at the next start")
@@ -129,7 +129,7 @@ class ProfileUpdates:
         """Blocking (a worker, once the devices are open and the fleet link exists): the trial of a pending profile,
         the check after a rollback, or drift. Returns what happened: ``applied``, ``rolled_back``, ``restored``,
         ``drift``, ``first_start`` or ``unchanged``."""
-        digest = self.core.profile.digest
+        digest = self.ctx.profile.digest
         state = self._state()
         pending = state.get("pending")
         if isinstance(pending, dict) and pending.get("digest") == digest and not pending.get("rolled_back_from"):
@@ -158,11 +158,11 @@ class ProfileUpdates:
         return self.outcome
 
     def _self_test(self) -> Any:
-        return self.core.self_tests.run(Level.INTERNAL, origin="profile_trial", report=False)
+        return self.ctx.self_tests.run(Level.INTERNAL, origin="profile_trial", report=False)
 
     def _trial(self, state: dict[str, Any], pending: dict[str, Any]) -> str:
         digest = pending["digest"]
-        required = tuple(k for k, d in self.core.profile.devices.items() if d.required)
+        required = tuple(k for k, d in self.ctx.profile.devices.items() if d.required)
         run = self._self_test()
         failed = run.failed(required)
         if not failed and int(pending.get("starts", 1)) <= MAX_TRIAL_STARTS:
@@ -190,7 +190,7 @@ class ProfileUpdates:
         text = f"profile {digest} rolled back to {old_digest}: {why}"
         self._event("profile", "profile_rolled_back", "major", text)
         self._event("app", "profile_rolled_back", "major", text, audit=False)
-        self.core.request_restart("profile rolled back")
+        self.ctx.request_restart("profile rolled back")
         return "rolled_back"
 
     def _rolled_back_after_crashes(self, state: dict[str, Any], pending: dict[str, Any], digest: str) -> str:
@@ -229,8 +229,8 @@ class ProfileUpdates:
 
     def _event(self, device: str, code: str, severity: str, text: str, audit: bool = True) -> None:
         if audit:
-            self.core._audit("profile_event", code=code, text=text)
-        fleet = self.core.fleet
+            self.ctx.audit("profile_event", code=code, text=text)
+        fleet = self.ctx.fleet
         if fleet is None:
             return
         try:

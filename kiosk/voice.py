@@ -7,6 +7,10 @@ with ``aplay``; a kiosk without a sound card (or a test) names ``out_dir`` and g
 
 The text is handed to espeak-ng on stdin, never on its command line (which any process can read in /proc), and is
 never logged: prompts are generic, but a greeting may carry the citizen's masked name.
+
+The citizen's own controls (the control bar on every screen): repeat the last prompt, louder / quieter in
+:data:`VOLUME_STEPS`, mute. They last for the session: :meth:`Voice.reset_session` (session end) brings the profile's
+volume back, unmutes and forgets the last prompt.
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: espeak-ng voice per kiosk language
 VOICES = {"zh_CN": "cmn", "en": "en"}
+#: espeak-ng amplitudes the citizen steps through with louder / quieter (the profile's volume is the start)
+VOLUME_STEPS = (50, 85, 120, 160, 200)
 
 
 class Voice:
@@ -45,7 +51,13 @@ class Voice:
         self._warned = False
         self._cut = False      # the current utterance was killed on purpose
         self._broken = False   # playing failed (no sound card): stop trying until the app restarts
+        #: × config.rate_wpm (elderly mode slows speech down: kiosk/elderly.py)
+        self.rate_factor = 1.0
         self._thread: threading.Thread | None = None
+        #: the session's settings (the citizen's controls); back to the profile's at session end
+        self.volume = config.volume
+        self.muted = False
+        self._last: tuple[str, str] | None = None   # the last prompt (text, language), for "repeat"
         if not config.enabled:
             return
         if self._espeak is None:
@@ -58,18 +70,70 @@ class Voice:
         self._thread.start()
 
     @property
+    def rate_wpm(self) -> int:
+        """The speech rate in use: the profile's, slower in elderly mode (espeak-ng accepts 80–450)."""
+        return max(80, round(self.config.rate_wpm * self.rate_factor))
+
+    @property
     def available(self) -> bool:
         """Prompts can be said: enabled, espeak-ng (and a player) installed, and playing has not failed."""
         return self._thread is not None and not self._broken
 
-    def say(self, text: str, language: str = "zh_CN") -> None:
-        """Say ``text`` now: whatever is being said is cut off, whatever was waiting is dropped."""
-        if not self.available or not text.strip():
+    def say(self, text: str, language: str = "zh_CN", remember: bool = True) -> None:
+        """Say ``text`` now: whatever is being said is cut off, whatever was waiting is dropped. Muted: nothing is
+        said, but the prompt is kept for :meth:`repeat` (``remember=False``: a sound check, not a prompt)."""
+        if not text.strip():
+            return
+        if remember:
+            self._last = (text, language)
+        if not self.available or self.muted:
             return
         with self._lock:
             self._pending = (text, language)
             self._kill_current()
             self._lock.notify()
+
+    # the citizen's controls --------------------------------------------------------------------------------------------
+    def repeat(self) -> bool:
+        """Say the last prompt again (unmuting: whoever asks to hear it again wants sound). False: nothing to repeat."""
+        last = self._last
+        if last is None:
+            return False
+        self.muted = False
+        self.say(*last)
+        return True
+
+    def louder(self) -> int:
+        """One step up in :data:`VOLUME_STEPS` (unmutes); the new volume."""
+        self.muted = False
+        self.volume = next((v for v in VOLUME_STEPS if v > self.volume), VOLUME_STEPS[-1])
+        return self.volume
+
+    def quieter(self) -> int:
+        """One step down in :data:`VOLUME_STEPS`; the new volume."""
+        self.volume = next((v for v in reversed(VOLUME_STEPS) if v < self.volume), VOLUME_STEPS[0])
+        return self.volume
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute (what is being said stops at once) or unmute."""
+        self.muted = muted
+        if muted:
+            with self._lock:
+                self._pending = None
+                self._kill_current()
+
+    @property
+    def level(self) -> int:
+        """The volume as a step number 1..len(VOLUME_STEPS) (0 when muted), for the screen."""
+        if self.muted:
+            return 0
+        return 1 + max((i for i, v in enumerate(VOLUME_STEPS) if v <= self.volume), default=0)
+
+    def reset_session(self) -> None:
+        """Session end: the profile's volume, sound on, no prompt to repeat (it may have carried a masked name)."""
+        self.volume = self.config.volume
+        self.muted = False
+        self._last = None
 
     def stop(self) -> None:
         """Silence: cut off the current utterance and drop the waiting one (session end)."""
@@ -111,8 +175,8 @@ class Voice:
 
     def _speak(self, text: str, language: str) -> Path | None | bool:
         """Make (and play) one utterance; False when it was cut off or failed."""
-        args = [str(self._espeak), "-v", VOICES.get(language, "cmn"), "-s", str(self.config.rate_wpm),
-                "-a", str(self.config.volume)]
+        args = [str(self._espeak), "-v", VOICES.get(language, "cmn"), "-s", str(self.rate_wpm),
+                "-a", str(self.volume)]
         target: Path | None = None
         if self.config.out_dir:
             folder = Path(self.config.out_dir)

@@ -26,7 +26,7 @@ from kiosk.payments.service import Channel, PaymentConfig, PaymentOutcome, Payme
 from kiosk.platform_client import PaymentOrder
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 Callback = Callable[[Any], None] | None
@@ -57,10 +57,10 @@ RETRY_S = 60.0
 
 
 class PaymentFlow:
-    def __init__(self, core: "KioskCore", config: PaymentConfig | None = None, retry_s: float = RETRY_S) -> None:
-        self.core = core
-        self.journal = PaymentJournal(Path(core.profile.kiosk.data_dir) / "payments.sqlite3")
-        self.service = PaymentService(self.journal, core.platform, self.terminal, config or PaymentConfig(),
+    def __init__(self, ctx: "UseCaseContext", config: PaymentConfig | None = None, retry_s: float = RETRY_S) -> None:
+        self.ctx = ctx
+        self.journal = PaymentJournal(Path(ctx.profile.kiosk.data_dir) / "payments.sqlite3")
+        self.service = PaymentService(self.journal, ctx.platform, self.terminal, config or PaymentConfig(),
                                       listener=self._on_service_event)
         self.ready = threading.Event()
         self.last_report: ReconcileReport | None = None
@@ -70,14 +70,14 @@ class PaymentFlow:
         self._closed = threading.Event()
         self.retry_s = retry_s
         self._retry_thread: threading.Thread | None = None
-        core.session.subscribe(self._on_session_event)
+        ctx.session.subscribe(self._on_session_event)
 
     # devices ----------------------------------------------------------------------------------------------------------
     def terminal(self, channel: str) -> PaymentTerminal | None:
-        pad = self.core.devices.get("payment_pad")
+        pad = self.ctx.devices.get("payment_pad")
         if channel == "card":
             return pad  # type: ignore[return-value]
-        scanner = self.core.devices.get("qr_scanner")
+        scanner = self.ctx.devices.get("qr_scanner")
         if channel == "code" and pad is not None and scanner is not None:
             if self._code_terminal is None or self._code_terminal.pad is not pad:
                 self._code_terminal = CodePaymentTerminal(scanner, pad)  # type: ignore[arg-type]
@@ -86,7 +86,7 @@ class PaymentFlow:
 
     def channels(self) -> list[str]:
         """The ways to pay this kiosk offers now (the phone QR needs only the platform)."""
-        usable = self.core.availability.devices
+        usable = self.ctx.availability.devices
         out = []
         if self.terminal("card") is not None and usable.get("payment_pad", True):
             out.append("card")
@@ -105,7 +105,7 @@ class PaymentFlow:
             self.ready.set()
         self.last_report = report
         if report.checked:
-            self.core._audit("payment_reconciled", checked=report.checked, confirmed=len(report.confirmed),
+            self.ctx.audit("payment_reconciled", checked=report.checked, confirmed=len(report.confirmed),
                              reversed=len(report.reversed), not_charged=len(report.not_charged),
                              still_open=report.still_open, seconds=round(report.seconds, 3))
         if report.still_open:
@@ -130,7 +130,7 @@ class PaymentFlow:
                     self._busy.release()
                 self.last_report = report
                 if report.checked:
-                    self.core._audit("payment_reconciled", checked=report.checked, confirmed=len(report.confirmed),
+                    self.ctx.audit("payment_reconciled", checked=report.checked, confirmed=len(report.confirmed),
                                      reversed=len(report.reversed), not_charged=len(report.not_charged),
                                      still_open=report.still_open, seconds=round(report.seconds, 3))
                 if not report.still_open:
@@ -142,9 +142,9 @@ class PaymentFlow:
     # events -----------------------------------------------------------------------------------------------------------
     def _on_service_event(self, name: str, payload: dict[str, Any]) -> None:
         # a citizen at the pad or on the phone is not idle: the payment's own timeouts bound the wait
-        self.core.session.touch()
+        self.ctx.session.touch()
         if name in ("prompt", "qr"):
-            self.core._emit("payment_" + name, **payload)
+            self.ctx.emit("payment_" + name, **payload)
 
     def _on_session_event(self, name: str, payload: dict[str, Any]) -> None:
         if name == "ended":
@@ -152,22 +152,22 @@ class PaymentFlow:
 
     # screens ----------------------------------------------------------------------------------------------------------
     def find(self, order_no: str, on_result: Callback = None, on_error: Callback = None) -> None:
-        self.core.session.begin_service()
-        self.core._run("payment_find", self.service.find_order, order_no, on_result=on_result, on_error=on_error)
+        self.ctx.session.begin_service()
+        self.ctx.run("payment_find", self.service.find_order, order_no, on_result=on_result, on_error=on_error)
 
     def my_unpaid(self, on_result: Callback = None, on_error: Callback = None) -> None:
         """The identified citizen's unpaid orders (refused before the face check confirms the card holder)."""
-        if self.core.session.citizen is None or not self.core.face_check.identity_confirmed():
+        if self.ctx.session.citizen is None or not self.ctx.face_check.identity_confirmed():
             if on_error:
-                self.core.dispatch(lambda: on_error(InvalidSessionState("no identified citizen")))
+                self.ctx.dispatch(lambda: on_error(InvalidSessionState("no identified citizen")))
             return
-        self.core.session.begin_service()
-        self.core._run("payment_list", lambda: self.service.unpaid_orders(self.core.citizen_token()),
+        self.ctx.session.begin_service()
+        self.ctx.run("payment_list", lambda: self.service.unpaid_orders(self.ctx.citizen_token()),
                        on_result=on_result, on_error=on_error)
 
     def texts(self, order: PaymentOrder) -> dict[str, str]:
         """What the confirmation shows, each line translated (amount in yuan from fen)."""
-        t = self.core.translator.t
+        t = self.ctx.translator.t
         return {"order_no": t("payment.order_no", order_no=order.order_no),
                 "purpose": t("payment.purpose", purpose=order.purpose),
                 "amount": t("payment.amount", amount=yuan(order.amount_fen)),
@@ -179,7 +179,7 @@ class PaymentFlow:
         """Say amount, purpose and payee aloud (the voice, where the kiosk has one); returns the spoken text, which
         the screen also shows."""
         text = self.texts(order)["speak"]
-        speak = getattr(self.core, "speak", None)
+        speak = getattr(self.ctx, "speak", None)
         if callable(speak):
             try:
                 speak("payment.speak.confirm", purpose=order.purpose, amount=yuan(order.amount_fen),
@@ -190,18 +190,18 @@ class PaymentFlow:
 
     def pay(self, order: PaymentOrder, channel: Channel, on_result: Callback = None,
             on_error: Callback = None) -> None:
-        self.core.session.begin_service()
+        self.ctx.session.begin_service()
         self._cancel = cancel = threading.Event()
-        session_id = self.core.session.data.id
+        session_id = self.ctx.session.data.id
 
         def work() -> PaymentDone:
             if not self.ready.is_set():
                 raise PaymentsNotReady("reconciliation still running")
             # the payment journal records every step before the pad is asked: refused while the disk is full
-            self.core.require_storage("payment")
-            with self._busy, self.core.storage.writing("payment journal"):
+            self.ctx.require_storage("payment")
+            with self._busy, self.ctx.storage.writing("payment journal"):
                 outcome = self.service.pay(order, channel, cancel)
-            self.core._audit("payment", session_id, order=outcome.record.order_no, channel=channel,
+            self.ctx.audit("payment", session_id, order=outcome.record.order_no, channel=channel,
                              status=outcome.status, state=outcome.record.state.value,
                              amount_fen=outcome.record.amount_fen, ref=outcome.reference)
             if not outcome.record.state.resolved:
@@ -211,12 +211,12 @@ class PaymentFlow:
             try:
                 result = self.print_voucher(outcome)
             except Exception as exc:   # paid but no paper: the screen shows the reference for a copy
-                self.core._audit("payment_voucher_failed", session_id, ref=outcome.reference,
+                self.ctx.audit("payment_voucher_failed", session_id, ref=outcome.reference,
                                  code=getattr(exc, "code", "internal_error"))
                 return PaymentDone(outcome, print_error=exc)
             return PaymentDone(outcome, print_result=result)
 
-        self.core._run("payment", work, on_result=on_result, on_error=on_error)
+        self.ctx.run("payment", work, on_result=on_result, on_error=on_error)
 
     def cancel(self) -> None:
         """The citizen pressed cancel: the running payment stops at the terminal if it still can."""
@@ -224,16 +224,16 @@ class PaymentFlow:
 
     def print_voucher(self, outcome: PaymentOutcome) -> Any:
         record, order = outcome.record, outcome.order
-        method = self.core.translator.t(f"payment.method.{record.method}") if record.method else ""
+        method = self.ctx.translator.t(f"payment.method.{record.method}") if record.method else ""
         paid_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.paid_at or time.time()))
-        return self.core.print_service.print_receipt(
+        return self.ctx.print_service.print_receipt(
             "payment_voucher", summary=f"缴费凭证 {record.order_no}",
             payment={"order_id": record.order_no, "item": record.purpose,
                      "application_number": record.application_number, "payer_masked": order.payer_masked,
                      "amount_fen": record.amount_fen, "method": method + (f" {record.card_masked}"
                                                                            if record.card_masked else ""),
                      "txn_ref": record.txn_ref, "paid_at": paid_at, "payee": record.payee,
-                     "verify_url": f"{self.core.profile.platform.url.rstrip('/')}/verify/payment/{record.order_no}"})
+                     "verify_url": self.ctx.public_urls.payment(record.order_no)})
 
     def close(self) -> None:
         self._cancel.set()

@@ -36,10 +36,15 @@ TEMPLATES: dict[str, str] = {
     "fault_slip": "fault (what, code, job_id, occurred_at, advice), staff_hotline",
     "transaction_receipt": "txn (number, service_name, applicant_masked, id_masked, department, accepted_at, "
                            "promised_date, materials[name, form], fee_fen, pickup)",
+    "supplement_receipt": "supp (number, service_name, applicant_masked, department, at, materials[name, form], "
+                          "submitted, status_text, outstanding, reference, verify_url)",
     "appointment_slip": "appointment (number, service_name, hall_name, hall_address, date, start, end, "
                         "citizen_masked)",
     "delivery_receipt": "delivery (number, waybill_no, application_number, recipient_masked, phone_masked, "
                         "address_masked, status_text, created_at)",
+    "proxy_receipt": "proxy (number, service_name, principal_masked, agent_masked, relationship_text, department, "
+                     "accepted_at, promised_date, outstanding[name], supplement_due, verify_url)",
+    "feedback_receipt": "feedback (reference, kind, kind_text, service_name, created_at, answer_due, verify_url)",
 }
 
 _DIGITS = "零壹贰叁肆伍陆柒捌玖"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import io
 import logging
 import threading
 import uuid
@@ -24,6 +23,8 @@ from typing import Any, Callable
 
 from kiosk.errors import (CitizenSessionExpired, DeviceUnavailable, InvalidSessionState, KioskError,
                           PlatformUnavailable, error_code)
+from kiosk import page_capture
+from kiosk.context import UseCaseContext
 from kiosk.forms import FieldError, Form, from_problems, validate
 from kiosk.outbox import DrainReport, Outbox, OutboxItem
 from kiosk.platform_client import (ECertificate, FiledApplication, FormPrefill, Material, MaterialRef, PlatformClient,
@@ -165,33 +166,25 @@ def register_senders(outbox: Outbox, platform: PlatformClient) -> None:
     outbox.register("rating", rating_sender(platform))
 
 
-def page_jpeg(image: Any, quality: int = 90) -> bytes:
-    """A camera frame (BGR array) as JPEG bytes."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image[:, :, ::-1].copy()).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 class ApplyFlow:
-    """The application flow for the citizen being served. ``core`` is the :class:`~kiosk.core.KioskCore` (platform,
-    session, workers, devices, print service, outbox). Callbacks come through the core's dispatcher."""
+    """The application flow for the citizen being served. ``ctx`` is the kiosk as a use-case sees it
+    (:class:`~kiosk.context.UseCaseContext`: platform, session, workers, devices, print service, outbox). Callbacks
+    come through the core's dispatcher."""
 
-    def __init__(self, core: Any, outbox: Outbox) -> None:
-        self.core = core
+    def __init__(self, ctx: "UseCaseContext", outbox: Outbox) -> None:
+        self.ctx = ctx
         self.outbox = outbox
-        register_senders(outbox, core.platform)
+        register_senders(outbox, ctx.platform)
         self._lock = threading.RLock()
         self._generation = 0
         self._details: dict[str, ServiceDetail] = {}  # public catalogue data: kept across sessions
         self._clear()
-        core.session.subscribe(lambda name, _payload: self.reset() if name == "ended" else None)
-        core.subscribe(self._on_core_event)
+        ctx.session.subscribe(lambda name, _payload: self.reset() if name == "ended" else None)
+        ctx.subscribe(self._on_core_event)
 
     def _on_core_event(self, name: str, payload: dict[str, Any]) -> None:
         """The platform is reachable again: drain the outbox now rather than at the next round."""
-        drainer = getattr(self.core, "outbox_drainer", None)
+        drainer = getattr(self.ctx, "outbox_drainer", None)
         if name == "availability" and payload["availability"].platform and drainer is not None:
             if self.outbox.pending_count():
                 drainer.wake()
@@ -221,7 +214,7 @@ class ApplyFlow:
     def _run(self, action: str, fn: Callable[[], Any], apply: Callable[[Any], Any] | None,
              on_result: Callback, on_error: Callback) -> None:
         generation = self._generation
-        session_id = self.core.session.data.id
+        session_id = self.ctx.session.data.id
 
         def done(value: Any) -> None:
             if generation != self._generation:
@@ -233,31 +226,31 @@ class ApplyFlow:
         def failed(exc: BaseException) -> None:
             if generation != self._generation:
                 return
-            self.core._audit("action_failed", session_id, action=action, code=error_code(exc))
+            self.ctx.audit("action_failed", session_id, action=action, code=error_code(exc))
             if isinstance(exc, PlatformUnavailable):
-                self.core.check_health()
+                self.ctx.check_health()
             if on_error:
                 on_error(exc)
 
-        self.core.workers.submit(fn, on_result=done, on_error=failed)
+        self.ctx.workers.submit(fn, on_result=done, on_error=failed)
 
     def _token(self) -> str:
         """The citizen session token (blocking; see :meth:`KioskCore.citizen_token`)."""
         try:
-            return self.core.citizen_token()
+            return self.ctx.citizen_token()
         except InvalidSessionState:
             raise InvalidSessionState("applying needs an identified citizen") from None
 
     def _detail(self, code: str) -> ServiceDetail:
         detail = self._details.get(code)
         if detail is None:
-            detail = self._details[code] = self.core.platform.service_detail(code)
+            detail = self._details[code] = self.ctx.platform.service_detail(code)
         return detail
 
     # ------------------------------------------------------------------------------------------ PICK
     def start(self) -> None:
         """Open the flow (from the menu): nothing chosen yet."""
-        self.core.session.begin_service()
+        self.ctx.session.begin_service()
         with self._lock:
             if self.form is not None:
                 self.form.clear()
@@ -267,26 +260,26 @@ class ApplyFlow:
                on_error: Callback = None) -> None:
         """Services matching ``query`` (name, pinyin initials) or a life-event ``category`` that can be filed
         online here."""
-        self.core.touch()
+        self.ctx.touch()
 
         def find() -> list[ServiceSummary]:
-            found = self.core.platform.search_services(query, category, limit=50)
+            found = self.ctx.platform.search_services(query, category, limit=50)
             return [s for s in found if self._detail(s.code).form_schema is not None]
         self._run("apply_search", find, None, on_result, on_error)
 
     def categories(self, on_result: Callback = None, on_error: Callback = None) -> None:
-        self._run("apply_categories", self.core.platform.categories, None, on_result, on_error)
+        self._run("apply_categories", self.ctx.platform.categories, None, on_result, on_error)
 
     def choose(self, code: str, on_result: Callback = None, on_error: Callback = None) -> None:
         """Load the guide, the pre-filled form and the citizen's e-certificates; then show the one-time notice."""
-        self.core.session.begin_service()
+        self.ctx.session.begin_service()
 
         def load() -> tuple[ServiceDetail, FormPrefill, list[ECertificate]]:
             detail = self._detail(code)
             if detail.form_schema is None:
                 raise NotApplicableOnline(code)
             token = self._token()
-            return detail, self.core.platform.form_prefill(token, code), self.core.platform.my_e_certificates(token)
+            return detail, self.ctx.platform.form_prefill(token, code), self.ctx.platform.my_e_certificates(token)
 
         self._run("apply_choose", load, self._loaded, on_result, on_error)
 
@@ -314,7 +307,7 @@ class ApplyFlow:
     # ------------------------------------------------------------------------------------------ NOTICE, FORM
     def accept_notice(self) -> None:
         self._need(Step.NOTICE, Step.FORM, Step.ATTACH, Step.REVIEW)
-        self.core.touch()
+        self.ctx.touch()
         self.step = Step.FORM
 
     def _need(self, *steps: Step) -> None:
@@ -326,7 +319,7 @@ class ApplyFlow:
         problems of that field now (empty when fine)."""
         self._need(Step.FORM, Step.REVIEW)
         assert self.form is not None
-        self.core.touch()
+        self.ctx.touch()
         if typed:
             self.form.set_text(pointer, str(value))
         else:
@@ -338,7 +331,7 @@ class ApplyFlow:
         """Check the whole form: the errors (shown next to the fields), or none and the flow goes on."""
         self._need(Step.FORM, Step.REVIEW)
         assert self.form is not None
-        self.core.touch()
+        self.ctx.touch()
         self.field_errors = validate(self.form)
         if not self.field_errors:
             self.step = Step.ATTACH
@@ -352,7 +345,7 @@ class ApplyFlow:
 
     def attach_suggested(self) -> int:
         """One tap: attach the best e-certificate to every material that one can replace. Returns how many."""
-        self.core.touch()
+        self.ctx.touch()
         count = 0
         for slot in self.open_slots:
             if slot.candidates and not slot.e_certificate_id:
@@ -367,12 +360,12 @@ class ApplyFlow:
             cert_id = ids[0]
         if cert_id not in ids:
             raise ValueError(f"material {index}: no usable e-certificate {cert_id}")
-        self.core.touch()
+        self.ctx.touch()
         slot.e_certificate_id, slot.defer = cert_id, False
 
     def detach(self, index: int) -> None:
         slot = self.slot(index)
-        self.core.touch()
+        self.ctx.touch()
         slot.e_certificate_id, slot.upload_ids, slot.defer = None, [], False
 
     def defer(self, index: int, defer: bool = True) -> None:
@@ -380,7 +373,7 @@ class ApplyFlow:
         slot = self.slot(index)
         if defer and not slot.material.deferrable:
             raise ValueError(f"material {index} cannot be supplied later")
-        self.core.touch()
+        self.ctx.touch()
         slot.defer = defer
 
     def slot(self, index: int) -> MaterialSlot:
@@ -391,11 +384,12 @@ class ApplyFlow:
 
     @property
     def camera_available(self) -> bool:
-        return self.core.devices.get("camera") is not None
+        """Whether pages can be photographed here (document camera, else the face camera: kiosk/page_capture.py)."""
+        return page_capture.page_camera(self.ctx.devices.get) is not None
 
     def next_after_attach(self) -> Step:
         """CAPTURE when a camera is configured and a material still lacks something; otherwise straight to review."""
-        self.core.touch()
+        self.ctx.touch()
         wanting = [s for s in self.open_slots if not s.provided]
         self.step = Step.CAPTURE if self.camera_available and wanting else Step.REVIEW
         return self.step
@@ -403,21 +397,17 @@ class ApplyFlow:
     def capture_page(self, index: int, on_result: Callback = None, on_error: Callback = None) -> None:
         """Photograph a paper page for material ``index`` with the kiosk camera and upload it (Idempotency-Key per
         page, so a retry never uploads twice)."""
-        camera = self.core.devices.get("camera")
-        if camera is None:
+        if not self.camera_available:
             if on_error:
-                self.core.dispatch(lambda: on_error(DeviceUnavailable("no camera configured")))
+                self.ctx.dispatch(lambda: on_error(DeviceUnavailable("no camera configured")))
             return
         slot = self.slot(index)
         page_no = len(slot.upload_ids)
         key = self._upload_keys.setdefault((index, page_no), str(uuid.uuid4()))
 
         def shoot() -> str:
-            latest = camera.latest_frame()
-            frame = camera.wait_frame(after_seq=latest.seq if latest else 0, timeout=5.0) or latest
-            if frame is None:
-                raise DeviceUnavailable("the camera gave no picture")
-            upload = self.core.platform.upload_page(self._token(), page_jpeg(frame.image), "image/jpeg",
+            jpeg = page_capture.capture_page(self.ctx.devices.get)   # flattened when a document camera takes it
+            upload = self.ctx.platform.upload_page(self._token(), jpeg, "image/jpeg",
                                                     idempotency_key=key)
             return upload.id
 
@@ -425,7 +415,7 @@ class ApplyFlow:
             slot.upload_ids.append(upload_id)
             slot.defer = False
             return slot
-        self.core.touch()
+        self.ctx.touch()
         self._run("apply_capture", shoot, added, on_result, on_error)
 
     # ------------------------------------------------------------------------------------------ REVIEW
@@ -436,12 +426,12 @@ class ApplyFlow:
         """Ask the platform for every missing or wrong item at once (一次性告知); creates nothing."""
         if self.detail is None or self.form is None:
             raise InvalidSessionState("apply: nothing to review")
-        self.core.touch()
+        self.ctx.touch()
         code, doc, refs = self.detail.summary.code, self.form.to_json(), self._materials()
         commitment = any(r.defer for r in refs)
 
         def ask() -> PreReview:
-            return self.core.platform.pre_review(self._token(), code, doc, refs, commitment)
+            return self.ctx.platform.pre_review(self._token(), code, doc, refs, commitment)
         self._run("apply_pre_review", ask, self._reviewed, on_result, on_error)
 
     def _reviewed(self, review: PreReview) -> PreReview:
@@ -455,7 +445,7 @@ class ApplyFlow:
     def edit_form(self) -> None:
         """Back to the form (from materials or review) to correct something."""
         self._need(Step.FORM, Step.ATTACH, Step.CAPTURE, Step.REVIEW)
-        self.core.touch()
+        self.ctx.touch()
         self.step = Step.FORM
 
     def to_capture(self) -> None:
@@ -463,12 +453,12 @@ class ApplyFlow:
         self._need(Step.ATTACH, Step.CAPTURE, Step.REVIEW)
         if not self.camera_available:
             raise DeviceUnavailable("no camera configured")
-        self.core.touch()
+        self.ctx.touch()
         self.step = Step.CAPTURE
 
     def to_review(self) -> None:
         self._need(Step.ATTACH, Step.CAPTURE, Step.REVIEW)
-        self.core.touch()
+        self.ctx.touch()
         self.step = Step.REVIEW
 
     # ------------------------------------------------------------------------------------------ SUBMIT
@@ -478,30 +468,30 @@ class ApplyFlow:
         is unreachable. A refusal (:class:`PreReviewFailed`) goes to ``on_error`` and back to review."""
         if self.detail is None or self.form is None:
             raise InvalidSessionState("apply: nothing to submit")
-        self.core.touch()
+        self.ctx.touch()
         refs = self._materials()
         payload = {"token": "", "service_code": self.detail.summary.code, "form": self.form.to_json(),
                    "materials": [r.to_json() for r in refs], "commitment": any(r.defer for r in refs)}
-        session_id = self.core.session.data.id
+        session_id = self.ctx.session.data.id
         existing = self.item  # a retry of the same confirmed request keeps its outbox row (and key)
 
         def send() -> Outcome:
             item = existing
             if item is None or item.state == "rejected":
-                self.core.require_storage("application")   # data disk full: StorageFull, nothing journaled
+                self.ctx.require_storage("application")   # data disk full: StorageFull, nothing journaled
                 payload["token"] = self._token()
-                with self.core.storage.writing("outbox"):
+                with self.ctx.storage.writing("outbox"):
                     item = self.outbox.put("application", payload)
             self.item = item
             try:
                 done = self.outbox.attempt(item.id)
             except PlatformUnavailable:
-                self.core._audit("application_queued", session_id, service=payload["service_code"],
+                self.ctx.audit("application_queued", session_id, service=payload["service_code"],
                                  reference=item.reference)
                 return Outcome("queued", item.reference)
             self.item = done
             result = done.result or {}
-            self.core._audit("application_submitted", session_id, service=payload["service_code"],
+            self.ctx.audit("application_submitted", session_id, service=payload["service_code"],
                              number=result.get("number", ""), reference=done.reference)
             return Outcome("submitted", done.reference, result.get("number"), result)
 
@@ -523,7 +513,7 @@ class ApplyFlow:
         """Blocking: a rating through the outbox (journaled with its key, then sent). Returns the platform's answer
         with ``queued: False``, or ``{"queued": True, "reference": ...}`` when the platform is unreachable."""
         existing = self.outbox.by_key(idempotency_key)
-        with self.core.storage.writing("outbox"):
+        with self.ctx.storage.writing("outbox"):
             item = existing if existing is not None and existing.kind == "rating" else self.outbox.put(
                 "rating", {"target_type": target_type, "target_id": target_id, "stars": stars, "tags": list(tags),
                            "comment": comment, "token": token or ""}, idempotency_key=idempotency_key)
@@ -536,10 +526,10 @@ class ApplyFlow:
     def drained(self, report: DrainReport) -> None:
         """From the outbox drainer: queued requests settled (for the audit journal; their citizens have left)."""
         for item in report.submitted:
-            self.core._audit("outbox_submitted", kind=item.kind, reference=item.reference,
+            self.ctx.audit("outbox_submitted", kind=item.kind, reference=item.reference,
                              number=(item.result or {}).get("number", ""))
         for item in report.rejected:
-            self.core._audit("outbox_rejected", kind=item.kind, reference=item.reference, code=item.last_error or "")
+            self.ctx.audit("outbox_rejected", kind=item.kind, reference=item.reference, code=item.last_error or "")
 
     # ------------------------------------------------------------------------------------------ RESULT
     def receipt_context(self) -> dict[str, Any]:
@@ -547,7 +537,7 @@ class ApplyFlow:
         if self.outcome is None or self.outcome.status != "submitted" or self.detail is None:
             raise InvalidSessionState("apply: nothing was submitted")
         result = self.outcome.result or {}
-        citizen = self.core.session.citizen
+        citizen = self.ctx.session.citizen
         slots = {s.index: s for s in self.slots}
         materials = []
         for m in result.get("materials") or []:
@@ -566,7 +556,8 @@ class ApplyFlow:
                 "id_masked": citizen.id_masked if citizen else "", "department": result.get("department") or
                 self.detail.summary.department, "accepted_at": str(result.get("submitted_at", ""))[:16].replace(
                     "T", " "), "promised_date": result.get("promised_date"), "materials": materials,
-                "fee_fen": self.detail.fee_fen, "pickup": pickup}
+                "fee_fen": self.detail.fee_fen, "pickup": pickup,
+                "verify_url": self.ctx.public_urls.application(self.outcome.number)}
 
     def rating_target(self) -> RatingTarget:
         if self.outcome is not None and self.outcome.number:
@@ -578,18 +569,18 @@ class ApplyFlow:
         """Print the 业务受理回执 (number as QR); then the rating is asked for."""
         txn = self.receipt_context()
         target = self.rating_target()
-        core = self.core
+        ctx = self.ctx
 
         def printed(result: Any) -> Any:
-            core._audit("printed", core.session.data.id, action="print_apply", job=result.job_id,
+            ctx.audit("printed", ctx.session.data.id, action="print_apply", job=result.job_id,
                         bytes=result.bytes_sent)
-            if core.session.active:
-                core.complete_action(target)
+            if ctx.session.active:
+                ctx.complete_action(target)
             return result
-        self._run("print_apply", lambda: core.print_service.print_receipt(
+        self._run("print_apply", lambda: ctx.print_service.print_receipt(
             "transaction_receipt", summary=f"业务受理回执 {txn['number']}", txn=txn), printed, on_result, on_error)
 
     def finish(self) -> None:
         """Done without (another) receipt: ask for the rating."""
-        if self.core.session.active:
-            self.core.complete_action(self.rating_target())
+        if self.ctx.session.active:
+            self.ctx.complete_action(self.rating_target())

@@ -33,7 +33,7 @@ from kiosk.platform_client import Appointment, Hall, QueueTicket, ServiceSummary
 from kiosk.session import RatingTarget
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,14 +50,14 @@ class NotIdentified(InvalidSessionState):
     translation_key = "booking.error.not_identified"
 
 
-def rejection_text(core: "KioskCore", exc: BaseException, prefix: str) -> str:
+def rejection_text(ctx: "UseCaseContext", exc: BaseException, prefix: str) -> str:
     """Citizen text for an error: ``<prefix>.error.<platform code>`` when the platform refused with a code this
     feature explains (slot_full, delivery_exists, …), else the error's own translation."""
     code = getattr(exc, "platform_code", "") if isinstance(exc, PlatformRejected) else ""
     key = f"{prefix}.error.{code}"
-    if code and key in table(core.translator.language) or code and key in table("zh_CN"):
-        return core.translator.t(key)
-    return core.translator.error_text(exc)
+    if code and key in table(ctx.translator.language) or code and key in table("zh_CN"):
+        return ctx.translator.t(key)
+    return ctx.translator.error_text(exc)
 
 
 class CoreFlow:
@@ -66,20 +66,20 @@ class CoreFlow:
     #: audit/action name prefix, e.g. "booking"
     name = "flow"
 
-    def __init__(self, core: "KioskCore") -> None:
-        self.core = core
+    def __init__(self, ctx: "UseCaseContext") -> None:
+        self.ctx = ctx
 
     # --- citizen ------------------------------------------------------------------------------------------------
     @property
     def identified(self) -> bool:
         """A card was read (and, where the kiosk checks faces, the face check confirmed it)."""
-        return self.core.session.citizen is not None and self.core.face_check.identity_confirmed()
+        return self.ctx.session.citizen is not None and self.ctx.face_check.identity_confirmed()
 
     def token(self, fresh: bool = False) -> str:
         """The citizen's platform token (blocking: on a worker); ``fresh`` opens a new session (the previous
         expired). See :meth:`KioskCore.citizen_token`."""
         try:
-            return self.core.citizen_token(fresh)
+            return self.ctx.citizen_token(fresh)
         except InvalidSessionState:
             raise NotIdentified("no identified citizen") from None
 
@@ -92,42 +92,42 @@ class CoreFlow:
 
     def key(self, *what: Any) -> str:
         """The idempotency key of one choice in this session (a retry reuses it)."""
-        return self.core.session.data.scratch.setdefault((self.name + "_key", *what), str(uuid.uuid4()))
+        return self.ctx.session.data.scratch.setdefault((self.name + "_key", *what), str(uuid.uuid4()))
 
     # --- running ------------------------------------------------------------------------------------------------
     def run(self, action: str, fn: Callable[..., Any], *args: Any, on_result: Callback = None,
             on_error: Callback = None, service: bool = True) -> None:
         """Run ``fn(*args)`` on a worker (audited on failure); ``service`` marks the session as in service."""
         if service:
-            self.core.session.begin_service()
+            self.ctx.session.begin_service()
         else:
-            self.core.session.touch()
-        self.core._run(action, fn, *args, on_result=on_result, on_error=on_error)
+            self.ctx.session.touch()
+        self.ctx.run(action, fn, *args, on_result=on_result, on_error=on_error)
 
     def run_identified(self, action: str, fn: Callable[..., Any], *args: Any, on_result: Callback = None,
                        on_error: Callback = None) -> None:
         """As :meth:`run`, refused at once (``NotIdentified``) when no card was read."""
         if not self.identified:
             if on_error:
-                self.core.dispatch(lambda: on_error(NotIdentified("no identified citizen")))
+                self.ctx.dispatch(lambda: on_error(NotIdentified("no identified citizen")))
             return
         self.run(action, fn, *args, on_result=on_result, on_error=on_error)
 
     def audit(self, event: str, **fields: Any) -> None:
         """An audit entry in the current session (callers pass non-personal fields only)."""
-        self.core._audit(event, self.core.session.data.id if self.core.session.active else None, **fields)
+        self.ctx.audit(event, self.ctx.session.data.id if self.ctx.session.active else None, **fields)
 
     def printed(self, action: str, result: Any) -> None:
         self.audit("printed", action=action, job=result.job_id, bytes=getattr(result, "bytes_sent", None),
                    paper=getattr(getattr(result, "paper", None), "value", None))
         paper = getattr(result, "paper", None)
         if paper is not None and getattr(paper, "value", "") == "low":
-            self.core.check_health()
+            self.ctx.check_health()
 
     def finish(self, target: RatingTarget) -> None:
         """The citizen has read the outcome: ask for a rating of it."""
-        if self.core.session.active:
-            self.core.complete_action(target)
+        if self.ctx.session.active:
+            self.ctx.complete_action(target)
 
 
 # --- booking --------------------------------------------------------------------------------------------------------
@@ -189,15 +189,15 @@ def ticket_view(ticket: QueueTicket, query_url: str = "") -> dict[str, Any]:
 class BookingFlow(CoreFlow):
     name = "booking"
 
-    def __init__(self, core: "KioskCore") -> None:
-        super().__init__(core)
+    def __init__(self, ctx: "UseCaseContext") -> None:
+        super().__init__(ctx)
         self._catalogue_lock = threading.Lock()
         self._hall_services: dict[str, list[ServiceSummary]] = {}
         self._catalogue_at = -CATALOGUE_TTL_S
 
     # --- blocking steps (workers) -------------------------------------------------------------------------------
     def halls_now(self) -> list[Hall]:
-        return self.core.platform.halls()
+        return self.ctx.platform.halls()
 
     def _hall_services_now(self) -> dict[str, list[ServiceSummary]]:
         """Hall name → the services handled there (from the catalogue: a service lists its places), cached for an
@@ -205,8 +205,8 @@ class BookingFlow(CoreFlow):
         with self._catalogue_lock:
             if time.monotonic() - self._catalogue_at > CATALOGUE_TTL_S:
                 by_hall: dict[str, list[ServiceSummary]] = {}
-                for summary in self.core.platform.search_services("", limit=100):
-                    detail = self.core.platform.service_detail(summary.code)
+                for summary in self.ctx.platform.search_services("", limit=100):
+                    detail = self.ctx.platform.service_detail(summary.code)
                     for place in detail.places:
                         by_hall.setdefault(place.get("name", ""), []).append(summary)
                 self._hall_services = by_hall
@@ -218,25 +218,25 @@ class BookingFlow(CoreFlow):
         return list(self._hall_services_now().get(hall.name, []))
 
     def days_now(self, hall: Hall, service: ServiceSummary) -> list[DaySlots]:
-        return group_days(self.core.platform.hall_slots(hall.code, service_code=service.code))
+        return group_days(self.ctx.platform.hall_slots(hall.code, service_code=service.code))
 
     def book_now(self, hall: Hall, service: ServiceSummary, slot: Slot) -> Booked:
         """Book (one key per choice: a retry returns the same appointment) and print the slip."""
         key = self.key("book", hall.code, service.code, slot.date, slot.start)
-        appointment = self.with_token(lambda token: self.core.platform.book_appointment(
+        appointment = self.with_token(lambda token: self.ctx.platform.book_appointment(
             token, hall.code, service.code, dt.date.fromisoformat(slot.date), slot.start, idempotency_key=key))
         self.audit("appointment_booked", hall=hall.code, service=service.code, appointment=appointment.appointment_no)
         return Booked(appointment, *self._print_slip(appointment))
 
     def _print_slip(self, appointment: Appointment) -> tuple[Any, BaseException | None]:
-        citizen = self.core.session.citizen
+        citizen = self.ctx.session.citizen
         try:
-            result = self.core.print_service.print_receipt(
+            result = self.ctx.print_service.print_receipt(
                 "appointment_slip", summary=f"预约凭条 {appointment.appointment_no}",
                 appointment=appointment_view(appointment, citizen.name_masked if citizen else ""))
         except Exception as exc:  # booked all the same: the number is on screen; the citizen may print again
             log.warning("appointment slip not printed: %s", getattr(exc, "code", type(exc).__name__))
-            self.core.check_health()
+            self.ctx.check_health()
             return None, exc
         self.printed("print_appointment", result)
         return result, None
@@ -245,16 +245,16 @@ class BookingFlow(CoreFlow):
         """Print the slip again after it failed (a partly printed one is reprinted through the journal, marked)."""
         failed = booked.print_error
         if failed is not None and getattr(failed, "job_id", "") and getattr(failed, "bytes_sent", 0):
-            result = self.core.print_service.reprint(getattr(failed, "job_id"))
+            result = self.ctx.print_service.reprint(getattr(failed, "job_id"))
             self.printed("print_appointment", result)
             return Booked(booked.appointment, result, None)
         return Booked(booked.appointment, *self._print_slip(booked.appointment))
 
     def my_appointments_now(self) -> list[Appointment]:
-        return self.with_token(self.core.platform.my_appointments)
+        return self.with_token(self.ctx.platform.my_appointments)
 
     def cancel_now(self, appointment: Appointment) -> Appointment:
-        cancelled = self.with_token(lambda token: self.core.platform.cancel_appointment(
+        cancelled = self.with_token(lambda token: self.ctx.platform.cancel_appointment(
             token, appointment.appointment_no))
         self.audit("appointment_cancelled", appointment=appointment.appointment_no)
         return cancelled
@@ -263,30 +263,30 @@ class BookingFlow(CoreFlow):
         """A queue ticket for now (with the citizen's identity if the card was read) and its printed slip."""
         key = self.key("ticket", hall.code, service.code)
         if self.identified:
-            ticket = self.with_token(lambda token: self.core.platform.take_queue_ticket(
+            ticket = self.with_token(lambda token: self.ctx.platform.take_queue_ticket(
                 hall.code, service.code, token, idempotency_key=key))
         else:
-            ticket = self.core.platform.take_queue_ticket(hall.code, service.code, idempotency_key=key)
+            ticket = self.ctx.platform.take_queue_ticket(hall.code, service.code, idempotency_key=key)
         self.audit("queue_ticket", hall=hall.code, service=service.code, ticket=ticket.ticket_no)
         return Ticketed(ticket, *self._print_ticket(ticket))
 
     def check_in_now(self, appointment: Appointment) -> Ticketed:
         """Arrived for an appointment at this hall's kiosk: the queue ticket for it."""
         key = self.key("check_in", appointment.appointment_no)
-        ticket = self.with_token(lambda token: self.core.platform.check_in(token, appointment.appointment_no,
+        ticket = self.with_token(lambda token: self.ctx.platform.check_in(token, appointment.appointment_no,
                                                                            idempotency_key=key))
         self.audit("queue_ticket", hall=appointment.hall_code, service=appointment.service_code,
                    ticket=ticket.ticket_no, appointment=appointment.appointment_no)
         return Ticketed(ticket, *self._print_ticket(ticket))
 
     def _print_ticket(self, ticket: QueueTicket) -> tuple[Any, BaseException | None]:
-        url = f"{self.core.profile.platform.url}/api/v1/queue-tickets/{ticket.id}"
+        url = self.ctx.public_urls.queue_ticket(ticket.id)   # the public verify page (kiosk/public_urls.py)
         try:
-            result = self.core.print_service.print_receipt("queue_ticket", summary=f"排队取号凭条 {ticket.ticket_no}",
+            result = self.ctx.print_service.print_receipt("queue_ticket", summary=f"排队取号凭条 {ticket.ticket_no}",
                                                            ticket=ticket_view(ticket, url))
         except Exception as exc:
             log.warning("queue ticket not printed: %s", getattr(exc, "code", type(exc).__name__))
-            self.core.check_health()
+            self.ctx.check_health()
             return None, exc
         self.printed("print_queue_ticket", result)
         return result, None
@@ -294,7 +294,7 @@ class BookingFlow(CoreFlow):
     def reprint_ticket_now(self, ticketed: Ticketed) -> Ticketed:
         failed = ticketed.print_error
         if failed is not None and getattr(failed, "job_id", "") and getattr(failed, "bytes_sent", 0):
-            result = self.core.print_service.reprint(getattr(failed, "job_id"))
+            result = self.ctx.print_service.reprint(getattr(failed, "job_id"))
             self.printed("print_queue_ticket", result)
             return Ticketed(ticketed.ticket, result, None)
         return Ticketed(ticketed.ticket, *self._print_ticket(ticketed.ticket))
@@ -303,7 +303,7 @@ class BookingFlow(CoreFlow):
     def halls(self, on_result: Callback = None, on_error: Callback = None) -> None:
         self.run("booking_halls", self.halls_now, on_result=on_result, on_error=on_error, service=False)
         # while the citizen picks a hall, the services of every hall are loaded (if not cached)
-        self.core.workers.submit(self._hall_services_now, on_error=lambda exc: None)
+        self.ctx.workers.submit(self._hall_services_now, on_error=lambda exc: None)
 
     def services_at(self, hall: Hall, on_result: Callback = None, on_error: Callback = None) -> None:
         self.run("booking_services", self.services_at_now, hall, on_result=on_result, on_error=on_error,
@@ -339,7 +339,7 @@ class BookingFlow(CoreFlow):
         self.run("print_queue_ticket", self.reprint_ticket_now, ticketed, on_result=on_result, on_error=on_error)
 
     def error_text(self, exc: BaseException) -> str:
-        return rejection_text(self.core, exc, "booking")
+        return rejection_text(self.ctx, exc, "booking")
 
     def done(self, service_code: str, action: str) -> None:
         """The citizen read the outcome (booked / ticket / cancelled): ask for the rating of that service."""

@@ -22,7 +22,7 @@ from kiosk.usecases.booking import Callback, CoreFlow, rejection_text
 from kiosk.usecases.printing import ReprintNeedsAuthorisation
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,18 @@ def cert_view(cert: ECertificate) -> CertView:
 class CertificatesFlow(CoreFlow):
     name = "certificates"
 
-    def __init__(self, core: "KioskCore") -> None:
-        super().__init__(core)
+    def __init__(self, ctx: "UseCaseContext") -> None:
+        super().__init__(ctx)
 
     # --- availability -------------------------------------------------------------------------------------------
     def configured(self) -> bool:
-        return "licence_printer" in self.core.profile.devices
+        return "licence_printer" in self.ctx.profile.devices
 
     def unavailable_reason(self) -> str | None:
         """None when certificates can be printed now, else the translation key of why not (for the menu tile)."""
         if not self.configured():
             return "certificates.reason.no_printer"
-        avail = self.core.availability
+        avail = self.ctx.availability
         if not avail.platform:
             return "certificates.reason.platform"
         if avail.devices and not avail.devices.get("licence_printer", False):
@@ -105,32 +105,32 @@ class CertificatesFlow(CoreFlow):
 
     # --- blocking steps -----------------------------------------------------------------------------------------
     def list_now(self) -> list[CertView]:
-        certs = self.with_token(self.core.platform.my_e_certificates)
-        self.core.session.data.scratch["certificates"] = {c.id: c for c in certs}
+        certs = self.with_token(self.ctx.platform.my_e_certificates)
+        self.ctx.session.data.scratch["certificates"] = {c.id: c for c in certs}
         return [cert_view(c) for c in certs]
 
     def _jobs(self) -> dict[str, str]:
         """certificate id → journal id of its first print in this session (wiped with the session)."""
-        return self.core.session.data.scratch.setdefault(("certificates", "jobs"), {})
+        return self.ctx.session.data.scratch.setdefault(("certificates", "jobs"), {})
 
     def print_now(self, cert_id: str) -> CertPrinted:
         if not self.configured():
             raise NoLicencePrinter("no licence printer in the profile")
-        cert = self.core.session.data.scratch.get("certificates", {}).get(cert_id)
+        cert = self.ctx.session.data.scratch.get("certificates", {}).get(cert_id)
         if cert is None:
-            cert = self.with_token(lambda token: self.core.platform.e_certificate(token, cert_id))
+            cert = self.with_token(lambda token: self.ctx.platform.e_certificate(token, cert_id))
         if cert.status == "revoked":
             raise NotPrintable("revoked certificate")
-        service = self.core.print_service
+        service = self.ctx.print_service
         first = self._jobs().get(cert_id)
         entry = service.journal.get(first) if first else None
         if entry is not None and entry.state != "done" and entry.closed is None and entry.may_have_printed:
             raise ReprintNeedsAuthorisation(f"print job {first} may have printed: staff decide")
-        self.core.require_storage("print")   # the PDF and its print job go on the data disk
-        pdf = self.with_token(lambda token: self.core.platform.e_certificate_pdf(token, cert_id))
-        path = self.core.session.temp_dir() / f"{safe_name(cert_id)}.pdf"
+        self.ctx.require_storage("print")   # the PDF and its print job go on the data disk
+        pdf = self.with_token(lambda token: self.ctx.platform.e_certificate_pdf(token, cert_id))
+        path = self.ctx.session.temp_dir() / f"{safe_name(cert_id)}.pdf"
         try:
-            with self.core.storage.writing("certificate PDF"):
+            with self.ctx.storage.writing("certificate PDF"):
                 path.write_bytes(pdf)
         except BaseException:
             path.unlink(missing_ok=True)   # no half-written document left behind
@@ -148,7 +148,7 @@ class CertificatesFlow(CoreFlow):
             job_id = getattr(exc, "job_id", "")
             if job_id and first is None:
                 self._jobs()[cert_id] = job_id
-            self.core.check_health()
+            self.ctx.check_health()
             raise
         finally:
             path.unlink(missing_ok=True)
@@ -167,8 +167,8 @@ class CertificatesFlow(CoreFlow):
 
     def error_text(self, exc: BaseException) -> str:
         if isinstance(exc, ReprintNeedsAuthorisation):
-            return self.core.translator.t("certificates.error.staff")
-        return rejection_text(self.core, exc, "certificates")
+            return self.ctx.translator.t("certificates.error.staff")
+        return rejection_text(self.ctx, exc, "certificates")
 
     def done(self) -> None:
         self.finish(RatingTarget("kiosk_action", "print_certificate", "print_certificate"))

@@ -21,7 +21,7 @@ from kiosk.session import RatingTarget
 from kiosk.usecases.booking import Callback, CoreFlow, rejection_text
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +115,16 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
 class DeliveryFlow(CoreFlow):
     name = "delivery"
 
-    def __init__(self, core: "KioskCore") -> None:
-        super().__init__(core)
+    def __init__(self, ctx: "UseCaseContext") -> None:
+        super().__init__(ctx)
         self._consent: DeliveryConsent | None = None
         self._lock = threading.Lock()
 
     # --- blocking steps -----------------------------------------------------------------------------------------
     def overview_now(self) -> Overview:
         def fetch(token: str) -> Overview:
-            applications = self.core.platform.my_applications(token)
-            deliveries = self.core.platform.my_deliveries(token)
+            applications = self.ctx.platform.my_applications(token)
+            deliveries = self.ctx.platform.my_deliveries(token)
             taken = {d.application_number for d in deliveries}
             return Overview([a for a in applications if a.status not in NOT_MAILABLE and a.number not in taken],
                             deliveries)
@@ -133,12 +133,12 @@ class DeliveryFlow(CoreFlow):
     def consent_now(self) -> DeliveryConsent:
         with self._lock:
             if self._consent is None:
-                self._consent = self.core.platform.delivery_consent()
+                self._consent = self.ctx.platform.delivery_consent()
             return self._consent
 
     def recipient_name(self) -> str:
         """The identified citizen's own name (the recipient by default); personal: never shown unmasked."""
-        citizen = self.core.session.citizen
+        citizen = self.ctx.session.citizen
         document = getattr(citizen, "document", None)
         return getattr(document, "name", "") or ""
 
@@ -147,25 +147,25 @@ class DeliveryFlow(CoreFlow):
         """Order the delivery (after explicit consent) and print its receipt."""
         if not agreed:
             raise ConsentRequired("the citizen did not agree to pass the address to EMS")
-        self.core.require_storage("delivery")   # its receipt is journaled: not ordered while the disk is full
+        self.ctx.require_storage("delivery")   # its receipt is journaled: not ordered while the disk is full
         address = make_address(self.recipient_name(), phone, province, city, district, detail)
         key = self.key("order", application.number)
-        delivery = self.with_token(lambda token: self.core.platform.request_delivery(
+        delivery = self.with_token(lambda token: self.ctx.platform.request_delivery(
             token, application.number, address, consent.version, True, idempotency_key=key))
         self.audit("delivery_requested", application=application.number, delivery=delivery.delivery_no,
                    consent=consent.version)
         try:
-            result = self.core.print_service.print_receipt(
+            result = self.ctx.print_service.print_receipt(
                 "delivery_receipt", summary=f"证照寄送回执 {delivery.delivery_no}", delivery=delivery_view(delivery))
         except Exception as exc:  # ordered all the same: the number is on screen
             log.warning("delivery receipt not printed: %s", getattr(exc, "code", type(exc).__name__))
-            self.core.check_health()
+            self.ctx.check_health()
             return Ordered(delivery, None, exc)
         self.printed("print_delivery", result)
         return Ordered(delivery, result, None)
 
     def track_now(self, delivery_no: str) -> Delivery:
-        return self.with_token(lambda token: self.core.platform.delivery(token, delivery_no))
+        return self.with_token(lambda token: self.ctx.platform.delivery(token, delivery_no))
 
     # --- for screens --------------------------------------------------------------------------------------------
     def overview(self, on_result: Callback = None, on_error: Callback = None) -> None:
@@ -184,8 +184,8 @@ class DeliveryFlow(CoreFlow):
 
     def error_text(self, exc: BaseException) -> str:
         if isinstance(exc, InvalidAddress):
-            return self.core.translator.t(f"delivery.error.invalid_{exc.field}")
-        return rejection_text(self.core, exc, "delivery")
+            return self.ctx.translator.t(f"delivery.error.invalid_{exc.field}")
+        return rejection_text(self.ctx, exc, "delivery")
 
     def done(self, application_number: str) -> None:
         self.finish(RatingTarget("application", application_number, "delivery"))

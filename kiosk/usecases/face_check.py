@@ -2,7 +2,11 @@
 before any personal service (my applications, applying, paying, e-certificates). Services without identity (guides,
 progress by number) stay open all the time.
 
-    card read ──► core: session.identify(citizen) ──► FaceCheck.begin(citizen)     (reference photo fetched, camera on)
+    card read ──► core: session.identify(citizen) ──► FaceCheck.begin(citizen)     (nothing captured yet)
+    consent   ──► FaceCheck.consent(agreed)        (PIPL: biometrics are sensitive personal information; the audit
+                    │                               journal records the decision, never face data)
+                    ├─ agreed   ──► reference photo fetched, camera on
+                    └─ refused  ──► FaceCheck.choose(route): staff, services without identity (no camera ever)
     screen    ──► FaceCheck.attempt(on_event, on_done)                               (one attempt on a kiosk worker)
                     ├─ verified  ──► platform session opened with face_match=true ──► event "face_verified"
                     ├─ retry     ──► the screen offers "try again" (K attempts, profile face.max_attempts, default 3)
@@ -45,6 +49,17 @@ Audit = Callable[..., None]
 #: the routes a citizen may take when the face check cannot confirm them (profile ``face.alternatives``);
 #: ``card_only`` keeps the card's identity at the ``card`` level (progress, appointments: kiosk/identity_levels.py)
 ROUTES = ("staff_assistance", "continue_without_identity", "card_only")
+
+
+#: the version of the consent notice the citizen is shown (kiosk/locales/*/consent.yaml), recorded with the decision
+CONSENT_NOTICE = "face-consent-v1"
+
+
+class FaceConsentRequired(KioskError):
+    """An attempt was asked for before the citizen agreed to the face check (or after they refused)."""
+
+    code = "face_consent_required"
+    translation_key = "consent.error.required"
 
 
 class FaceCheckNotNeeded(KioskError):
@@ -102,7 +117,8 @@ class _Check:
 
     citizen: Any
     session_id: str
-    face_session: "Future[FaceSession]"
+    face_session: "Future[FaceSession] | None" = None   # prepared once the citizen agreed
+    consent: bool | None = None                          # None: not asked yet
     cancel: threading.Event = field(default_factory=threading.Event)
     running: bool = False
     verified: bool = False
@@ -193,6 +209,20 @@ class FaceCheck:
         return self.needs_check(self._session.citizen)
 
     @property
+    def consent_pending(self) -> bool:
+        """The citizen still has to agree (or not) before the camera may start."""
+        citizen = self._session.citizen
+        if not self.needs_check(citizen):
+            return False
+        check = self._check
+        return check is None or check.citizen is not citizen or check.consent is None
+
+    @property
+    def consent_given(self) -> bool:
+        check = self._check
+        return check is not None and check.citizen is self._session.citizen and check.consent is True
+
+    @property
     def running(self) -> bool:
         check = self._check
         return check is not None and check.running
@@ -208,7 +238,8 @@ class FaceCheck:
     # the flow -------------------------------------------------------------------------------------------------------
     def begin(self, citizen: Any) -> bool:
         """The card of ``citizen`` was read. Returns False when no face check is needed (the caller goes on as before);
-        else fetches the reference photo on a worker, switches the camera on and returns True."""
+        else the check waits for the citizen's consent (:meth:`consent`) and returns True — nothing is captured or
+        fetched before that."""
         with self._lock:   # the card handler and an early attempt() may both begin: one check per citizen
             if not self.needs_check(citizen):
                 return False
@@ -216,14 +247,39 @@ class FaceCheck:
             if current is not None and current.citizen is citizen:
                 return True   # already begun (an attempt asked for before the core got here)
             self._end_check()
-            future = self._workers.submit(self._prepare, citizen)
-            check = _Check(citizen=citizen, session_id=self._session.data.id, face_session=future)
+            check = _Check(citizen=citizen, session_id=self._session.data.id)
             self._check = check
-        camera = self.camera
-        if camera is not None and hasattr(camera, "resume"):
-            camera.resume()
         self._audit("face_check_started", check.session_id)
         return True
+
+    def consent(self, agreed: bool) -> None:
+        """The citizen's answer on the consent screen (what is captured, why, that nothing is kept). Agreed: the
+        reference photo is fetched and the camera switched on; refused: nothing is captured, the citizen picks another
+        route (:meth:`choose`). The decision goes to the audit journal (with the notice version; no face data)."""
+        citizen = self._session.citizen
+        with self._lock:
+            if (self._check is None or self._check.citizen is not citizen) and self.needs_check(citizen):
+                self.begin(citizen)
+            check = self._check
+            if check is None or check.citizen is not citizen or check.verified:
+                raise FaceCheckNotNeeded("no face check is pending")
+            if check.consent is True and agreed:
+                return   # a second tap on "agree"
+            check.consent = bool(agreed)
+            if agreed and check.route == "staff_assistance":
+                check.route = None   # asked for staff, then agreed after all
+            if agreed and check.face_session is None:
+                check.face_session = self._workers.submit(self._prepare, citizen)
+        self._session.touch()
+        self._audit("face_consent", check.session_id, decision="agreed" if agreed else "refused",
+                    notice=CONSENT_NOTICE)
+        if agreed:
+            camera = self.camera
+            if camera is not None and hasattr(camera, "resume"):
+                camera.resume()
+        else:
+            check.cancel.set()
+            self._pause_camera()
 
     def attempt(self, on_event: Callable[[FaceEvent], None] | None = None,
                 on_done: Callable[[FaceOutcome], None] | None = None,
@@ -234,6 +290,11 @@ class FaceCheck:
         if (self._check is None or self._check.citizen is not citizen) and self.needs_check(citizen):
             self.begin(citizen)   # the screen may ask before the core's card handler has begun the check
         check = self._check
+        if check is not None and check.citizen is citizen and not check.verified and check.consent is not True \
+                and check.route is None:
+            if on_error is not None:
+                self._workers.dispatch(lambda: on_error(FaceConsentRequired("the citizen has not agreed")))
+            return
         if check is None or check.citizen is not citizen or check.verified or check.running or \
                 check.route is not None or (check.outcome is not None and check.outcome.next != Next.RETRY.value):
             if on_error is not None:
@@ -284,8 +345,8 @@ class FaceCheck:
         check.route = route
         self._audit("face_route", check.session_id, route=route, failures=check.outcome.failures if check.outcome
                     else 0)
-        if route == "staff_assistance":
-            self._emit("staff_assistance", reason="face_check")
+        if route == "staff_assistance":   # the core raises the help request (kiosk/assistance.py)
+            self._emit("staff_assistance", reason="face_consent" if check.consent is False else "face_check")
             return
         if route == "card_only":
             # the card's identity stays, at the card level: progress and appointments, nothing that needs the holder
@@ -332,6 +393,8 @@ class FaceCheck:
 
     def _run_attempt(self, check: _Check, forward: Callable[[FaceEvent], None]) -> FaceOutcome:
         timeout = self.settings.attempt_timeout_s
+        if check.face_session is None:
+            raise FaceConsentRequired("the citizen has not agreed")
         face_session = check.face_session.result(timeout=timeout)
         camera = self.camera
         if camera is None:
@@ -401,15 +464,19 @@ class FaceCheck:
             return
         check.cancel.set()
         self._pause_camera()
+        future = check.face_session
+        if future is None:   # never agreed: nothing was captured or fetched
+            check.citizen = None
+            return
 
         def wipe() -> None:
             try:
-                face_session = check.face_session.result(timeout=60)
+                face_session = future.result(timeout=60)
             except Exception:
                 return
             face_session.wipe()
 
-        if check.face_session.done() and not check.running:
+        if future.done() and not check.running:
             wipe()
         else:
             threading.Thread(target=wipe, name="face-wipe", daemon=True).start()

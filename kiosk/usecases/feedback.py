@@ -77,15 +77,15 @@ class FeedbackFlow(CoreFlow):
         digest = hashlib.sha256(f"{kind}\n{service_code}\n{text}".encode()).hexdigest()[:16]
         key = self.key("send", digest)
         token = self._token()
-        got = self.core.platform.submit_feedback(kind, text, service_code, token, idempotency_key=key)
+        got = self.ctx.platform.submit_feedback(kind, text, service_code, token, idempotency_key=key)
         reference = str(got["reference"])
         self.audit("feedback_filed", kind=kind, reference=reference, with_session=token is not None)
-        language = self.core.translator.language
+        language = self.ctx.translator.language
         message = got.get("message_zh") if language == "zh_CN" else got.get("message_en")
         due = str(got.get("answer_due", ""))[:10]
         printed, failed = None, None
         try:
-            printed = self.core.print_service.print_receipt(
+            printed = self.ctx.print_service.print_receipt(
                 "feedback_receipt", summary=f"投诉咨询回执 {reference}",
                 feedback=self.receipt_context(reference, kind, service_code, str(got.get("created_at", "")), due))
             self.printed("print_feedback", printed)
@@ -103,17 +103,17 @@ class FeedbackFlow(CoreFlow):
         service_name = ""
         if service_code:
             try:
-                service_name = self.core.guide_cache.detail(service_code).summary.name
+                service_name = self.ctx.guide_cache.detail(service_code).summary.name
             except Exception:  # noqa: BLE001 - the name is a courtesy on the receipt
                 service_name = ""
         return {"reference": reference, "kind": kind, "kind_text": KIND_ZH[kind], "service_name": service_name,
                 "created_at": created_at[:16].replace("T", " "), "answer_due": answer_due,
-                "verify_url": self.core.public_urls.feedback(reference)}
+                "verify_url": self.ctx.public_urls.feedback(reference)}
 
     def status_now(self, reference: str) -> Application:
         """The state of a complaint or question, as a state-only progress (what the progress screen shows)."""
-        got = self.core.platform.feedback_status(reference.strip().upper())
-        language = self.core.translator.language
+        got = self.ctx.platform.feedback_status(reference.strip().upper())
+        language = self.ctx.translator.language
         text = got.get("status_text_zh") if language == "zh_CN" else got.get("status_text_en")
         return Application(number=got["reference"], service_code="", service_name=KIND_ZH.get(got.get("kind", ""), ""),
                            status=got["status"], status_text=str(text or got["status"]), applicant_masked="",

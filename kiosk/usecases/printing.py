@@ -47,7 +47,8 @@ REPRINT_MARK = "【补打】"
 
 #: non-personal summaries recorded in the journal per template
 SUMMARIES = {"service_notice": "一次性告知单", "progress": "办件进度回执", "queue_ticket": "排队取号凭条",
-             "payment_voucher": "缴费凭证", "fault_slip": "故障告知单", "transaction_receipt": "业务受理回执"}
+             "payment_voucher": "缴费凭证", "fault_slip": "故障告知单", "transaction_receipt": "业务受理回执",
+             "supplement_receipt": "补正材料回执"}
 
 
 def new_job_id() -> str:
@@ -58,9 +59,10 @@ def _common(kiosk_id: str, kiosk_name: str) -> dict[str, Any]:
     return {"kiosk_id": kiosk_id, "kiosk_name": kiosk_name, "printed_at": datetime.now().strftime("%Y-%m-%d %H:%M")}
 
 
-def progress_view(application: Application, status_text: Mapping[str, str]) -> dict[str, Any]:
-    """What the progress template shows of an application (masked applicant only)."""
-    return {
+def progress_view(application: Application, status_text: Mapping[str, str], verify_url: str = "") -> dict[str, Any]:
+    """What the progress template shows of an application (masked applicant only); ``verify_url``: the public page
+    its QR opens (else the QR holds the number)."""
+    return {"verify_url": verify_url,
         "number": application.number, "service_name": application.service_name,
         "applicant_masked": application.applicant_masked, "department": application.department,
         "submitted_at": application.submitted_at[:16].replace("T", " "),
@@ -124,6 +126,8 @@ class PrintService:
         self._state_lock = threading.Lock()
         #: the kiosk's storage guard (kiosk/storage.py), set by the core; None: no free-space check
         self.storage: Any = None
+        #: the kiosk's public URLs (kiosk/public_urls.py), set by the core; None: QR codes hold bare numbers
+        self.urls: Any = None
         journal.subscribe(lambda entry: self._emit("print_job", **entry.to_dict()))
 
     # ------------------------------------------------------------------------------------------ events
@@ -216,7 +220,8 @@ class PrintService:
                                   guide_url=guide_url)
 
     def print_progress(self, application: Application, status_text: Mapping[str, str]) -> PrintResult:
-        return self.print_receipt("progress", application=progress_view(application, status_text))
+        url = self.urls.application(application.number) if self.urls is not None else ""
+        return self.print_receipt("progress", application=progress_view(application, status_text, url))
 
     def print_fault_slip(self, what: str, code: str, failed_job_id: str = "",
                          advice: str = "本次操作未能完成，请勿重复操作。") -> PrintResult:
@@ -508,6 +513,12 @@ class StaffDesk:
                     self._failures, self._locked_until = 0, now + PIN_LOCKOUT_S
             self._audit("staff_unlock", result="ok" if ok else "wrong_pin")
             return ok
+
+    def open_for_technician(self) -> None:
+        """Unlocked by maintenance mode (a technician's card + PIN checked by the platform: kiosk/maintenance.py)."""
+        with self._lock:
+            self._unlocked = True
+        self._audit("staff_unlock", result="technician")
 
     def lock(self) -> None:
         if self._unlocked:

@@ -29,7 +29,7 @@ from kiosk.usecases.certificates import NoLicencePrinter
 from kiosk.usecases.printing import ReprintNeedsAuthorisation
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +132,22 @@ def safe_name(code: str) -> str:
 class ProofsFlow(CoreFlow):
     name = "proofs"
 
-    def __init__(self, core: "KioskCore") -> None:
-        super().__init__(core)
+    def __init__(self, ctx: "UseCaseContext") -> None:
+        super().__init__(ctx)
 
     # --- state and availability ---------------------------------------------------------------------------------
     @property
     def state(self) -> ProofsState:
-        return self.core.session.data.scratch.setdefault("proofs_state", ProofsState())
+        return self.ctx.session.data.scratch.setdefault("proofs_state", ProofsState())
 
     def configured(self) -> bool:
-        return "licence_printer" in self.core.profile.devices
+        return "licence_printer" in self.ctx.profile.devices
 
     def unavailable_reason(self) -> str | None:
         """None when proofs can be printed now, else the translation key of why not (for the menu tile)."""
         if not self.configured():
             return "proofs.reason.no_printer"
-        avail = self.core.availability
+        avail = self.ctx.availability
         if not avail.platform:
             return "proofs.reason.platform"
         if avail.devices and not avail.devices.get("licence_printer", False):
@@ -156,7 +156,7 @@ class ProofsFlow(CoreFlow):
 
     # --- blocking steps -----------------------------------------------------------------------------------------
     def types_now(self) -> list[ProofType]:
-        types = self.with_token(self.core.platform.proof_types)
+        types = self.with_token(self.ctx.platform.proof_types)
         state = self.state
         state.types = types
         return types
@@ -167,18 +167,18 @@ class ProofsFlow(CoreFlow):
         chosen = next((t for t in state.types if t.type == proof_type), None)
         if chosen is None:
             raise KeyError(proof_type)
-        self.core.touch()
+        self.ctx.touch()
         state.chosen, state.ready, state.printed, state.copies = chosen, None, None, 1
         choices = periods(chosen)
         state.period = choices[0] if choices else None
         return choices
 
     def set_period(self, period: Period) -> None:
-        self.core.touch()
+        self.ctx.touch()
         self.state.period = period
 
     def set_copies(self, copies: int) -> int:
-        self.core.touch()
+        self.ctx.touch()
         self.state.copies = max(1, min(MAX_COPIES, int(copies)))
         return self.state.copies
 
@@ -193,7 +193,7 @@ class ProofsFlow(CoreFlow):
         period = state.period
         key = self.key("issue", state.chosen.type, period.period_from if period else "",
                        period.period_to if period else "")
-        proof = self.with_token(lambda token: self.core.platform.issue_proof(
+        proof = self.with_token(lambda token: self.ctx.platform.issue_proof(
             token, state.chosen.type, period.period_from if period else None, period.period_to if period else None,
             idempotency_key=key))
         ready = self._fetch(proof)
@@ -202,14 +202,14 @@ class ProofsFlow(CoreFlow):
         return ready
 
     def _fetch(self, proof: IssuedProof) -> ProofReady:
-        self.core.require_storage("print")
-        pdf = self.with_token(lambda token: self.core.platform.proof_pdf(token, proof.code))
+        self.ctx.require_storage("print")
+        pdf = self.with_token(lambda token: self.ctx.platform.proof_pdf(token, proof.code))
         if proof.sha256 and hashlib.sha256(pdf).hexdigest() != proof.sha256.lower():
             raise DocumentMismatch("the proof's PDF does not match its issued hash")
-        folder = self.core.session.temp_dir()
+        folder = self.ctx.session.temp_dir()
         path = folder / f"{safe_name(proof.code)}.pdf"
         try:
-            with self.core.storage.writing("proof PDF"):
+            with self.ctx.storage.writing("proof PDF"):
                 path.write_bytes(pdf)
         except BaseException:
             path.unlink(missing_ok=True)
@@ -229,7 +229,7 @@ class ProofsFlow(CoreFlow):
             raise KeyError("no proof issued")
         if not self.configured():
             raise NoLicencePrinter("no licence printer in the profile")
-        service = self.core.print_service
+        service = self.ctx.print_service
         code = ready.proof.code
         first = state.jobs.get(code)
         entry = service.journal.get(first) if first else None
@@ -251,7 +251,7 @@ class ProofsFlow(CoreFlow):
             job_id = getattr(exc, "job_id", "")
             if job_id and first is None:
                 state.jobs[code] = job_id
-            self.core.check_health()
+            self.ctx.check_health()
             raise
         root = state.jobs[code]
         count = service.reprint_count(root)
@@ -272,10 +272,10 @@ class ProofsFlow(CoreFlow):
 
     def error_text(self, exc: BaseException) -> str:
         if isinstance(exc, ReprintNeedsAuthorisation):
-            return self.core.translator.t("certificates.error.staff")
+            return self.ctx.translator.t("certificates.error.staff")
         if isinstance(exc, NoLicencePrinter):
-            return self.core.translator.t("proofs.reason.no_printer")
-        return rejection_text(self.core, exc, "proofs")
+            return self.ctx.translator.t("proofs.reason.no_printer")
+        return rejection_text(self.ctx, exc, "proofs")
 
     def done(self) -> None:
         self.finish(RatingTarget("kiosk_action", "print_proof", "print_proof"))

@@ -31,7 +31,7 @@ from kiosk.usecases import identify
 from kiosk.usecases.booking import Callback, CoreFlow, NotIdentified
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 RELATIONSHIPS = ("parent", "child", "spouse", "relative", "other")
 RELATIONSHIP_ZH = {"parent": "父母", "child": "子女", "spouse": "配偶", "relative": "其他亲属", "other": "其他"}
@@ -130,7 +130,7 @@ class ProxyFlow(CoreFlow):
     # --- state ------------------------------------------------------------------------------------------------------
     @property
     def state(self) -> ProxyState | None:
-        return self.core.session.data.scratch.get(SCRATCH)
+        return self.ctx.session.data.scratch.get(SCRATCH)
 
     @property
     def waiting_for_principal(self) -> bool:
@@ -149,13 +149,13 @@ class ProxyFlow(CoreFlow):
         if not self.identified:
             raise NotIdentified("no identified citizen")
         self.token()   # the agent's platform session (its level is what the platform will hold the filing to)
-        citizen = self.core.session.citizen
-        if self.core.identity_level() not in STRONG and getattr(citizen, "level", "") not in STRONG:
+        citizen = self.ctx.session.citizen
+        if self.ctx.identity_level() not in STRONG and getattr(citizen, "level", "") not in STRONG:
             raise AgentNotConfirmed("the agent is not confirmed by face or card PIN")
         state = ProxyState()
-        self.core.session.data.scratch[SCRATCH] = state
-        self.core.session.touch()
-        for watcher in self.core._watchers:   # a card is expected now: the watchers poll fast
+        self.ctx.session.data.scratch[SCRATCH] = state
+        self.ctx.session.touch()
+        for watcher in self.ctx.card_watchers:   # a card is expected now: the watchers poll fast
             expect = getattr(watcher, "expect_card", None)
             if expect is not None:
                 expect()
@@ -166,14 +166,14 @@ class ProxyFlow(CoreFlow):
         self.run_identified("proxy_begin", self.begin_now, on_result=on_result, on_error=on_error)
 
     def cancel(self) -> None:
-        self.core.session.data.scratch.pop(SCRATCH, None)
+        self.ctx.session.data.scratch.pop(SCRATCH, None)
 
     # --- the principal's card (from the core, on the dispatcher's thread) -----------------------------------------
     def card_read(self, document: Any, today: dt.date | None = None) -> None:
         state = self.state
         if state is None or state.step is not Step.WAIT_PRINCIPAL:
             return
-        agent = self.core.session.citizen
+        agent = self.ctx.session.citizen
         try:
             if document.id_number == getattr(getattr(agent, "document", None), "id_number", None):
                 raise PrincipalIsAgent("the agent placed their own card")
@@ -183,21 +183,21 @@ class ProxyFlow(CoreFlow):
             citizen = identify.citizen_from_document(document, today or dt.date.today())
         except KioskError as exc:
             self.audit("proxy_principal_refused", code=exc.code)
-            self.core._emit("proxy_principal_error", error=exc)
+            self.ctx.emit("proxy_principal_error", error=exc)
             return
         except Exception as exc:  # noqa: BLE001 - e.g. CardExpired from the driver's error family
             self.audit("proxy_principal_refused", code=getattr(exc, "code", type(exc).__name__))
-            self.core._emit("proxy_principal_error", error=exc)
+            self.ctx.emit("proxy_principal_error", error=exc)
             return
         state.principal = Principal(id_number=document.id_number, name=document.name, document_kind=kind,
                                     name_masked=citizen.name_masked, id_masked=citizen.id_masked)
         state.step = Step.SERVICES
         self.audit("proxy_principal_read")
-        self.core._emit("proxy_principal", principal_masked=citizen.name_masked)
+        self.ctx.emit("proxy_principal", principal_masked=citizen.name_masked)
 
     # --- services and form ------------------------------------------------------------------------------------------
     def services_now(self) -> list[ServiceSummary]:
-        return [s for s in self.core.platform.search_services(limit=100, agent_allowed=True) if s.agent_allowed]
+        return [s for s in self.ctx.platform.search_services(limit=100, agent_allowed=True) if s.agent_allowed]
 
     def services(self, on_result: Callback = None, on_error: Callback = None) -> None:
         self.run_identified("proxy_services", self.services_now, on_result=on_result, on_error=on_error)
@@ -207,8 +207,8 @@ class ProxyFlow(CoreFlow):
         if state.principal is None:
             raise NoPrincipal("no principal card read yet")
         principal = state.principal.to_json()
-        detail = self.core.platform.service_detail(code)
-        prefill = self.with_token(lambda token: self.core.platform.proxy_prefill(token, code, principal))
+        detail = self.ctx.platform.service_detail(code)
+        prefill = self.with_token(lambda token: self.ctx.platform.proxy_prefill(token, code, principal))
         if detail.form_schema is None:
             raise MaterialNeeded("the service has no online form")
         form = Form.from_schema(detail.form_schema)
@@ -228,7 +228,7 @@ class ProxyFlow(CoreFlow):
             form.set_text(pointer, str(value))
         else:
             form.set(pointer, value)
-        self.core.session.touch()
+        self.ctx.session.touch()
 
     def set_relationship(self, relationship: str) -> None:
         if relationship not in RELATIONSHIPS:
@@ -263,14 +263,14 @@ class ProxyFlow(CoreFlow):
         code = state.detail.summary.code
         key = self.key("submit", code, state.principal.id_masked)
         principal, relationship, form = state.principal.to_json(), state.relationship, state.form.to_json()
-        filed, parties = self.with_token(lambda token: self.core.platform.file_proxy_application(
+        filed, parties = self.with_token(lambda token: self.ctx.platform.file_proxy_application(
             token, code, principal, relationship, form, refs, deferred, idempotency_key=key))
         self.audit("proxy_filed", service=code, number=filed.number, relationship=relationship)
         agent_masked = parties.get("agent_masked") or ""
         principal_masked = parties.get("principal_masked") or state.principal.name_masked
         printed, failed = None, None
         try:
-            printed = self.core.print_service.print_receipt(
+            printed = self.ctx.print_service.print_receipt(
                 "proxy_receipt", summary=f"代办业务受理回执 {filed.number}",
                 proxy=self.receipt_context(filed, agent_masked, principal_masked, relationship))
             self.printed("print_proxy", printed)
@@ -295,7 +295,7 @@ class ProxyFlow(CoreFlow):
                 "department": p.department, "accepted_at": str(p.submitted_at)[:16].replace("T", " "),
                 "promised_date": p.promised_date, "outstanding": outstanding,
                 "supplement_due": filed.supplement_due or "",
-                "verify_url": self.core.public_urls.application(filed.number)}
+                "verify_url": self.ctx.public_urls.application(filed.number)}
 
     def done(self) -> None:
         """The agent has read the result: ask for the rating of it."""

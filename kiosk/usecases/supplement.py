@@ -32,7 +32,7 @@ from kiosk.usecases.apply import MATERIAL_FORMS, MaterialSlot, Outcome
 from kiosk.usecases.booking import Callback, CoreFlow, rejection_text
 
 if TYPE_CHECKING:
-    from kiosk.core import KioskCore
+    from kiosk.context import UseCaseContext
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,15 @@ def supplement_sender(platform: PlatformClient) -> Callable[[dict[str, Any], str
 class SupplementFlow(CoreFlow):
     name = "supplement"
 
-    def __init__(self, core: "KioskCore", outbox: Outbox | None = None) -> None:
-        super().__init__(core)
-        self.outbox = outbox if outbox is not None else core.outbox
-        self.outbox.register("supplement", supplement_sender(core.platform))
+    def __init__(self, ctx: "UseCaseContext", outbox: Outbox | None = None) -> None:
+        super().__init__(ctx)
+        self.outbox = outbox if outbox is not None else ctx.outbox
+        self.outbox.register("supplement", supplement_sender(ctx.platform))
 
     # --- state --------------------------------------------------------------------------------------------------
     @property
     def state(self) -> SupplementState:
-        return self.core.session.data.scratch.setdefault("supplement_state", SupplementState())
+        return self.ctx.session.data.scratch.setdefault("supplement_state", SupplementState())
 
     @property
     def slots(self) -> list[MaterialSlot]:
@@ -141,29 +141,29 @@ class SupplementFlow(CoreFlow):
     @property
     def can_capture(self) -> bool:
         """A camera can photograph pages on this kiosk."""
-        return page_capture.page_camera(self.core.devices.get) is not None
+        return page_capture.page_camera(self.ctx.devices.get) is not None
 
     # --- blocking steps -----------------------------------------------------------------------------------------
     def waiting_now(self) -> list[SupplementCase]:
         """The citizen's applications that wait for materials (each with its one-time list), oldest first."""
-        apps = self.with_token(self.core.platform.my_applications)
+        apps = self.with_token(self.ctx.platform.my_applications)
         cases = []
         for app in apps:
             if app.status not in SUPPLEMENTABLE:
                 continue
-            filed = self.with_token(lambda token, n=app.number: self.core.platform.my_application(token, n))
+            filed = self.with_token(lambda token, n=app.number: self.ctx.platform.my_application(token, n))
             if filed.outstanding:
                 cases.append(case_of(filed))
         return cases
 
     def open_now(self, number: str) -> SupplementCase:
         """Load one application's missing materials and the e-certificates that can stand for them."""
-        filed = self.with_token(lambda token: self.core.platform.my_application(token, number))
+        filed = self.with_token(lambda token: self.ctx.platform.my_application(token, number))
         if not filed.outstanding:
             raise NothingToSupplement(number)
         case = case_of(filed)
-        detail = self.core.platform.service_detail(case.service_code)
-        certs = [c for c in self.with_token(self.core.platform.my_e_certificates) if c.usable_as_material]
+        detail = self.ctx.platform.service_detail(case.service_code)
+        certs = [c for c in self.with_token(self.ctx.platform.my_e_certificates) if c.usable_as_material]
         by_index = {m.index: m for m in detail.materials}
         state = SupplementState(case=case)
         for index, _name in case.missing:
@@ -171,7 +171,7 @@ class SupplementFlow(CoreFlow):
             candidates = [c for c in certs if material.e_cert_type and material.e_cert_type in (c.type_code,
                                                                                                     c.type_name)]
             state.slots.append(MaterialSlot(material, candidates))
-        self.core.session.data.scratch["supplement_state"] = state
+        self.ctx.session.data.scratch["supplement_state"] = state
         self.audit("supplement_opened", number=number, missing=len(case.missing))
         return case
 
@@ -182,13 +182,13 @@ class SupplementFlow(CoreFlow):
         cert_id = cert_id or (ids[0] if ids else None)
         if cert_id not in ids:
             raise ValueError(f"material {index}: no usable e-certificate {cert_id}")
-        self.core.touch()
+        self.ctx.touch()
         slot.e_certificate_id, slot.upload_ids = cert_id, []
         return slot
 
     def detach(self, index: int) -> MaterialSlot:
         slot = self.slot(index)
-        self.core.touch()
+        self.ctx.touch()
         slot.e_certificate_id, slot.upload_ids = None, []
         return slot
 
@@ -196,8 +196,8 @@ class SupplementFlow(CoreFlow):
         """Photograph one page for material ``index`` and upload it (one Idempotency-Key per page)."""
         slot = self.slot(index)
         key = self.state.upload_keys.setdefault((index, len(slot.upload_ids)), str(uuid.uuid4()))
-        image = page_capture.capture_page(self.core.devices.get)
-        upload = self.with_token(lambda token: self.core.platform.upload_page(token, image, "image/jpeg",
+        image = page_capture.capture_page(self.ctx.devices.get)
+        upload = self.with_token(lambda token: self.ctx.platform.upload_page(token, image, "image/jpeg",
                                                                                idempotency_key=key))
         slot.upload_ids.append(upload.id)
         slot.e_certificate_id = None
@@ -225,11 +225,11 @@ class SupplementFlow(CoreFlow):
             if on_files:
                 on_files(slot)
 
-        return self.core.phone_uploads.start("supplement", arrived, on_end)
+        return self.ctx.phone_uploads.start("supplement", arrived, on_end)
 
     def phone_stop(self, watch: Any) -> None:
         """The citizen is done with the phone: stop polling and close the token (on a worker)."""
-        self.run("supplement_phone_stop", self.core.phone_uploads.stop, watch, service=False)
+        self.run("supplement_phone_stop", self.ctx.phone_uploads.stop, watch, service=False)
 
     def submit_now(self) -> Outcome:
         """Journal the supplement in the outbox, then send it: ``submitted`` with the platform's answer, or
@@ -243,10 +243,10 @@ class SupplementFlow(CoreFlow):
             raise SupplementIncomplete(state.case.number)
         item = self.outbox.get(state.item_id) if state.item_id else None
         if item is None or item.state == "rejected":
-            self.core.require_storage("supplement")
+            self.ctx.require_storage("supplement")
             payload = {"token": self.token(), "number": state.case.number,
                        "materials": [r.to_json() for r in refs]}
-            with self.core.storage.writing("outbox"):
+            with self.ctx.storage.writing("outbox"):
                 item = self.outbox.put("supplement", payload)
             state.item_id = item.id
         try:
@@ -276,20 +276,20 @@ class SupplementFlow(CoreFlow):
         slots = {s.index: s for s in state.slots}
         given = [{"name": name, "form": MATERIAL_FORMS.get(slots[i].how(), slots[i].how())}
                  for i, name in case.missing if i in slots and slots[i].provided]
-        citizen = self.core.session.citizen
+        citizen = self.ctx.session.citizen
         return {"number": case.number, "service_name": case.service_name,
                 "applicant_masked": result.get("applicant_masked") or (citizen.name_masked if citizen else ""),
                 "department": case.department, "submitted": outcome.status == "submitted",
-                "reference": outcome.reference, "status_text": self.core.status_texts().get(
+                "reference": outcome.reference, "status_text": self.ctx.status_texts().get(
                     result.get("status", ""), "") if outcome.status == "submitted" else "",
                 "outstanding": len(result.get("outstanding") or []), "materials": given,
                 "at": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                "verify_url": self.core.public_urls.application(case.number)}
+                "verify_url": self.ctx.public_urls.application(case.number)}
 
     def print_receipt_now(self) -> Any:
         """Print the 补正回执 (through the print journal)."""
         supp = self.receipt_context()
-        result = self.core.print_service.print_receipt("supplement_receipt", summary=f"补正回执 {supp['number']}",
+        result = self.ctx.print_service.print_receipt("supplement_receipt", summary=f"补正回执 {supp['number']}",
                                                        supp=supp)
         self.printed("print_supplement", result)
         return result
@@ -316,7 +316,7 @@ class SupplementFlow(CoreFlow):
         self.run("print_supplement", self.print_receipt_now, on_result=on_result, on_error=on_error)
 
     def error_text(self, exc: BaseException) -> str:
-        return rejection_text(self.core, exc, "supplement")
+        return rejection_text(self.ctx, exc, "supplement")
 
     def rating_target(self) -> RatingTarget:
         case = self.state.case

@@ -74,7 +74,7 @@ def test_card_to_progress_print_rating_and_timeout(core, platform_server, wait_f
     receipts = wait_for(lambda: printer_sim.control("receipts")["receipts"], what="a receipt in the emulator")
     text = receipts[-1]["text"]
     assert chosen.number in text and "办件进度回执" in text
-    assert chosen.number in receipts[-1]["qr"]
+    assert receipts[-1]["qr"] == [core.public_urls.application(chosen.number)], "the public verify page"
     assert receipts[-1]["images"] == 1, "the emblem printed as a raster image at the top"
     assert ZHANG_ID not in text and "张明华" not in text, "receipts carry masked personal data only"
 

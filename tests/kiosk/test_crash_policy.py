@@ -100,7 +100,7 @@ class FakeCore:
     def set_maintenance(self, reason: str | None) -> None:
         self.maintenance = reason
 
-    def _audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
+    def audit(self, event: str, session_id: str | None = None, **fields: Any) -> None:
         self.audited.append((event, fields))
 
 
@@ -223,7 +223,7 @@ def test_fleet_agent_queues_an_app_alarm(tmp_path: Path) -> None:
 def test_real_core_session_is_wiped_and_kiosk_goes_out_of_service(make_harness, wait_for) -> None:
     harness = make_harness()
     core = harness.core
-    recovery = CrashRecovery(core, CrashPolicy(2, 300))
+    recovery = CrashRecovery(core.context, CrashPolicy(2, 300))
     harness.identify("zhang")
     temp_dir = core.session.data.temp_dir
     recovery.handle(_caught(), "ui")

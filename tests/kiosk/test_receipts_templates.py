@@ -35,7 +35,13 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "promised_date": "2026-04-22",
         "materials": [{"name": "居民身份证", "form": "原件核验"}, {"name": "居民户口簿", "form": "原件1份"},
                       {"name": "合法稳定住所证明", "form": "复印件1份"}],
-        "fee_fen": 0, "pickup": "邮政寄递"}},
+        "fee_fen": 0, "pickup": "邮政寄递",
+        "verify_url": "https://zwfw.example.gov.cn/verify/a/SP2026041500123"}},
+    "supplement_receipt": {"supp": {
+        "number": "SP20261026000501", "service_name": "个体工商户设立登记", "applicant_masked": "杨*强",
+        "department": "蚌埠市市场监督管理局", "at": "2026-11-02 10:00", "submitted": True, "status_text": "审查中",
+        "outstanding": 0, "reference": "KQ20261102ABCDEF", "materials": [{"name": "经营场所使用证明", "form": "拍照上传"}],
+        "verify_url": "https://zwfw.example.gov.cn/verify/a/SP20261026000501"}},
 }
 
 EXPECTED_LINES: dict[str, list[str]] = {
@@ -50,11 +56,16 @@ EXPECTED_LINES: dict[str, list[str]] = {
                             "证件号码：3403**********2018", "承诺办结：2026-04-22", "已收材料（共3项）",
                             "1. 居民身份证（原件核验）", "3. 合法稳定住所证明（复印件1份）", "收费：不收费",
                             "领取方式：邮政寄递", "扫码查询办件进度"],
+    "supplement_receipt": ["补正材料回执", "办件编号：SP20261026000501", "申请人：杨*强", "本次补交材料（共1项）",
+                           "1. 经营场所使用证明（拍照上传）", "当前状态：审查中", "材料已补齐，已转入审查。",
+                           "扫码查询办件进度"],
 }
 
 EXPECTED_QR = {"queue_ticket": "https://zwfw.example.gov.cn/q/B017",
                "payment_voucher": "https://zwfw.example.gov.cn/pay/verify/PO202604150001",
-               "fault_slip": "PJ20260415102233a1b2c3", "transaction_receipt": "SP2026041500123"}
+               "fault_slip": "PJ20260415102233a1b2c3",
+               "transaction_receipt": "https://zwfw.example.gov.cn/verify/a/SP2026041500123",
+               "supplement_receipt": "https://zwfw.example.gov.cn/verify/a/SP20261026000501"}
 
 
 @pytest.fixture(scope="module")

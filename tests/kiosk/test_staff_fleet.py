@@ -15,7 +15,7 @@ def test_unfinished_prints_are_a_fleet_counter(make_profile, tmp_path) -> None:
                            environ={})
     core = KioskCore(profile)       # not started: no devices, no broker connection — the link is only built
     try:
-        link = FleetLink(core)
+        link = FleetLink(core.context)
         assert link._app_state()["counters"]["prints_unfinished"] == 0
         wakes: list[int] = []
         link.changed = lambda: wakes.append(1)  # type: ignore[method-assign]

@@ -71,7 +71,7 @@ def test_apply_pre_review_submit_print_and_rate(harness, call, platform_server, 
     call(flow.print_receipt)
     receipt = wait_for(lambda: (printer.control("receipts")["receipts"] or [None])[-1], what="the receipt")
     assert "业务受理回执" in receipt["text"] and outcome.number in receipt["text"]
-    assert receipt["qr"] == [outcome.number]
+    assert receipt["qr"] == [core.public_urls.application(outcome.number)]   # the public verify page
     assert "陈*怡" in receipt["text"] and "陈静怡" not in receipt["text"]
     assert "电子证照" in receipt["text"]
     target = harness.next_event("rating_requested")["target"]

@@ -75,7 +75,8 @@ def test_queue_ticket_without_a_card_shows_number_window_and_people_ahead(kiosk,
     assert "排队取号凭条" in receipt["text"] and first.ticket_no in lines
     assert f"前面还有 {first.waiting_before} 人等候" in lines
     assert f"办理区域：{first.queue_name}（窗口 {'、'.join(first.windows)}）" in receipt["text"].replace("\n", "")
-    assert receipt["qr"] == [f"{kiosk.core.profile.platform.url}/api/v1/queue-tickets/{first.id}"]
+    assert receipt["qr"] == [kiosk.core.public_urls.queue_ticket(first.id)]   # the public verify page
+    assert receipt["qr"][0].endswith(f"/verify/t/{first.id}")
 
     # the same tap again in this session (the answer was lost) returns the same ticket, not a second number
     assert call(flow.take_ticket, hall, service).ticket.id == first.id

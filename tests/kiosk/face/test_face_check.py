@@ -115,6 +115,7 @@ def test_live_holder_passes_and_the_platform_session_records_the_face_match(flow
     citizen = f.identify("zhang")
     assert f.check.needs_check(citizen) and not f.check.identity_confirmed()
     assert f.check.begin(citizen)
+    f.check.consent(True)   # the citizen agreed on the consent screen
     outcome, seen = f.attempt()
     assert outcome.next == "verified", outcome
     assert outcome.translation_key == "face.result.ok"
@@ -142,6 +143,7 @@ def test_spoof_then_impostor_offer_another_route_never_a_dead_end(flow, camera_f
     f = flow(camera_for("spoof"), max_attempts=2, liveness=LivenessSettings(step_timeout_s=3.0))
     citizen = f.identify("zhang")
     f.check.begin(citizen)
+    f.check.consent(True)   # the citizen agreed on the consent screen
     first, _ = f.attempt()
     assert (first.next, first.reason_code, first.attempts_left) == ("retry", "liveness_timeout", 1)
     assert first.translation_key == "face.retry.liveness_timeout"
@@ -172,6 +174,7 @@ def test_spoof_then_impostor_offer_another_route_never_a_dead_end(flow, camera_f
 def test_a_citizen_without_a_usable_reference_photo_gets_another_route_at_once(flow, camera_for):
     f = flow(camera_for("live"))
     f.check.begin(f.identify("li"))    # the registry draws a placeholder for 李*英: no face in it
+    f.check.consent(True)   # the citizen agreed on the consent screen
     outcome, _ = f.attempt()
     assert (outcome.next, outcome.reason_code) == ("alternative_route", "reference_no_face")
     assert outcome.translation_key == "face.route.technical" and outcome.failures == 0
@@ -180,6 +183,7 @@ def test_a_citizen_without_a_usable_reference_photo_gets_another_route_at_once(f
 def test_session_end_cancels_the_attempt_and_wipes_the_face_data(flow, camera_for, wait_for):
     f = flow(camera_for("live"))
     f.check.begin(f.identify("zhang"))
+    f.check.consent(True)   # the citizen agreed on the consent screen
     check = f.check._check
     done: list[Any] = []
     events: list[Any] = []
@@ -279,6 +283,7 @@ def test_core_journey_card_then_face_check_then_my_applications(make_profile, ca
         core.devices.simulators["idcard"].control("place_card", identity="zhang")
         next_event("identified")
         assert core.face_check.pending, "a camera in the profile: the face check comes first"
+        assert core.face_check.consent_pending and core.face_check.camera.paused, "no camera before consent"
         refused: "queue.Queue[Any]" = queue.Queue()
         core.my_applications(on_result=refused.put, on_error=refused.put)
         assert isinstance(refused.get(timeout=5), InvalidSessionState), "no personal service before the check"
@@ -287,6 +292,7 @@ def test_core_journey_card_then_face_check_then_my_applications(make_profile, ca
         with pytest.raises(InvalidSessionState):
             core.citizen_token()
 
+        core.face_check.consent(True)
         done: "queue.Queue[Any]" = queue.Queue()
         for _ in range(core.face_check.max_attempts):
             # on a loaded machine the analysed frames can miss a gesture: the citizen then simply tries again,
@@ -308,3 +314,45 @@ def test_core_journey_card_then_face_check_then_my_applications(make_profile, ca
                                      "id_number = ? ORDER BY id DESC LIMIT 1", ZHANG_ID) == [("card+face", 1)]
     finally:
         core.stop()
+
+
+# --- consent before the camera (PIPL: facial data is sensitive personal information) ---------------------------------
+
+def test_nothing_is_captured_or_fetched_before_consent_and_a_refusal_offers_other_routes(flow, camera_for):
+    from kiosk.usecases.face_check import CONSENT_NOTICE, FaceConsentRequired
+
+    f = flow(camera_for("live"))
+    camera = f.cameras["camera"]
+    camera.pause()
+    citizen = f.identify("zhang")
+    assert f.check.begin(citizen) and f.check.consent_pending and not f.check.consent_given
+    assert camera.paused and f.check._check.face_session is None, "no frame grabbed, no photo fetched"
+    with pytest.raises(FaceConsentRequired):
+        f.attempt()
+
+    f.check.consent(False)
+    assert not f.check.consent_pending and camera.paused and f.check._check.face_session is None
+    with pytest.raises(FaceConsentRequired):
+        f.attempt()
+    assert ("face_consent", {"decision": "refused", "notice": CONSENT_NOTICE}) in f.audit
+    f.check.choose("staff_assistance")
+    assert f.events[-1] == ("staff_assistance", {"reason": "face_consent"}), "the help request says why"
+    f.check.choose("continue_without_identity")
+    assert f.session.citizen is None and f.events[-1] == ("identity_dropped", {})
+    assert "face_attempt" not in [e for e, _ in f.audit]
+    blob = json.dumps(f.audit, ensure_ascii=False)
+    assert ZHANG_ID not in blob and "张明华" not in blob
+
+
+def test_agreeing_starts_the_camera_and_records_the_decision(flow, camera_for):
+    from kiosk.usecases.face_check import CONSENT_NOTICE
+
+    f = flow(camera_for("live"))
+    f.cameras["camera"].pause()
+    citizen = f.identify("zhang")
+    f.check.consent(True)   # the screen may answer before the card handler began the check
+    assert f.check._check.citizen is citizen and f.check.consent_given
+    assert not f.cameras["camera"].paused and f.check._check.face_session is not None
+    f.check.consent(True)   # a second tap changes nothing
+    assert [e for e in f.audit if e[0] == "face_consent"] == [
+        ("face_consent", {"decision": "agreed", "notice": CONSENT_NOTICE})]
