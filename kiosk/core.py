@@ -103,6 +103,9 @@ def _platform_signer(profile: Profile) -> KioskRequestSigner:
 class KioskCore:
     def __init__(self, profile: Profile, dispatcher: Dispatcher = call_now, clock: Callable[[], float] = time.monotonic,
                  platform: PlatformClient | None = None, devices: DeviceManager | None = None) -> None:
+        from kiosk.memory import limit_malloc_arenas
+
+        limit_malloc_arenas()   # before any thread of ours starts: memory flat over months (kiosk/memory.py)
         self.profile = profile
         self.kiosk_id = profile.kiosk.id
         self.translator = Translator(profile.kiosk.language)
