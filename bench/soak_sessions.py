@@ -312,9 +312,22 @@ class Soak:
             if got == "card_error":
                 raise AssertionError(f"card error while waiting for {name}: {payload}")
 
-    def card(self, i: int, who: list[str]) -> None:
-        self.reader.control("place_card", identity=who[i % len(who)])
-        self.expect("identified")
+    def card(self, i: int, who: list[str], tries: int = 3) -> None:
+        """Place the card and wait for the citizen to be identified; a read that failed (the reader did not answer in
+        time on a loaded machine) is tried again as a citizen would — card taken away and put back — and counted."""
+        for attempt in range(tries):
+            self.reader.control("place_card", identity=who[i % len(who)])
+            try:
+                self.expect("identified")
+                return
+            except AssertionError:
+                if attempt == tries - 1:
+                    raise
+                self.counts["card_read_retried"] = self.counts.get("card_read_retried", 0) + 1
+                self.reader.control("remove_card")
+                if self.core.session.active:
+                    self.core.end_session("card_removed")
+                    self.expect("ended")
 
     def finish(self, reason: str = "finished") -> None:
         self.core.end_session(reason)
@@ -474,6 +487,11 @@ class Soak:
             malloc_trim()
             extra.update(memory_split())
             self.smaps[n] = smaps()
+        import tracemalloc
+
+        if tracemalloc.is_tracing():
+            extra["traced_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 3)
+            extra["pymalloc_mb"] = pymalloc_arenas_mb()
         return {**extra, "session": n, "rss_mb": round(rss_mb(), 2), "fds": fds(), "threads": threads(),
                 "sqlite_bytes": sqlite_bytes(self.data_dir), "rows": journal_rows(self.data_dir)}
 
@@ -482,7 +500,9 @@ def row_text(s: dict[str, Any], per_ms: float) -> str:
     dbs = " ".join(f"{k.removesuffix('.sqlite3')}={v['db'] / 1024:.0f}K+{v['wal'] / 1024:.0f}K"
                    for k, v in s["sqlite_bytes"].items())
     rows = " ".join(f"{k}={v}" for k, v in s["rows"].items())
-    trimmed = (f" (untrimmed {s['rss_mb_untrimmed']:.1f}; anon {s['RssAnon']:.1f} file {s['RssFile']:.1f} "
+    traced = (f" (traced {s['traced_mb']:.2f} MB, pymalloc arenas {s['pymalloc_mb']:.0f} MB)"
+              if "traced_mb" in s else "")
+    trimmed = traced + (f" (untrimmed {s['rss_mb_untrimmed']:.1f}; anon {s['RssAnon']:.1f} file {s['RssFile']:.1f} "
                f"shm {s['RssShmem']:.1f}; pymalloc {s['pymalloc_mb']:.0f}; malloc in use {s['malloc_in_use']:.2f} "
                f"free {s['malloc_free']:.2f})"
                if "rss_mb_untrimmed" in s else "")
