@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 #: kind → path under the public base URL (the contract's pages), used until the platform has answered
 DEFAULT_PATHS: dict[str, str] = {
     "document": "/verify/d/{code}", "application": "/verify/a/{number}", "payment": "/verify/p/{order_no}",
-    "queue_ticket": "/verify/t/{ticket_id}", "feedback": "/verify/f/{reference}", "guide": "/guides/{service_code}",
+    "queue_ticket": "/verify/t/{ticket_id}", "appointment": "/verify/m/{appointment_no}",
+    "feedback": "/verify/f/{reference}", "guide": "/guides/{service_code}",
     "cashier": "/cashier/{order_no}",
 }
 
@@ -107,6 +108,9 @@ class PublicUrls:
 
     def queue_ticket(self, ticket_id: str) -> str:
         return self.url("queue_ticket", ticket_id=ticket_id)
+
+    def appointment(self, appointment_no: str) -> str:
+        return self.url("appointment", appointment_no=appointment_no)
 
     def guide(self, service_code: str) -> str:
         return self.url("guide", service_code=service_code)

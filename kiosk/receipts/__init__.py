@@ -39,7 +39,7 @@ TEMPLATES: dict[str, str] = {
     "supplement_receipt": "supp (number, service_name, applicant_masked, department, at, materials[name, form], "
                           "submitted, status_text, outstanding, reference, verify_url)",
     "appointment_slip": "appointment (number, service_name, hall_name, hall_address, date, start, end, "
-                        "citizen_masked)",
+                        "citizen_masked, query_url)",
     "delivery_receipt": "delivery (number, waybill_no, application_number, recipient_masked, phone_masked, "
                         "address_masked, status_text, created_at)",
     "proxy_receipt": "proxy (number, service_name, principal_masked, agent_masked, relationship_text, department, "

@@ -169,12 +169,13 @@ def group_days(slots: list[Slot]) -> list[DaySlots]:
     return [DaySlots(d, s) for d, s in days.items()]
 
 
-def appointment_view(appointment: Appointment, citizen_masked: str) -> dict[str, Any]:
-    """What the slip shows (masked name only)."""
+def appointment_view(appointment: Appointment, citizen_masked: str, query_url: str = "") -> dict[str, Any]:
+    """What the slip shows (masked name only); ``query_url``: its QR, the appointment's public verify page (the
+    appointment number is its last path segment, for the hall's check-in scanner)."""
     return {"number": appointment.appointment_no, "service_name": appointment.service_name,
             "hall_name": appointment.hall_name, "hall_address": appointment.hall_address,
             "date": appointment.date, "start": appointment.start, "end": appointment.end,
-            "citizen_masked": citizen_masked}
+            "citizen_masked": citizen_masked, "query_url": query_url}
 
 
 def ticket_view(ticket: QueueTicket, query_url: str = "") -> dict[str, Any]:
@@ -233,7 +234,8 @@ class BookingFlow(CoreFlow):
         try:
             result = self.ctx.print_service.print_receipt(
                 "appointment_slip", summary=f"预约凭条 {appointment.appointment_no}",
-                appointment=appointment_view(appointment, citizen.name_masked if citizen else ""))
+                appointment=appointment_view(appointment, citizen.name_masked if citizen else "",
+                                             self.ctx.public_urls.appointment(appointment.appointment_no)))
         except Exception as exc:  # booked all the same: the number is on screen; the citizen may print again
             log.warning("appointment slip not printed: %s", getattr(exc, "code", type(exc).__name__))
             self.ctx.check_health()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 import pytest
 
 from kiosk.errors import PlatformRejected
@@ -39,7 +41,10 @@ def test_book_a_slot_prints_the_slip_then_cancel(kiosk, call, platform_server, w
     lines = receipt["text"].split("\n")
     assert "预约凭条" in receipt["text"] and appointment.appointment_no in lines
     assert f"预约时间：{slot.date} {slot.start}–{slot.end}" in lines and "预约人：张*华" in lines
-    assert receipt["qr"] == [appointment.appointment_no]
+    [qr] = receipt["qr"]   # the appointment's public verify page; the number is its last segment (hall scanner)
+    assert qr == kiosk.core.public_urls.appointment(appointment.appointment_no) and qr.endswith(
+        "/verify/m/" + appointment.appointment_no)
+    assert httpx.get(qr, timeout=10).status_code == 200
     assert ZHANG_ID not in receipt["text"] and ZHANG_NAME not in receipt["text"]
     assert kiosk.core.print_journal.get(booked.print_result.job_id).state == "done"
 
