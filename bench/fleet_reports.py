@@ -1,4 +1,4 @@
-"""Fleet reports benchmark (issue 16): report page and API latency over 90 days of journeys from 2,000 kiosks, and the
+"""Fleet reports benchmark: report page and API latency over 90 days of journeys from 2,000 kiosks, and the
 ingest rate of journey messages into the hourly/daily buckets.
 
 1. Buckets written directly (no 90 days of MQTT): every kiosk × day gets the daily buckets of a day of sessions

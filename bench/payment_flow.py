@@ -1,4 +1,4 @@
-"""Payment figures (issue 7): order → approved on the pad simulator, a whole payment through the use case, and the
+"""Payment figures: order → approved on the pad simulator, a whole payment through the use case, and the
 reconciliation time for 1,000 unresolved journal records.
 
 Starts ``kiosk-sim payment-pad`` (pty) and the reference platform; everything goes through the real driver, journal

@@ -1,4 +1,4 @@
-"""Online application on the real window (issue 5): card → 在线申报 → a life event → 生育登记 → one-time notice → form
+"""Online application on the real window: card → 在线申报 → a life event → 生育登记 → one-time notice → form
 pre-filled from the marriage e-certificate → the platform's pre-review names every missing item → the citizen
 corrects a name with the pinyin keyboard and types the phone on the digit keyboard → attaches the e-certificate with
 one tap → pre-review accepts → submit → the number on screen is the platform's new row and the receipt's QR.

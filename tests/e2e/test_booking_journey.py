@@ -1,4 +1,4 @@
-"""Appointments on the real window (issue 5): card → book a slot → the slip printed with the number the platform holds
+"""Appointments on the real window: card → book a slot → the slip printed with the number the platform holds
 → rating → a queue ticket with its number, window and people ahead. And EMS delivery of a result to an address, which
 needs the holder confirmed (card+face, kiosk/identity_levels.py): that kiosk has a camera (``kiosk-sim camera``
 showing the holder, tests/e2e/conftest.py) and the citizen passes the face check after the card."""

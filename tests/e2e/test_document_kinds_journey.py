@@ -1,4 +1,4 @@
-"""The other card kinds on the real window (issue 17 item 4), one kiosk process for all three: an HMT residence permit
+"""The other card kinds on the real window, one kiosk process for all three: an HMT residence permit
 (type flag 'J'), a foreign permanent resident ID card of the 2004–2017 edition ('I', 15 characters) and of the 2023
 edition ('Y', 18 characters starting with 9, GB 11643 check character). Each card: read, the platform session opens
 (the registry knows the holder), the menu greets with the masked name, a queue ticket prints with nothing of the

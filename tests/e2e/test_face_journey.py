@@ -1,4 +1,4 @@
-"""人证核验 on the real window (issue 6): card → face check → menu with the citizen's services; and a held-up photo and
+"""人证核验 on the real window: card → face check → menu with the citizen's services; and a held-up photo and
 another person refused, then after K failed attempts another route — services without identity — never a dead end.
 
 The camera is ``kiosk-sim camera`` (MJPEG over HTTP, read by the real OpenCV driver as an IP camera) playing clips

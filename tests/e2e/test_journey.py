@@ -1,4 +1,4 @@
-"""The journey that must work (issue 2), on the real window: card → name → my applications → print → receipt in the
+"""The journey that must work, on the real window: card → name → my applications → print → receipt in the
 emulator (Chinese text decoded, QR with the application number) → rating saved on the platform → idle timeout wipes
 the session. And without a card: guide search → detail → print the one-time notice."""
 from __future__ import annotations

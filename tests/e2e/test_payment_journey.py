@@ -1,4 +1,4 @@
-"""Paying a fee on the real window (issue 7): menu → 缴费 → order number on the keypad → amount, purpose
+"""Paying a fee on the real window: menu → 缴费 → order number on the keypad → amount, purpose
 and payee shown and spoken → bank card on the pad simulator → "缴费成功" and the voucher in the printer emulator
 (its QR decodes) → the platform has the order paid. And a declined card: "本次未扣款" with a reference, then the
 same order paid with the phone (the QR on screen decodes to the platform cashier). Real X clicks under Xvfb, real

@@ -1,4 +1,4 @@
-"""Anonymous journeys (issue 16): a kiosk core's sessions → topic ``journey`` (through the agent's outbox) → the real
+"""Anonymous journeys: a kiosk core's sessions → topic ``journey`` (through the agent's outbox) → the real
 broker → the controller's hourly/daily buckets → the reports API, CSV export and page (headless Chromium); no
 personal data in any journey payload; small cells suppressed in exports; a bad journey payload dead-lettered; a
 redelivered journey message counted once."""

@@ -1,4 +1,4 @@
-"""Device availability within opening hours (issue 16): the opening-hours settings (parsing, weekly windows, stored
+"""Device availability within opening hours: the opening-hours settings (parsing, weekly windows, stored
 for every controller), and availability / MTBF / time from alert to clear computed from fault events and alerts on a
 real controller database (SQLite), with a kiosk's offline time counted against every device."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ratings and the per-service funnel end to end (issue 16): a real kiosk core (simulated devices, the real
+"""Ratings and the per-service funnel end to end: a real kiosk core (simulated devices, the real
 platform, the real broker) goes through four sessions; the controller's report counts them right per service, per
 screen of each service and per star; the ★1–2 ratings (with the citizen's comment) reach the responsible
 department's queue on the platform through the kiosk's own rating use-case and outbox, and go assigned → noted →

@@ -1,4 +1,4 @@
-"""Unplug and replug (issue 12, "unattended for months"): a receipt printer or ID card reader that goes away — its
+"""Unplug and replug ("unattended for months"): a receipt printer or ID card reader that goes away — its
 simulator process killed like a pulled cable — is reported missing and refused clearly, and once it is back at the
 same address (the printer on the same TCP port, the reader behind its stable name <data_dir>/sim-dev/idcard, as
 udev's /dev/kiosk-idcard) the running kiosk sees it online again within seconds and uses it: no kiosk restart.

@@ -1,4 +1,4 @@
-"""Disk full (issue 12, "unattended for months"): with the kiosk's data disk full the kiosk refuses new transactions
+"""Disk full ("unattended for months"): with the kiosk's data disk full the kiosk refuses new transactions
 honestly (``storage_full``, with zh/en text), marks those services unavailable on the menu, keeps serving guides, and
 raises the fleet alarm ``storage_full`` — cleared, and transactions working again, once space returns. A disk that
 fills up mid-transaction gives the same typed error with nothing half-recorded.

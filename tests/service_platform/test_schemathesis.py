@@ -1,4 +1,4 @@
-"""Schemathesis against the platform's OpenAPI spec (issue 5, "checks from outside"): for every operation a bounded
+"""Schemathesis against the platform's OpenAPI spec ("checks from outside"): for every operation a bounded
 number of generated requests — valid and invalid data — sent to the real app in-process (ASGI, fresh seeded SQLite),
 with a kiosk's credentials (every request signed, KIOSK-ED25519-V1, by a requests auth hook) and a live citizen
 session. No answer may be a server error, and every answer must match

@@ -1,4 +1,4 @@
-"""The hostile scan (issue 17 item 3): a pad that sends the whole card number (``set_card pan=… send=full``) pays an
+"""The hostile scan: a pad that sends the whole card number (``set_card pan=… send=full``) pays an
 order through the whole kiosk core — the device manager's simulators, the real pad driver, the payment service and
 journal, the voucher on the ESC/POS emulator, the audit journal — with the fleet link up against a real mosquitto and
 a real fleet controller; afterwards the full number is nowhere: not in any file under the kiosk's data folder
