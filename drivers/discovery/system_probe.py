@@ -36,16 +36,9 @@ def pcsc_readers() -> list[Finding]:
 def _cups_connection(server: str | None) -> Any:
     import cups
 
-    kwargs: dict[str, Any] = {}
-    if server:
-        host, port = server, None
-        if not host.startswith("/") and host.count(":") == 1:
-            host, _, port_text = host.partition(":")
-            port = int(port_text)
-        kwargs["host"] = host
-        if port:
-            kwargs["port"] = port
-    return cups.Connection(**kwargs)
+    from drivers.licence_printer.cups_printer import cups_server_args
+
+    return cups.Connection(**cups_server_args(server))
 
 
 def cups_queues(server: str | None = None) -> list[Finding]:

@@ -188,6 +188,21 @@ def error_for_status(status: DeviceStatus, *, device_job_id: int | None = None, 
                      device_job_id=device_job_id, job_id=job_id)
 
 
+def cups_server_args(server: str | None) -> dict[str, Any]:
+    """``cups.Connection`` keyword arguments for a server setting: ``host:port``, a host, a socket path, or none (the
+    client's default server)."""
+    kwargs: dict[str, Any] = {}
+    if server:
+        host, port = server, None
+        if not host.startswith("/") and host.count(":") == 1:
+            host, _, port_text = host.partition(":")
+            port = int(port_text)
+        kwargs["host"] = host
+        if port:
+            kwargs["port"] = port
+    return kwargs
+
+
 class _LinkDown(Exception):
     """The print server cannot be reached."""
 
@@ -236,17 +251,8 @@ class CupsLicencePrinter(LicencePrinter):
     def _connect(self) -> None:
         if _cups is None:
             raise NoDevice("pycups is not installed (pip install pycups; needs libcups2-dev to build)")
-        kwargs: dict[str, Any] = {}
-        if self.server:
-            host, port = self.server, None
-            if not host.startswith("/") and host.count(":") == 1:
-                host, _, port_text = host.partition(":")
-                port = int(port_text)
-            kwargs["host"] = host
-            if port:
-                kwargs["port"] = port
         try:
-            self._conn = _cups.Connection(**kwargs)
+            self._conn = _cups.Connection(**cups_server_args(self.server))
         except RuntimeError as exc:
             self._conn = None
             raise NoDevice(f"print server {self.server or 'default'} not reachable: {exc}") from exc
