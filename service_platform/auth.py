@@ -44,6 +44,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from cryptography.exceptions import InvalidSignature
@@ -273,6 +274,22 @@ def find_session(db: Session, kiosk: Kiosk, token: str) -> CitizenSession:
 
 def is_live(session: CitizenSession, now: dt.datetime) -> bool:
     return session.ended_at is None and now < session.expires_at
+
+
+def optional_citizen_request(db: Session, kiosk: Kiosk, creds: HTTPAuthorizationCredentials | None, body: Any
+                             ) -> tuple[CitizenSession | None, dict[str, Any]]:
+    """For a create that may be anonymous: the citizen session of the optional Bearer token (this kiosk's, whatever
+    its state: 401 ``session_invalid`` when unknown) and the request's idempotency payload (kiosk, session, body)."""
+    citizen = find_session(db, kiosk, creds.credentials) if creds is not None else None
+    return citizen, {"kiosk_id": kiosk.id, "citizen_session": citizen.id if citizen else None,
+                     "body": body.model_dump(mode="json")}
+
+
+def require_live_if_any(citizen: CitizenSession | None, now: dt.datetime) -> None:
+    """A create linked to a citizen session needs it live (401 ``session_expired``); an idempotent replay does not
+    get here, so a result stays readable after the session has ended."""
+    if citizen is not None and not is_live(citizen, now):
+        raise ApiError(401, "session_expired", "the citizen session has expired or was ended")
 
 
 def _live_session(db: Session, kiosk: Kiosk, creds: HTTPAuthorizationCredentials, now: dt.datetime

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service_platform.auth import citizen_bearer, find_session, is_live, require_kiosk
+from service_platform.auth import citizen_bearer, optional_citizen_request, require_kiosk, require_live_if_any
 from service_platform.db import CHINA_TZ
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
@@ -155,13 +155,10 @@ def create_feedback(body: FeedbackIn, kiosk: Kiosk = Depends(require_kiosk),
     with the same request returns the first answer (one reference, never two)."""
     if not re.search(NOT_BLANK_PATTERN, body.text):
         raise ApiError(422, "validation_failed", "text: must not be blank")
-    citizen = find_session(db, kiosk, creds.credentials) if creds is not None else None
-    payload = {"kiosk_id": kiosk.id, "citizen_session": citizen.id if citizen else None,
-               "body": body.model_dump(mode="json")}
+    citizen, payload = optional_citizen_request(db, kiosk, creds, body)
 
     def create() -> tuple[int, dict]:
-        if citizen is not None and not is_live(citizen, now):
-            raise ApiError(401, "session_expired", "the citizen session has expired or was ended")
+        require_live_if_any(citizen, now)
         department = _department(db, body.service_code)
         reference = new_reference(now)
         while db.scalar(select(Feedback.id).where(Feedback.reference == reference)) is not None:

@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from service_platform.auth import (
-    CitizenWriter, citizen_bearer, citizen_writer, find_session, is_live, require_citizen, require_kiosk)
+    CitizenWriter, citizen_bearer, citizen_writer, optional_citizen_request, require_citizen, require_kiosk,
+    require_live_if_any)
 from service_platform.db import CHINA_TZ, insert_ignore
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses, not_found
@@ -277,13 +278,10 @@ def take_ticket(body: QueueTicketCreate, kiosk: Kiosk = Depends(require_kiosk),
                 db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> JSONResponse:
     """With or without an identified citizen. Numbers run per hall, queue and day (A001, A002, …). When the hall
     has closed for today the ticket is for its next opening day (``service_date``, ``next_open_at``)."""
-    citizen = find_session(db, kiosk, creds.credentials) if creds is not None else None
-    payload = {"kiosk_id": kiosk.id, "citizen_session": citizen.id if citizen else None,
-               "body": body.model_dump(mode="json")}
+    citizen, payload = optional_citizen_request(db, kiosk, creds, body)
 
     def create() -> tuple[int, dict]:
-        if citizen is not None and not is_live(citizen, now):
-            raise ApiError(401, "session_expired", "the citizen session has expired or was ended")
+        require_live_if_any(citizen, now)
         hall = get_hall(db, body.hall_code)
         service = get_service(db, body.service_code)
         ticket = issue_ticket(db, hall, service, kiosk_id=kiosk.id,

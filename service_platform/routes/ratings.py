@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service_platform.auth import citizen_bearer, find_session, is_live, require_kiosk
+from service_platform.auth import citizen_bearer, optional_citizen_request, require_kiosk, require_live_if_any
 from service_platform.deps import get_db, get_now
 from service_platform.errors import ApiError, error_responses
 from service_platform.idempotency import require_idempotency_key, run_idempotent
@@ -71,13 +71,10 @@ def create_rating(body: RatingCreate,
     rating to the citizen session. The same ``Idempotency-Key`` with the same request returns the first result
     (same id, header ``Idempotent-Replayed: true``) even after the citizen session has ended; with a different
     request it is 409 ``idempotency_conflict``."""
-    citizen = find_session(db, kiosk, creds.credentials) if creds is not None else None
-    payload = {"kiosk_id": kiosk.id, "citizen_session": citizen.id if citizen else None,
-               "body": body.model_dump(mode="json")}
+    citizen, payload = optional_citizen_request(db, kiosk, creds, body)
 
     def create() -> tuple[int, dict]:
-        if citizen is not None and not is_live(citizen, now):
-            raise ApiError(401, "session_expired", "the citizen session has expired or was ended")
+        require_live_if_any(citizen, now)
         if body.kiosk_id is not None and body.kiosk_id != kiosk.id:
             raise ApiError(422, "kiosk_mismatch", "kiosk_id in the body differs from X-Kiosk-Id")
         comment = body.comment.strip() if body.comment else None
