@@ -94,6 +94,16 @@ class KioskUI:
             {k: v for k, v in self.ask("simulators").items() if k != "ok"}), what="simulators started")
 
 
+def decode_qr(png_path: str) -> str:
+    """The text of the QR code in a printed receipt's PNG (OpenCV's detector), "" when none is found."""
+    import cv2
+
+    image = cv2.imread(png_path)
+    assert image is not None, png_path
+    data, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    return data
+
+
 @pytest.fixture
 def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path) -> Iterator[Callable[..., KioskUI]]:
     procs: list[ManagedProcess] = []

@@ -10,36 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 
-import cv2
 import pytest
 
 from drivers.sim.control import send_command
-from tests.e2e.conftest import pass_face_check, start_with_camera, write_photo_map
+from tests.e2e.conftest import decode_qr, pass_face_check, start_with_camera, write_photo_map
 
 pytestmark = pytest.mark.e2e
 
 CHEN_ID = "520302199002144027"
-
-
-def decode_qr(png_path: str) -> str:
-    image = cv2.imread(png_path)
-    assert image is not None, png_path
-    data, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return data
-
-
-def tap_settled(ui, wait_for, aid: str) -> None:
-    """Tap a button that was just created, once the layout has placed it (same position on two looks)."""
-    seen: list[tuple[int, int]] = []
-
-    def placed() -> bool:
-        found = ui.find(aid)
-        if not found["found"]:
-            return False
-        seen.append((found["x"], found["y"]))
-        return len(seen) >= 2 and seen[-1] == seen[-2]
-    wait_for(placed, interval=0.2, what=f"{aid} laid out")
-    ui.tap(aid, wait_for)
 
 
 def assert_touch_targets(ui) -> None:
@@ -65,13 +43,13 @@ def test_apply_for_birth_registration(start_kiosk, camera_sim, platform_server, 
 
     ui.tap("tile_apply", wait_for)
     ui.wait_screen("apply", wait_for)
-    tap_settled(ui, wait_for, "event_birth")
+    ui.tap("event_birth", wait_for)
     ui.wait_text("项可在线申报", wait_for)
     service = wait_for(lambda: next((f"service_{i}" for i in range(12)
                                      if "生育登记" in ui.find(f"service_{i}").get("text", "")), None),
                        what="生育登记 listed")
     ui.screenshot("21-apply-pick")
-    tap_settled(ui, wait_for, service)
+    ui.tap(service, wait_for)
 
     ui.wait_screen("apply_notice", wait_for)
     ui.wait_text("所需材料（一次性告知）", wait_for)
@@ -88,7 +66,7 @@ def test_apply_for_birth_registration(start_kiosk, camera_sim, platform_server, 
     ui.screenshot("23-apply-form-problems")
 
     # correct the spouse's given name with the pinyin keyboard: 罗建明 → 罗建华
-    tap_settled(ui, wait_for, "field_spouse_name")
+    ui.tap("field_spouse_name", wait_for)
     wait_for(lambda: ui.find("kb_text").get("text", "").startswith("罗建明"), what="the keyboard shows the value")
     ui.tap("kb_del", wait_for)
     type_keys(ui, wait_for, "hua")
@@ -96,28 +74,28 @@ def test_apply_for_birth_registration(start_kiosk, camera_sim, platform_server, 
                                  None), what="华 among the candidates")
     assert_touch_targets(ui)
     ui.screenshot("24-keyboard-pinyin")
-    tap_settled(ui, wait_for, cand)
+    ui.tap(cand, wait_for)
     wait_for(lambda: ui.find("kb_text").get("text", "").startswith("罗建华"), what="罗建华 typed")
     ui.tap("kb_ok", wait_for)
     ui.wait_text("罗建华", wait_for)
 
-    tap_settled(ui, wait_for, "field_phone")
+    ui.tap("field_phone", wait_for)
     type_keys(ui, wait_for, "13905520003")
     wait_for(lambda: ui.find("kb_text").get("text", "").startswith("13905520003"), what="every digit shown")
     ui.tap("kb_ok", wait_for)
-    tap_settled(ui, wait_for, "field_child_order")
+    ui.tap("field_child_order", wait_for)
     type_keys(ui, wait_for, "2")
     ui.tap("kb_ok", wait_for)
     ui.wait_text("13905520003", wait_for)
     assert_touch_targets(ui)
     ui.screenshot("25-apply-form-filled")
-    tap_settled(ui, wait_for, "form_next")
+    ui.tap("form_next", wait_for)
 
     ui.wait_screen("apply_attach", wait_for)
     ui.tap("attach_all", wait_for)
     ui.wait_text("已使用电子证照", wait_for)
     ui.screenshot("26-apply-attach")
-    tap_settled(ui, wait_for, "attach_next")
+    ui.tap("attach_next", wait_for)
 
     ui.wait_screen("apply_review", wait_for)
     ui.wait_text("预审通过，可以提交", wait_for)
@@ -174,17 +152,17 @@ def test_apply_with_camera_pages_and_deferral(start_kiosk, camera_sim, platform_
     service = wait_for(lambda: next((f"service_{i}" for i in range(12)
                                      if "居住证申领" in ui.find(f"service_{i}").get("text", "")), None),
                        what="居住证申领 found by its pinyin initials")
-    tap_settled(ui, wait_for, service)
+    ui.tap(service, wait_for)
     ui.tap("notice_accept", wait_for)
     ui.wait_screen("apply_form", wait_for)
 
-    tap_settled(ui, wait_for, "field_basis")
-    tap_settled(ui, wait_for, "choice_1")  # 合法稳定住所
-    tap_settled(ui, wait_for, "field_residence_address")
+    ui.tap("field_basis", wait_for)
+    ui.tap("choice_1", wait_for)  # 合法稳定住所
+    ui.tap("field_residence_address", wait_for)
     type_keys(ui, wait_for, "huaihelu")
     cand = wait_for(lambda: next((f"kb_cand_{i}" for i in range(8) if ui.find(f"kb_cand_{i}").get("text") == "淮河路"),
                                  None), what="淮河路 among the candidates")
-    tap_settled(ui, wait_for, cand)
+    ui.tap(cand, wait_for)
     ui.tap("kb_mode", wait_for)
     ui.tap("kb_mode", wait_for)  # → 123
     type_keys(ui, wait_for, "168")
@@ -192,27 +170,27 @@ def test_apply_with_camera_pages_and_deferral(start_kiosk, camera_sim, platform_
     type_keys(ui, wait_for, "hao")
     cand = wait_for(lambda: next((f"kb_cand_{i}" for i in range(8) if ui.find(f"kb_cand_{i}").get("text") == "号"),
                                  None), what="号 among the candidates")
-    tap_settled(ui, wait_for, cand)
+    ui.tap(cand, wait_for)
     wait_for(lambda: ui.find("kb_text").get("text", "").startswith("淮河路168号"), what="the address typed")
     ui.tap("kb_ok", wait_for)
-    tap_settled(ui, wait_for, "field_registered_on")
+    ui.tap("field_registered_on", wait_for)
     type_keys(ui, wait_for, "2026-03-10")
     ui.tap("kb_ok", wait_for)
-    tap_settled(ui, wait_for, "field_phone")
+    ui.tap("field_phone", wait_for)
     type_keys(ui, wait_for, "13905520003")
     ui.tap("kb_ok", wait_for)
     ui.wait_text("淮河路168号", wait_for)
-    tap_settled(ui, wait_for, "form_next")
+    ui.tap("form_next", wait_for)
 
     ui.wait_screen("apply_attach", wait_for)
-    tap_settled(ui, wait_for, "defer_3")
+    ui.tap("defer_3", wait_for)
     ui.wait_text("承诺后补（容缺受理）", wait_for)
-    tap_settled(ui, wait_for, "attach_next")
+    ui.tap("attach_next", wait_for)
     ui.wait_screen("apply_capture", wait_for)
-    tap_settled(ui, wait_for, "shoot_1")
+    ui.tap("shoot_1", wait_for)
     ui.wait_text("已拍照 1 页", wait_for, timeout=20)
     ui.screenshot("31-apply-capture")
-    tap_settled(ui, wait_for, "capture_next")
+    ui.tap("capture_next", wait_for)
     ui.wait_screen("apply_review", wait_for)
     ui.wait_text("预审通过，可以提交", wait_for)
     before = platform_server.query("SELECT coalesce(max(id), 0) FROM applications")[0][0]
@@ -254,19 +232,19 @@ def test_platform_down_at_submit_tells_the_citizen_honestly(start_kiosk, camera_
         send_command(sims["idcard"]["control"], "place_card", identity="zhang")
         pass_face_check(ui, wait_for)
         ui.tap("tile_apply", wait_for)
-        tap_settled(ui, wait_for, "event_certificates")
+        ui.tap("event_certificates", wait_for)
         service = wait_for(lambda: next((f"service_{i}" for i in range(12)
                                          if "户籍证明" in ui.find(f"service_{i}").get("text", "")), None),
                            what="户籍证明 listed")
-        tap_settled(ui, wait_for, service)
+        ui.tap(service, wait_for)
         ui.tap("notice_accept", wait_for)
         ui.wait_text("安徽省蚌埠市龙子湖区东海大道1号", wait_for)  # read-only, from the household register
-        tap_settled(ui, wait_for, "field_purpose")
-        tap_settled(ui, wait_for, "choice_0")
-        tap_settled(ui, wait_for, "form_next")
-        tap_settled(ui, wait_for, "attach_next")
+        ui.tap("field_purpose", wait_for)
+        ui.tap("choice_0", wait_for)
+        ui.tap("form_next", wait_for)
+        ui.tap("attach_next", wait_for)
         ui.wait_screen("apply_capture", wait_for)   # a kiosk with a camera offers to photograph optional papers
-        tap_settled(ui, wait_for, "capture_next")
+        ui.tap("capture_next", wait_for)
         ui.wait_text("预审通过，可以提交", wait_for)
 
         platform.stop()

@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import shutil
 
-import cv2
 import pytest
 
 from drivers.sim.control import send_command
+from tests.e2e.conftest import decode_qr
 
 pytestmark = pytest.mark.e2e
 
 IDLE_S, WARNING_S = 16, 6
-
-
-def decode_qr(png_path: str) -> str:
-    image = cv2.imread(png_path)
-    assert image is not None, png_path
-    data, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return data
 
 
 def last_receipt(sims, wait_for) -> dict:

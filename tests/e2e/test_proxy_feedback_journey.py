@@ -10,36 +10,14 @@ from __future__ import annotations
 
 import shutil
 
-import cv2
 import pytest
 
 from drivers.sim.control import send_command
-from tests.e2e.conftest import pass_face_check, start_with_camera
+from tests.e2e.conftest import decode_qr, pass_face_check, start_with_camera
 
 pytestmark = pytest.mark.e2e
 
 ZHANG_ID, LI_ID = "340302195803172018", "35010219490822102X"
-
-
-def decode_qr(png_path: str) -> str:
-    image = cv2.imread(png_path)
-    assert image is not None, png_path
-    data, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return data
-
-
-def tap_settled(ui, wait_for, aid: str) -> None:
-    """Tap a button that was just created, once the layout has placed it (same position on two looks)."""
-    seen: list[tuple[int, int]] = []
-
-    def placed() -> bool:
-        found = ui.find(aid)
-        if not found["found"]:
-            return False
-        seen.append((found["x"], found["y"]))
-        return len(seen) >= 2 and seen[-1] == seen[-2]
-    wait_for(placed, interval=0.2, what=f"{aid} laid out")
-    ui.tap(aid, wait_for)
 
 
 def type_pinyin(ui, wait_for, letters: str, hanzi: str) -> None:
@@ -47,7 +25,7 @@ def type_pinyin(ui, wait_for, letters: str, hanzi: str) -> None:
         ui.tap(f"kb_key_{key}", wait_for)
     cand = wait_for(lambda: next((f"kb_cand_{i}" for i in range(8) if ui.find(f"kb_cand_{i}").get("text") == hanzi),
                                  None), what=f"{hanzi} among the candidates")
-    tap_settled(ui, wait_for, cand)
+    ui.tap(cand, wait_for)
 
 
 def type_digits(ui, wait_for, digits: str) -> None:
@@ -101,21 +79,21 @@ def test_complaint_and_proxy_application(start_kiosk, camera_sim, platform_serve
     ui.screenshot("43-proxy-place-card")
     send_command(sims["idcard"]["control"], "place_card", identity="li")
     ui.wait_text("被代办人：李*英", wait_for, timeout=30)
-    tap_settled(ui, wait_for, "proxy_service_senior-card")
+    ui.tap("proxy_service_senior-card", wait_for)
     assert not ui.find("proxy_service_id-card-renewal")["found"]
     ui.wait_text("1949-08-22", wait_for)   # pre-filled for the principal
-    tap_settled(ui, wait_for, "proxy_field_phone")
+    ui.tap("proxy_field_phone", wait_for)
     type_digits(ui, wait_for, "13905520011")
     ui.tap("kb_ok", wait_for)
-    tap_settled(ui, wait_for, "proxy_field_emergency_contact__name")
+    ui.tap("proxy_field_emergency_contact__name", wait_for)
     type_pinyin(ui, wait_for, "zhang", "张")
     type_pinyin(ui, wait_for, "ming", "明")
     ui.tap("kb_ok", wait_for)
-    tap_settled(ui, wait_for, "proxy_field_emergency_contact__phone")
+    ui.tap("proxy_field_emergency_contact__phone", wait_for)
     type_digits(ui, wait_for, "13905520012")
     ui.tap("kb_ok", wait_for)
-    tap_settled(ui, wait_for, "proxy_field_pickup")
-    tap_settled(ui, wait_for, "choice_0")
+    ui.tap("proxy_field_pickup", wait_for)
+    ui.tap("choice_0", wait_for)
     ui.wait_text("13905520012", wait_for)
     ui.screenshot("44-proxy-form")
     ui.tap("proxy_submit", wait_for)
@@ -136,7 +114,7 @@ def test_complaint_and_proxy_application(start_kiosk, camera_sim, platform_serve
     ui.tap("proxy_done", wait_for)
     ui.wait_screen("rating", wait_for)
     ui.tap("star_1", wait_for)
-    tap_settled(ui, wait_for, "rating_comment")
+    ui.tap("rating_comment", wait_for)
     type_pinyin(ui, wait_for, "man", "慢")
     ui.tap("kb_ok", wait_for)
     ui.wait_text("您的意见：慢", wait_for)
