@@ -31,14 +31,30 @@ class ControlBar(BoxLayout):
     muted = BooleanProperty(False)
     level = NumericProperty(0)
     levels = NumericProperty(len(VOLUME_STEPS))
+    #: the bar's height when its children need no more (control_bar.kv); taller when the tallest child needs it
+    min_height = NumericProperty(0)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         self._panel: HelpPanel | None = None
+        super().__init__(**kwargs)
+        self.fbind("min_height", self._fit_height)
+        self.fbind("padding", self._fit_height)
+        self._fit_height()
         app = App.get_running_app()
         if app is not None:
             app.core.subscribe(self._on_core_event)
             self._show_volume()
+
+    def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_widget(widget, *args, **kwargs)
+        widget.fbind("height", self._fit_height)
+        self._fit_height()
+
+    def _fit_height(self, *_: Any) -> None:
+        """As tall as the tallest child plus the padding: a button whose text wraps (elderly mode, portrait) stays
+        inside the bar."""
+        tallest = max((c.height for c in self.children if c.size_hint_y is None), default=0.0)
+        self.height = max(self.min_height, tallest + self.padding[1] + self.padding[3])
 
     # taps -----------------------------------------------------------------------------------------------------------
     def repeat(self) -> None:

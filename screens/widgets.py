@@ -12,6 +12,7 @@ from kivy.properties import BooleanProperty, ColorProperty, NumericProperty, Str
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
+from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.modalview import ModalView
 from kivy.uix.screenmanager import Screen
@@ -19,7 +20,7 @@ from kivy.uix.screenmanager import Screen
 MIN_TOUCH_PX = 60
 
 Builder.load_string("""
-<KLabel>:
+<KLabel,WordFitLabel>:
     color: app.palette['text']
     font_size: app.fs(1.0)
     text_size: self.width, None
@@ -58,6 +59,8 @@ Builder.load_string("""
     FitLabel:
         text: root.title
         max_font: app.fs(1.6)
+        # a long English name on a small tile (1280×1024): smaller rather than over the hint
+        min_ratio: 0.3
         bold: True
         color: app.palette['on_disabled'] if root.disabled else app.palette['on_primary']
         text_size: self.width, None
@@ -75,7 +78,8 @@ Builder.load_string("""
 
 <KeyButton>:
     max_font: app.fs(1.1)
-    height: max(app.fs(1.8), 64 * (1.5 if app.elderly else 1))
+    # its own size, or less when its keypad (:class:`Keypad`) has no more room per row
+    height: min(self.cap, max(app.fs(1.8), 64 * (1.5 if app.elderly else 1))) if self.cap > 0 else max(app.fs(1.8), 64 * (1.5 if app.elderly else 1))
 
 <KModal>:
     auto_dismiss: False
@@ -133,9 +137,65 @@ class KLabel(Label):
     aid = StringProperty("")
 
 
-class KButton(Button):
+class WordFit:
+    """Shrinks a label's font (down to half of what its rules give) while a Latin word is wider than its text box,
+    instead of letting Kivy break the word in the middle ("Standar / d mode")."""
+
+    def _watch_words(self) -> None:
+        self._fitting = False
+        self._wanted_font = self.font_size   # the font size its rules or its creator gave it
+        self._refit_words = Clock.create_trigger(self._fit_words, 0)
+        self.fbind("font_size", self._on_font)
+        self.fbind("text_size", self._refit_words)
+        self.fbind("text", self._refit_words)
+        self._refit_words()
+
+    def _on_font(self, *_: Any) -> None:
+        if not self._fitting:
+            self._wanted_font = self.font_size
+            self._refit_words()
+
+    def _fit_words(self, *_: Any) -> None:
+        from kivy.core.text import Label as CoreLabel
+
+        size = self._wanted_font or self.font_size
+        room = self.text_size[0] if self.text_size and self.text_size[0] else None
+        words = {w for w in self.text.split() if w.isascii() and len(w) > 1} if not self.markup else set()
+        if room and room > 0 and words:
+            for _attempt in range(3):
+                widest = 0.0
+                for word in words:
+                    core = CoreLabel(text=word, font_size=size, font_name=self.font_name, bold=self.bold)
+                    core.refresh()
+                    widest = max(widest, core.content_size[0])
+                if widest <= room - 1:
+                    break
+                size = max(size * (room - 1) / widest * 0.98, (self._wanted_font or size) * 0.5)
+        if abs(self.font_size - size) > 0.1:
+            self._fitting = True
+            try:
+                self.font_size = size
+            finally:
+                self._fitting = False
+
+
+class WordFitLabel(WordFit, Label):
+    """A :class:`KLabel` (same rules) whose font gets smaller while a Latin word does not fit its width."""
+
+    aid = StringProperty("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._watch_words()
+
+
+class KButton(WordFit, Button):
     aid = StringProperty("")
     primary = BooleanProperty(False)
+
+    #: shrink the font (down to half) when a Latin word is wider than the button ("Previous" on a narrow button)
+    #: instead of letting Kivy break it in the middle
+    fit_words = True
 
     def __init__(self, **kwargs: Any) -> None:
         self._base_height = 0.0    # the height its rules or its creator gave it
@@ -144,6 +204,9 @@ class KButton(Button):
         self._base_height = self.height
         self.fbind("texture_size", self._grow)
         self.fbind("height", self._on_height)
+        if self.fit_words:
+            self._watch_words()
+
 
     def on_touch_down(self, touch: Any) -> bool:
         """A button hidden by its own or an ancestor's ``opacity: 0`` takes no tap (disabled, it would swallow it)."""
@@ -177,22 +240,89 @@ class KeyButton(KButton):
     """A keypad key: a little lower than other buttons (≥ 64 px, 1.5× and more in elderly mode) so that a keypad of
     four rows fits beside its fields, and its text never larger than the key allows."""
 
+    fit_words = False   # :meth:`_fit_key` fits the text
     max_font = NumericProperty(0)
+    #: the most height its keypad can give it (0: no limit)
+    cap = NumericProperty(0)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fbind("height", self._fit_key)
+        self.fbind("width", self._fit_key)
+        self.fbind("text", self._fit_key)
         self.fbind("max_font", self._fit_key)
+
+    def _grow(self, *_: Any) -> None:
+        """Keys never grow: their font follows their height (:meth:`_fit_key`), so the keypad keeps its rows."""
 
     def _fit_key(self, *_: Any) -> None:
         if self.max_font:
-            self.font_size = max(8.0, min(self.max_font, self.height / 1.6))
+            size = max(8.0, min(self.max_font, self.height / 1.6))
+            room = self.width - 24
+            if self.text and room > 0:   # one line, never broken ("SP/FB" on a narrow key)
+                from kivy.core.text import Label as CoreLabel
+
+                core = CoreLabel(text=self.text, font_size=size, font_name=self.font_name, bold=self.bold)
+                core.refresh()
+                if core.content_size[0] > room:
+                    size = max(8.0, size * room / core.content_size[0])
+            self.font_size = size
+
+
+class Keypad(GridLayout):
+    """A grid of :class:`KeyButton` whose keys get lower (their text with them) when the grid has less height than
+    they want: the keypad stays beside its fields in elderly mode, portrait and 1280×1024."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fbind("height", self._cap_keys)
+        self.fbind("spacing", self._cap_keys)
+
+    def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_widget(widget, *args, **kwargs)
+        self._cap_keys()
+
+    def _cap_keys(self, *_: Any) -> None:
+        rows = max(1, -(-len(self.children) // max(1, self.cols or 1)))
+        per_row = max(1.0, (self.height - self.padding[1] - self.padding[3] - self.spacing[1] * (rows - 1)) / rows)
+        for key in self.children:
+            if isinstance(key, KeyButton):
+                key.cap = per_row
+
+
+class FitRow(BoxLayout):
+    """A row of buttons as tall as its tallest child (a button whose text wraps to two lines grows: the row follows
+    it instead of letting it stick out) and never lower than ``min_height``."""
+
+    min_height = NumericProperty(0)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.size_hint_y = None
+        self.fbind("min_height", self._fit_height)
+        self.fbind("padding", self._fit_height)
+        self._fit_height()
+
+    def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_widget(widget, *args, **kwargs)
+        widget.fbind("height", self._fit_height)
+        self._fit_height()
+
+    def remove_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        widget.funbind("height", self._fit_height)
+        super().remove_widget(widget, *args, **kwargs)
+        self._fit_height()
+
+    def _fit_height(self, *_: Any) -> None:
+        tallest = max((c.height for c in self.children if c.size_hint_y is None), default=0.0)
+        self.height = max(self.min_height, tallest + self.padding[1] + self.padding[3])
 
 
 class FitLabel(Label):
     """A label whose font is ``max_font`` when its text fits its box, else the largest size (down to ``min_ratio`` ×
     ``max_font``) at which it does: tiles keep their size whatever the language and the text."""
 
+    aid = StringProperty("")
     max_font = NumericProperty(20)
     min_ratio = NumericProperty(0.45)
 
@@ -215,10 +345,21 @@ class FitLabel(Label):
                              halign=self.halign, text_size=(self.width, None))
             core.refresh()
             w, h = core.content_size
-            if w <= self.width + 1 and h <= self.height + 1:
+            if w <= self.width + 1 and h <= self.height + 1 and self._words_fit(size):
                 break
             size *= 0.92
         self.font_size = max(size, floor)
+
+    def _words_fit(self, size: float) -> bool:
+        """No Latin word wider than the box at ``size`` (Kivy would break it in the middle)."""
+        from kivy.core.text import Label as CoreLabel
+
+        for word in {w for w in self.text.split() if w.isascii() and len(w) > 1}:
+            core = CoreLabel(text=word, font_size=size, font_name=self.font_name, bold=self.bold)
+            core.refresh()
+            if core.content_size[0] > self.width + 1:
+                return False
+        return True
 
 
 class Tile(ButtonBehavior, BoxLayout):

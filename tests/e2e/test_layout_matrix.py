@@ -30,7 +30,7 @@ MODES = ("normal", "elderly")
 PHOTOGRAPHED = {"attract", "menu", "guide_detail"}
 #: the screens whose layout was checked
 CHECKED: set[str] = set()
-NEEDS_CONTEXT = {"attract", "menu", "guide_detail", "print_confirm", "rating", "face_check", "staff"}
+NEEDS_CONTEXT = {"attract", "menu", "guide_detail", "print_confirm", "apply_review", "rating", "face_check", "staff"}
 
 
 def _settle(ui: KioskUI, wait_for: Callable[..., Any], screen: str) -> None:
