@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 
+import httpx
 import pytest
 
 from drivers.sim.control import send_command
@@ -91,7 +92,9 @@ def test_card_book_slot_slip_and_queue_ticket(start_kiosk, platform_server, wait
                                                                           "booked")]
     slip = wait_for(lambda: receipts(sims)[printed_before:] or None, what="the appointment slip")[-1]
     assert "预约凭条" in slip["text"] and number in slip["text"].split("\n")
-    assert slip["qr"] == [number] and "?" not in slip["text"]
+    [qr] = slip["qr"]   # the appointment's public verify page; the number is its last segment (hall scanner)
+    assert qr.endswith(f"/verify/m/{number}") and "?" not in slip["text"]
+    assert httpx.get(qr, timeout=10).status_code == 200
     assert ZHANG_ID not in slip["text"] and "张明华" not in slip["text"]
     shutil.copy(slip["png"], ui.shots / "receipt-appointment.png")
 
