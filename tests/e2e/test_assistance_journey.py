@@ -4,7 +4,9 @@ the ``fleet-controller serve`` process and its dashboard in headless Chromium.
 A citizen places the card; the consent screen comes before any camera; they refuse and take another route (services
 without identity). On the menu they tap Help in the control bar: the alarm reaches the controller's API and the
 dashboard shows it on every page with a banner and a tone until the operator acknowledges it there; the kiosk then
-says that someone is coming. One kiosk process for the whole journey (test time)."""
+says that someone is coming. The session reaches the controller's journey report (funnel, exits) and no payload the
+kiosk published over the whole run holds the citizen's name, ID number or card data. One kiosk process for the whole
+journey (test time)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +17,8 @@ from selenium.webdriver.common.by import By
 from drivers.sim.control import send_command
 
 from tests.e2e.conftest import start_with_camera
-from tests.fleet.conftest import ADMIN_PASSWORD, broker, chromium, keys, start_controller  # noqa: F401 (fixtures)
+from tests.fleet.conftest import ADMIN_PASSWORD, broker, chromium, keys, observer, start_controller  # noqa: F401
+from tests.fleet.test_journey_reports import ZHANG, assert_anonymous
 
 ASSIST_TEXT = {"waiting": "已通知工作人员", "hall_closed": "不在工作时间", "coming": "马上就来"}
 
@@ -26,8 +29,8 @@ def help_status(ui: Any) -> str:
 
 
 def test_consent_refused_then_help_reaches_the_dashboard_and_comes_back(start_kiosk, camera_sim, broker, keys,
-                                                                        start_controller, chromium, tmp_path,
-                                                                        output_dir, wait_for):
+                                                                        start_controller, chromium, observer,
+                                                                        tmp_path, output_dir, wait_for):
     controller = start_controller()
     ui = start_with_camera(start_kiosk, camera_sim,
                            fleet={"broker_url": broker.url, "verify_key": str(keys[1]), "heartbeat_s": 5})
@@ -117,3 +120,21 @@ def test_consent_refused_then_help_reaches_the_dashboard_and_comes_back(start_ki
     ui.screenshot("34-out-of-service-help")
     wait_for(lambda: [a for a in controller.alerts(kiosk_id=kiosk_id) if a["device"] == "assistance_requested"
                       and "screen out_of_service" in a["detail"]], timeout=20, what="the second alarm")
+
+    # the session (card, consent refused, menu, help, finished without a service) in the controller's journey report
+    report = wait_for(lambda: (lambda r: r if r["totals"]["sessions"] >= 1 else None)(
+        controller.get("/api/v1/reports/journeys", kiosk=kiosk_id)), 30, what="the session in the journey report")
+    t = report["totals"]
+    assert (t["sessions"], t["completed"], t["abandoned"]) == (1, 0, 1), t
+    funnel = {f["step"]: (f["reached"], f["dropped"]) for f in report["funnel"]}   # sessions with a card
+    assert funnel == {"attract": (1, 0), "card": (1, 0), "face": (1, 0), "menu": (1, 1), "service": (0, 0),
+                      "done": (0, 0)}, "the consent screen is the face step; given up on the menu"
+    assert all(f["reached"] == 0 for f in report["funnel_anonymous"])
+    assert {e["screen"] for e in report["exits"]} == {"menu"}, "given up on the menu"
+    # no payload of the whole run — telemetry, alarms, journeys — carries the citizen
+    payloads = observer.all_payloads()
+    assert any(b'"sessions"' in p for p in payloads)
+    for raw in payloads:
+        text = raw.decode("utf-8", "replace")
+        assert not any(personal in text for personal in ZHANG), "personal data published"
+    assert_anonymous([p for topic, p in observer.messages if topic.endswith("/journey")])
