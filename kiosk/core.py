@@ -50,6 +50,9 @@ DEGRADED_HEALTH_INTERVAL_S = 2.0
 TRANSACTION_FEATURES = frozenset({"apply", "pay", "certificates", "delivery", "print"})
 #: how often the shell's tick looks whether the offline guide copy is a day old
 GUIDE_CHECK_INTERVAL_S = 3600.0
+#: how often (core clock) the journals' retention runs while the kiosk is idle — not only at start: a kiosk whose
+#: profile sets no nightly restart runs for months in one process
+RETENTION_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ class KioskCore:
         #: date of the offline copy the last guide answer came from (None: the answer was live)
         self.guide_offline_as_of: datetime | None = None
         self._last_guide_check = -GUIDE_CHECK_INTERVAL_S
+        self._last_retention = self._clock()   # the first purge runs at start (_recover_prints), then hourly
         self.print_journal = PrintJournal(data_dir / "print-journal.sqlite3")
         self.print_service = PrintService(self.print_journal, devices=self.devices.get, kiosk_id=self.kiosk_id,
                                           kiosk_name=profile.kiosk.name.get("zh_CN", ""),
@@ -323,6 +327,9 @@ class KioskCore:
             self.journey.end(payload["reason"])
             self.voice.stop()   # nothing more is said about this citizen
             self.voice.reset_session()   # the citizen's volume / mute last for their session only
+            from kiosk.memory import release_free_memory
+
+            self.workers.submit(release_free_memory)   # what the session left free goes back to the system
         self._emit(name, **payload)
 
     # lifecycle ------------------------------------------------------------------------------------------------------
@@ -390,6 +397,10 @@ class KioskCore:
         if self.nightly is not None and self._started.is_set() and not self._nightly_running.is_set() \
                 and self.nightly.due(self._wall_now(), busy=self.session.state is not State.IDLE):
             self.run_nightly()
+        if self._started.is_set() and self.session.state is State.IDLE \
+                and self._clock() - self._last_retention >= RETENTION_INTERVAL_S:
+            self._last_retention = self._clock()
+            self.workers.submit(self.purge_journals)
         if self._started.is_set() and self._clock() - self._last_guide_check >= GUIDE_CHECK_INTERVAL_S:
             self._last_guide_check = self._clock()
             self.workers.submit(self.refresh_guides)
@@ -462,15 +473,24 @@ class KioskCore:
     # printing -------------------------------------------------------------------------------------------------------
     def _recover_prints(self) -> None:
         """After a crash or power loss: settle what the print journal left open and tell staff what did not print."""
-        retention = self.profile.retention
-        self.print_journal.purge(retention.print_journal_days * 86400)
-        self.payments.journal.purge(retention.payment_journal_days * 86400)
-        self.outbox.purge(retention.outbox_days * 86400)
-        self.audit.prune(retention.audit_days)
+        self.purge_journals()
         unfinished = self.print_service.recover()
         if unfinished:
             self._audit("print_unfinished", jobs=[e.id for e in unfinished])
             self._emit("print_unfinished", jobs=unfinished)
+
+    def purge_journals(self) -> dict[str, int]:
+        """Retention (profile ``retention``): closed print jobs, resolved payments and settled outbox rows older than
+        their days, rotated audit files older than theirs. At start and hourly while idle (:meth:`tick`)."""
+        self._last_retention = self._clock()
+        retention = self.profile.retention
+        removed = {"print_jobs": self.print_journal.purge(retention.print_journal_days * 86400),
+                   "payments": self.payments.journal.purge(retention.payment_journal_days * 86400),
+                   "outbox": self.outbox.purge(retention.outbox_days * 86400),
+                   "audit_files": len(self.audit.prune(retention.audit_days))}
+        if any(removed.values()):
+            log.info("retention: removed %s", ", ".join(f"{k}={v}" for k, v in removed.items() if v))
+        return removed
 
     def _on_print_event(self, name: str, payload: dict[str, Any]) -> None:
         """From the print service (a worker thread): paper near-end/out and low supplies go to screens and audit."""

@@ -38,3 +38,24 @@ def limit_malloc_arenas(arenas: int = KIOSK_MALLOC_ARENAS) -> bool:
     if not ok:
         log.warning("mallopt(M_ARENA_MAX, %d) refused", arenas)
     return ok
+
+
+_libc: ctypes.CDLL | None | bool = False   # False: not looked up yet; None: no glibc malloc_trim here
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``); called when a session has ended, so
+    what one citizen's prints, payment and PDFs left free is not kept resident until the next restart (the soak's
+    untrimmed figure grows about twice as fast as the trimmed one). False where there is no glibc."""
+    global _libc
+    if _libc is False:
+        name = ctypes.util.find_library("c")
+        try:
+            lib = ctypes.CDLL(name) if name else None
+            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") else None
+        except OSError:
+            _libc = None
+    if _libc is None:
+        return False
+    _libc.malloc_trim(0)
+    return True

@@ -223,7 +223,7 @@ class PaymentJournal:
     def purge(self, older_than_s: float) -> int:
         """Delete resolved records (confirmed, declined, cancelled, reversed) and their steps last changed more than
         ``older_than_s`` ago; returns how many. Unresolved ones are kept whatever their age (the reconciler needs
-        them). The profile's ``retention.payment_journal_days`` (default 90) sets the age at each start."""
+        them). The profile's ``retention.payment_journal_days`` (default 90) sets the age (at start and hourly while idle: KioskCore.purge_journals)."""
         cutoff = self._clock() - older_than_s
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

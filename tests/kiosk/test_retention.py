@@ -121,3 +121,33 @@ def test_escpos_cache_is_set_from_the_profile_before_the_import(make_profile, tm
     assert folder == (data_dir / "cache" / "escpos").resolve()
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and any(folder.glob("*.capabilities.pickle"))
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_core_purges_hourly_while_idle_not_only_at_start(make_harness, clock, wait_for) -> None:
+    """A kiosk whose profile sets no nightly restart lives for months in one process: the journals' retention runs
+    again every hour of the core's clock, while nobody is being served."""
+    import sqlite3
+
+    from kiosk.core import RETENTION_INTERVAL_S
+
+    h = make_harness()
+    core = h.core
+    for job in ("OLD", "NEW"):
+        core.print_journal.create("receipt", "progress", job)
+        core.print_journal.mark_sent(job)
+        core.print_journal.mark_done(job)
+    with sqlite3.connect(Path(core.profile.kiosk.data_dir) / "print-journal.sqlite3") as db:   # finished 31 days ago
+        db.execute("UPDATE jobs SET updated_at = updated_at - ? WHERE id = 'OLD'", (31 * DAY,))
+    jobs = lambda: sorted(e.id for e in core.print_journal.jobs())  # noqa: E731
+
+    before = core._last_retention
+    clock.advance(RETENTION_INTERVAL_S + 1)
+    core.session.start_anonymous()              # a citizen at the kiosk when the hour is up: no housekeeping now
+    core.tick()
+    assert core._last_retention == before and jobs() == ["NEW", "OLD"], "nothing purged while a citizen is served"
+    core.end_session("finished")
+    core.tick()
+    wait_for(lambda: jobs() == ["NEW"], timeout=10, what="the 31-day-old job purged, the new one kept")
+    clock.advance(60)
+    core.tick()                                 # not again within the hour
+    assert core._last_retention == clock() - 60
