@@ -5,24 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from screens.appointment import FlowScreen
+from screens.flow_screen import UseCaseScreen
 
 
-class CertificatesScreen(FlowScreen):
+class CertificatesScreen(UseCaseScreen):
     """Steps: home (the list) · detail · printed."""
 
     prefix = "certificates"
     flow_name = "certificates"
 
-    def on_kv_post(self, base_widget: Any) -> None:
-        super().on_kv_post(base_widget)
-        self.title_key = "certificates.title"
-        self.forget()
-
     def forget(self) -> None:
         self.certs: list[Any] = []
         self.cert = self.printed = None
 
+    @property
+    def finished(self) -> bool:
+        return self.printed is not None
 
     def validity(self, cert: Any) -> str:
         if cert.status != "valid":
@@ -93,16 +91,6 @@ class CertificatesScreen(FlowScreen):
         self.add_label(text, aid="cert_printed", font_size=self.app.fs(1.4), bold=True, color=(0.1, 0.45, 0.2, 1))
         self.set_action(self.t("certificates.print"), "cert_print", self._print)
         self.done_text = self.t("certificates.done")
-
-    def done(self) -> None:
-        if self.printed is not None:
-            self.flow.done()
-        else:
-            self.app.go("menu")
-
-    def reset(self) -> None:
-        super().reset()
-        self.forget()
 
 
 #: the screens this module adds to the shell (name → class); the app collects every module's SCREENS

@@ -13,23 +13,21 @@ from typing import Any
 
 from kivy.clock import Clock
 from kivy.uix.boxlayout import BoxLayout
-from kivy.uix.gridlayout import GridLayout
 
-from screens.appointment import FlowScreen
+from screens.flow_screen import UseCaseScreen
+from screens.pin_pad import PinKeys
 from screens.widgets import KButton
 
 #: how long an interactive self-test question waits for the technician's answer
 ANSWER_TIMEOUT_S = 300.0
 
 
-class MaintenanceScreen(FlowScreen):
+class MaintenanceScreen(UseCaseScreen):
     prefix = "maintenance"
+    _keys: PinKeys | None = None
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
-        self.title_key = "maintenance.title"
-        self.digits = ""
-        self.run: Any = None
         self.app.core.subscribe(self._on_core_event)
 
     @property
@@ -74,32 +72,17 @@ class MaintenanceScreen(FlowScreen):
         self.add_label(self.t("maintenance.card_hint"), aid="maintenance_card_hint")
 
     def show_pin(self) -> None:
-        app = self.app
-        self.busy, self.digits = False, ""
+        self.busy = False
         self.heading = self.t("maintenance.pin_title")
-        self._dots = self.add_label(self.t("maintenance.pin_hint"), aid="maintenance_pin_dots",
-                                    font_size=app.fs(1.6), halign="center")
-        keys = GridLayout(cols=3, spacing=app.fs(0.3), size_hint_y=None)
-        keys.bind(minimum_height=keys.setter("height"))
-        for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", ""):
-            btn = KButton(text=self.t("progress.backspace") if key == "DEL" else key, aid=f"maintenance_key_{key}",
-                          disabled=not key)
-            btn.bind(on_release=lambda _b, k=key: self._press(k))
-            keys.add_widget(btn)
-        self.ids.choices.add_widget(keys)
+        hint = self.t("maintenance.pin_hint")
+        dots = self.add_label(hint, aid="maintenance_pin_dots", font_size=self.app.fs(1.6), halign="center")
+        self._keys = PinKeys("maintenance", size_hint_y=None)
+        self._keys.mirror(dots, hint)
+        self.ids.choices.add_widget(self._keys)
         self.set_action(self.t("common.confirm"), "maintenance_pin_ok", self._submit)
 
-    def _press(self, key: str) -> None:
-        self.app.core.touch()
-        if key == "DEL":
-            self.digits = self.digits[:-1]
-        elif key and len(self.digits) < 12:
-            self.digits += key
-        self._dots.text = "●" * len(self.digits) if self.digits else self.t("maintenance.pin_hint")
-
     def _submit(self) -> None:
-        pin, self.digits = self.digits, ""
-        self._dots.text = self.t("maintenance.pin_hint")
+        pin = self._keys.take()
         self.working()
         self.mode.submit_pin(pin, on_result=lambda _ok: self.go_step("home", remember=False), on_error=self._pin_failed)
 
@@ -230,10 +213,13 @@ class MaintenanceScreen(FlowScreen):
             self.mode.cancel()
             self.app.go("staff")
 
+    def forget(self) -> None:
+        self.run: Any = None
+        if self._keys is not None:   # nothing of a PIN left behind
+            self._keys.digits = ""
+
     def reset(self) -> None:
         super().reset()
-        self.digits = ""
-        self.run = None
         if not self.mode.is_open:
             self.mode.cancel()
 

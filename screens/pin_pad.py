@@ -1,12 +1,67 @@
-"""PIN entry for social-security cards: a large masked keypad. Digits go to the core, which hands them to the card
-reader; the screen keeps only the count of digits typed after submitting."""
+"""PIN entry: :class:`PinKeys`, the masked 3×4 keypad every PIN screen uses (the staff and maintenance screens, the
+card PIN), and :class:`PinPad`, the card PIN as a modal for social-security cards. Digits of the card PIN go to the
+core, which hands them to the card reader; the screen keeps only the count of digits typed after submitting."""
 from __future__ import annotations
+
+from typing import Any
 
 from kivy.app import App
 from kivy.lang import Builder
 from kivy.properties import StringProperty
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.widget import Widget
 
 from screens.widgets import KButton, KModal
+
+#: the keys in reading order; "" is the free cell (disabled, or a widget the screen puts there)
+KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", "")
+#: the most digits a PIN may have
+MAX_DIGITS = 12
+
+
+class PinKeys(GridLayout):
+    """Digit keys and backspace as large buttons named ``<aid_prefix>_key_<key>``; what is typed is ``digits``.
+
+    ``free`` takes the pad's free cell (else a disabled key). With ``size_hint_y=None`` the pad is as tall as its keys
+    (for a scrolling column); otherwise it fills its room."""
+
+    digits = StringProperty("")
+
+    def __init__(self, aid_prefix: str, free: Widget | None = None, **kwargs: Any) -> None:
+        app = App.get_running_app()
+        kwargs.setdefault("spacing", app.fs(0.3))
+        super().__init__(cols=3, **kwargs)
+        if self.size_hint_y is None:
+            self.bind(minimum_height=self.setter("height"))
+        for key in KEYS:
+            if not key and free is not None:
+                self.add_widget(free)
+                continue
+            btn = KButton(text=app.t("progress.backspace") if key == "DEL" else key, aid=f"{aid_prefix}_key_{key}",
+                          disabled=not key)
+            btn.bind(on_release=lambda _b, k=key: self.press(k))
+            self.add_widget(btn)
+
+    def press(self, key: str) -> None:
+        App.get_running_app().core.touch()
+        if key == "DEL":
+            self.digits = self.digits[:-1]
+        elif key and len(self.digits) < MAX_DIGITS:
+            self.digits += key
+
+    def take(self) -> str:
+        """The PIN typed, and the pad empty again."""
+        pin, self.digits = self.digits, ""
+        return pin
+
+    def mirror(self, label: Any, hint: str) -> None:
+        """Show on ``label`` a dot per digit typed, or ``hint`` while nothing is."""
+        def show(*_: Any) -> None:
+            label.text = "●" * len(self.digits) if self.digits else hint
+
+        self.bind(digits=show)
+        show()
+
 
 Builder.load_string("""
 <PinPad>:
@@ -30,10 +85,9 @@ Builder.load_string("""
             text: '●' * len(root.digits) if root.digits else app.t('pin.hint', app.lang)
             font_size: app.fs(1.8)
             halign: 'center'
-        GridLayout:
-            id: keys
-            cols: 3
-            spacing: app.fs(0.3)
+        # the PinKeys go here (an id other than "keys": ``ids.keys`` would be the dict's own method)
+        BoxLayout:
+            id: keypad
         BoxLayout:
             size_hint_y: None
             height: max(app.fs(2.6), 96)
@@ -52,27 +106,19 @@ Builder.load_string("""
 
 
 class PinPad(KModal):
+    """The card PIN (a social-security card asks for it): the keypad, confirm and cancel, in a modal."""
+
     digits = StringProperty("")
     message = StringProperty("")
 
-    def on_kv_post(self, base_widget) -> None:
-        app = App.get_running_app()
-        for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", ""):
-            btn = KButton(text=app.t("progress.backspace") if key == "DEL" else key, aid=f"pin_key_{key}",
-                          disabled=not key)
-            btn.bind(on_release=lambda b, k=key: self.press(k))
-            self.ids.keys.add_widget(btn)
-
-    def press(self, key: str) -> None:
-        App.get_running_app().core.touch()
-        if key == "DEL":
-            self.digits = self.digits[:-1]
-        elif key and len(self.digits) < 12:
-            self.digits += key
+    def on_kv_post(self, base_widget: Any) -> None:
+        self.keys = PinKeys("pin")
+        self.keys.bind(digits=self.setter("digits"))
+        self.ids.keypad.add_widget(self.keys)
 
     def submit(self) -> None:
         app = App.get_running_app()
-        pin, self.digits = self.digits, ""
+        pin = self.keys.take()
         try:
             app.core.submit_card_pin(pin)
         except ValueError:
@@ -81,5 +127,5 @@ class PinPad(KModal):
         self.dismiss()
 
     def cancel(self) -> None:
-        self.digits = ""
+        self.keys.digits = ""
         self.dismiss()

@@ -10,24 +10,23 @@ from typing import Any
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.image import Image
 
-from screens.appointment import FlowScreen
+from screens.flow_screen import UseCaseScreen
 from screens.widgets import KButton, KLabel
 
 
-class ProofsScreen(FlowScreen):
+class ProofsScreen(UseCaseScreen):
     """Steps: home (proof types) · period · preview (first page, copies, print) · printed."""
 
     prefix = "proofs"
     flow_name = "proofs"
 
-    def on_kv_post(self, base_widget: Any) -> None:
-        super().on_kv_post(base_widget)
-        self.title_key = "proofs.title"
-        self.forget()
-
     def forget(self) -> None:
         self.types: list[Any] = []
         self.choices: list[Any] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.flow.state.printed is not None
 
     def name_of(self, proof_type: Any) -> str:
         return proof_type.name if self.app.lang == "zh_CN" or not proof_type.name_en else proof_type.name_en
@@ -80,11 +79,6 @@ class ProofsScreen(FlowScreen):
         self.working()
         self.status = self.t("proofs.issuing")
         self.flow.issue(on_result=lambda _ready: self._arrived("preview"), on_error=self.fail)
-
-    def _arrived(self, step: str) -> None:
-        """A worker's answer came: not busy any more, show ``step``."""
-        self.ok()
-        self.go_step(step)
 
     def show_preview(self) -> None:
         ready = self.flow.state.ready
@@ -145,16 +139,6 @@ class ProofsScreen(FlowScreen):
             self.add_label(self.t("proofs.verify_hint", code=ready.proof.code), aid="proofs_verify_hint")
         self.set_action(self.t("proofs.print_again"), "proofs_print", self._print)
         self.done_text = self.t("proofs.done")
-
-    def done(self) -> None:
-        if self.flow.state.printed is not None:
-            self.flow.done()
-        else:
-            self.app.go("menu")
-
-    def reset(self) -> None:
-        super().reset()
-        self.forget()
 
 
 #: the screens this module adds to the shell (name → class); the app collects every module's SCREENS

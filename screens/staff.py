@@ -13,24 +13,23 @@ from typing import Any
 
 from kivy.core.window import Window
 from kivy.uix.boxlayout import BoxLayout
-from kivy.uix.gridlayout import GridLayout
 
-from screens.appointment import FlowScreen
+from screens.flow_screen import UseCaseScreen
+from screens.pin_pad import PinKeys
 from screens.widgets import KButton
 
 CORNER_PX = 120
 TAPS, WITHIN_S = 5, 3.0
 
 
-class StaffScreen(FlowScreen):
+class StaffScreen(UseCaseScreen):
     """Steps: pin · jobs."""
 
     prefix = "staff"
+    _keys: PinKeys | None = None
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
-        self.title_key = "staff.title"
-        self.digits = ""
         self._taps: list[float] = []
         Window.bind(on_touch_down=self._corner_tap)
 
@@ -54,38 +53,21 @@ class StaffScreen(FlowScreen):
 
     # --- PIN ----------------------------------------------------------------------------------------------------
     def show_pin(self) -> None:
-        app = self.app
-        self.digits = ""
         self.heading = self.t("staff.pin_title")
         if not self.desk.configured:
             self.failed, self.status = True, self.t("staff.no_pin")
-        self._dots = self.add_label(self.t("staff.pin_hint"), aid="staff_pin_dots", font_size=app.fs(1.6),
-                                    halign="center")
-        keys = GridLayout(cols=3, spacing=app.fs(0.3), size_hint_y=None)
-        keys.bind(minimum_height=keys.setter("height"))
-        for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "DEL", "0", ""):
-            if not key:   # the pad's free cell: a technician opens maintenance with their own card + PIN instead
-                btn = KButton(text=self.t("maintenance.enter"), aid="staff_maintenance")
-                btn.bind(on_release=lambda _b: self.app.go("maintenance"))
-                keys.add_widget(btn)
-                continue
-            btn = KButton(text=self.t("progress.backspace") if key == "DEL" else key, aid=f"staff_key_{key}")
-            btn.bind(on_release=lambda _b, k=key: self._press(k))
-            keys.add_widget(btn)
-        self.ids.choices.add_widget(keys)
+        hint = self.t("staff.pin_hint")
+        dots = self.add_label(hint, aid="staff_pin_dots", font_size=self.app.fs(1.6), halign="center")
+        # the pad's free cell: a technician opens maintenance with their own card + PIN instead
+        maintenance = KButton(text=self.t("maintenance.enter"), aid="staff_maintenance")
+        maintenance.bind(on_release=lambda _b: self.app.go("maintenance"))
+        self._keys = PinKeys("staff", free=maintenance, size_hint_y=None)
+        self._keys.mirror(dots, hint)
+        self.ids.choices.add_widget(self._keys)
         self.set_action(self.t("common.confirm"), "staff_pin_ok", self._submit)
 
-    def _press(self, key: str) -> None:
-        self.app.core.touch()
-        if key == "DEL":
-            self.digits = self.digits[:-1]
-        elif key and len(self.digits) < 12:
-            self.digits += key
-        self._dots.text = "●" * len(self.digits) if self.digits else self.t("staff.pin_hint")
-
     def _submit(self) -> None:
-        pin, self.digits = self.digits, ""
-        self._dots.text = self.t("staff.pin_hint")
+        pin = self._keys.take()
         # PBKDF2 (200,000 rounds) takes tens of milliseconds: never on the UI thread
         self.busy = True
         self.app.core.workers.submit(self.desk.unlock, pin, on_result=self._unlocked, on_error=self.fail)
@@ -147,9 +129,12 @@ class StaffScreen(FlowScreen):
             self.desk.lock()
             self.app.go("menu")
 
+    def forget(self) -> None:
+        if self._keys is not None:   # nothing of a PIN left behind
+            self._keys.digits = ""
+
     def reset(self) -> None:
         super().reset()
-        self.digits = ""
         self.desk.lock()
 
 

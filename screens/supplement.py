@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from screens.appointment import FlowScreen
+from screens.flow_screen import UseCaseScreen
 
 
-class SupplementScreen(FlowScreen):
+class SupplementScreen(UseCaseScreen):
     """Steps: home (waiting applications) · case (the missing materials) · result (state, timeline, receipt)."""
 
     prefix = "supplement"
     flow_name = "supplement"
-
-    def on_kv_post(self, base_widget: Any) -> None:
-        super().on_kv_post(base_widget)
-        self.title_key = "supplement.title"
-        self.forget()
 
     def forget(self) -> None:
         self.watch: Any = None
@@ -26,6 +21,10 @@ class SupplementScreen(FlowScreen):
         self.cases: list[Any] = []
         self.number = ""
         self.printed = False
+
+    @property
+    def finished(self) -> bool:
+        return self.flow.state.outcome is not None
 
     def on_go(self, number: str = "", **_: Any) -> None:
         """From "my applications": straight to one application (``number``), else the list of those waiting."""
@@ -140,11 +139,6 @@ class SupplementScreen(FlowScreen):
         self.watch = watch
         self._arrived("phone")
 
-    def _arrived(self, step: str) -> None:
-        """A worker's answer came: not busy any more, show ``step``."""
-        self.ok()
-        self.go_step(step)
-
     def show_phone(self) -> None:
         from kivy.uix.image import Image
 
@@ -238,16 +232,6 @@ class SupplementScreen(FlowScreen):
             self.done()
             return
         super().back()
-
-    def done(self) -> None:
-        if self.flow.state.outcome is not None:
-            self.flow.done()
-        else:
-            self.app.go("menu")
-
-    def reset(self) -> None:
-        super().reset()
-        self.forget()
 
 
 #: the screens this module adds to the shell (name → class); the app collects every module's SCREENS
