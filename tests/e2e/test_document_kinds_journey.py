@@ -6,7 +6,6 @@ holder in clear; finish, take the card away, place the next."""
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 
@@ -22,13 +21,24 @@ CARDS = {
 }
 
 
-def tap(ui, wait_for, aid: str) -> None:
-    wait_for(lambda: ui.find(aid)["found"] and not ui.find(aid).get("disabled"), what=f"{aid} on screen")
-    ui.tap(aid, wait_for)
+#: empty polls after which the kiosk's card watcher calls the card gone (``CardWatcher(removal_polls=3)``)
+REMOVAL_POLLS = 3
 
 
 def receipts(control: str) -> list[dict]:
     return send_command(control, "receipts")["receipts"]
+
+
+def take_card_away(control: str, wait_for) -> None:
+    """Remove the card and wait until the kiosk has seen the reader empty: more polls (FIND CARD, counted by the
+    simulator) after the removal than its card watcher needs to call the card gone, so the next card placed is a
+    new card."""
+    def finds() -> int:
+        return send_command(control, "status")["counters"]["finds"]
+
+    send_command(control, "remove_card")
+    after = finds()
+    wait_for(lambda: finds() - after > REMOVAL_POLLS, timeout=15, what="the kiosk polled the empty reader")
 
 
 def test_hmt_permit_and_both_foreign_card_editions(start_kiosk, platform_server, wait_for):
@@ -51,28 +61,30 @@ def test_hmt_permit_and_both_foreign_card_editions(start_kiosk, platform_server,
         assert known[0] == 1, key
 
         # a queue ticket at the city hall: printed, with nothing of the holder in clear
-        tap(ui, wait_for, "tile_appointment")
-        tap(ui, wait_for, "booking_ticket")
-        tap(ui, wait_for, "hall_city-hall")
+        ui.tap("tile_appointment", wait_for)
+        # the booking screen first asks the platform for its halls, and ignores taps while it does: wait for them
+        wait_for(lambda: any(b["aid"].startswith(("service_", "hall_")) for b in ui.ask("buttons")["buttons"]),
+                 timeout=20, what="the booking screen's halls or services")
+        ui.tap("booking_ticket", wait_for)
+        ui.tap("hall_city-hall", wait_for)
         ui.wait_text("请选择要取号的事项", wait_for)
         printed_before = len(receipts(printer_control))
-        tap(ui, wait_for, "service_driving-licence-renewal")
+        ui.tap("service_driving-licence-renewal", wait_for)
         ticket_no = ui.wait_text("您的号码：", wait_for).split("：", 1)[1]
         ticket = wait_for(lambda: receipts(printer_control)[printed_before:] or None, what="the queue ticket")[-1]
         assert "排队取号凭条" in ticket["text"] and ticket_no in ticket["text"].split("\n")
         assert name not in ticket["text"] and number not in ticket["text"], key
         assert number[4:-4] not in ticket["text"], key
         shutil.copy(ticket["png"], ui.shots / f"receipt-queue-ticket-{key}.png")
-        tap(ui, wait_for, "booking_done")
+        ui.tap("booking_done", wait_for)
         ui.wait_screen("rating", wait_for)
-        tap(ui, wait_for, "rating_skip")
+        ui.tap("rating_skip", wait_for)
         ui.wait_screen("menu", wait_for)
 
         # done: finish, take the card away (the reader sees it gone), next citizen
-        tap(ui, wait_for, "finish")
+        ui.tap("finish", wait_for)
         wait_for(lambda: ui.state()["screen"] in ("attract", "rating"), what="the session ending")
         if ui.state()["screen"] == "rating":
-            tap(ui, wait_for, "rating_skip")
+            ui.tap("rating_skip", wait_for)
         ui.wait_screen("attract", wait_for, timeout=20)
-        send_command(card_control, "remove_card")
-        time.sleep(1.0)
+        take_card_away(card_control, wait_for)

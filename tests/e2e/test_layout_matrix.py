@@ -11,7 +11,6 @@ combination are composed into one grid image (docs/screenshots/layout-matrix.png
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,13 +32,23 @@ CHECKED: set[str] = set()
 NEEDS_CONTEXT = {"attract", "menu", "guide_detail", "print_confirm", "apply_review", "rating", "face_check", "staff"}
 
 
-def _settle(ui: KioskUI, wait_for: Callable[..., Any], screen: str) -> None:
-    ui.wait_screen(screen, wait_for)
-    time.sleep(0.3)   # a few frames: kv rules and layouts of the new screen settle (no event to wait for)
+def _settled_layout(ui: KioskUI, wait_for: Callable[..., Any]) -> dict[str, Any]:
+    """The automation's ``layout`` report once the screen has settled (a new screen, size, language or mode is laid
+    out over a few frames): the same report on two looks in a row — each look is a trip through the UI thread's
+    clock, so layout passes ran between them."""
+    last: dict[str, Any] = {}
+
+    def same_twice() -> dict[str, Any] | None:
+        report = ui.ask("layout")
+        settled = last.get("report") == report
+        last["report"] = report
+        return report if settled else None
+
+    return wait_for(same_twice, timeout=20, interval=0.1, what="the layout settled")
 
 
-def _check(ui: KioskUI, tag: str, shots: dict[str, Path], problems: list[str]) -> None:
-    report = ui.ask("layout")
+def _check(ui: KioskUI, wait_for: Callable[..., Any], tag: str, shots: dict[str, Path], problems: list[str]) -> None:
+    report = _settled_layout(ui, wait_for)
     for p in report["problems"]:
         problems.append(f"{report['screen']}: {p['problem']} {p['widget']} aid={p['aid']!r} text={p['text']!r}"
                         f"\t{tag} box={p['box']} needs={p['needed']}")
@@ -48,43 +57,25 @@ def _check(ui: KioskUI, tag: str, shots: dict[str, Path], problems: list[str]) -
     CHECKED.add(report["screen"])
 
 
-def _tap_settled(ui: KioskUI, wait_for: Callable[..., Any], aid: str) -> None:
-    """Tap ``aid`` once it is shown, enabled and no longer moving (a list scrolls its results into view)."""
-    seen: list[tuple[int, int]] = []
-
-    def still() -> bool:
-        found = ui.find(aid)
-        if not found["found"] or found["disabled"]:
-            seen.clear()
-            return False
-        seen.append((found["x"], found["y"]))
-        return len(seen) >= 4 and len(set(seen[-4:])) == 1
-
-    wait_for(still, timeout=20, interval=0.1, what=f"{aid} shown and settled")
-    ui.tap(aid, wait_for)
-
-
 def _resize(ui: KioskUI, wait_for: Callable[..., Any], width: int, height: int) -> None:
     ui.ask("resize", width=width, height=height)
     wait_for(lambda: (lambda w: w["width"] == width and w["height"] == height)(ui.state()["window"]),
-             timeout=15, what=f"window {width}×{height}")
-    time.sleep(0.5)
+             timeout=15, what=f"window {width}×{height}")   # laid out anew: each check waits for that
 
 
 def _walk(ui: KioskUI, wait_for: Callable[..., Any], tag: str, lang: str, mode: str,
           shots: dict[str, Path], problems: list[str], unreachable: set[str]) -> None:
-    _settle(ui, wait_for, "attract")
+    ui.wait_screen("attract", wait_for)
     if lang != ui.state()["language"]:
         ui.tap("lang", wait_for)
         wait_for(lambda: ui.state()["language"] == lang, what=f"language {lang}")
     if (mode == "elderly") != ui.state()["elderly"]:
         ui.tap("elderly_mode", wait_for)
         wait_for(lambda: ui.state()["elderly"] == (mode == "elderly"), what=f"{mode} mode")
-    time.sleep(0.3)
-    _check(ui, tag, shots, problems)
+    _check(ui, wait_for, tag, shots, problems)
     ui.tap("start_without_card", wait_for)
-    _settle(ui, wait_for, "menu")
-    _check(ui, tag, shots, problems)
+    ui.wait_screen("menu", wait_for)
+    _check(ui, wait_for, tag, shots, problems)
     try:
         _guide_journey(ui, wait_for, tag, shots, problems)
     except pytest.fail.Exception as exc:   # noqa: PERF203 - the walk goes on; the failure is one of the problems
@@ -98,10 +89,10 @@ def _walk(ui: KioskUI, wait_for: Callable[..., Any], tag: str, lang: str, mode: 
         except AssertionError:   # the screen needs data from the flow before it
             unreachable.add(name)
             continue
-        _settle(ui, wait_for, name)
-        _check(ui, tag, shots, problems)
+        ui.wait_screen(name, wait_for)
+        _check(ui, wait_for, tag, shots, problems)
     ui.ask("show", name="menu")
-    _settle(ui, wait_for, "menu")
+    ui.wait_screen("menu", wait_for)
     ui.tap("finish", wait_for)   # the session ends: language and mode go back to the profile's
     wait_for(lambda: ui.state()["session"] == "idle" and not ui.state()["elderly"], what="session ended")
 
@@ -110,23 +101,23 @@ def _guide_journey(ui: KioskUI, wait_for: Callable[..., Any], tag: str, shots: d
                    problems: list[str]) -> None:
     """The guide of a popular service, and its print confirmation: real data on screen."""
     ui.tap("tile_guide", wait_for)
-    _settle(ui, wait_for, "guide")
+    ui.wait_screen("guide", wait_for)
     # the popular service highest on the screen (the list scrolls: lower ones may be out of its view)
     hot = wait_for(lambda: min(((ui.find(b["aid"])["y"], b["aid"]) for b in ui.ask("buttons")["buttons"]
                                 if b["aid"].startswith("hot_")), default=(0, None))[1],
                    timeout=30, what="a popular service")
-    _tap_settled(ui, wait_for, hot)
+    ui.tap(hot, wait_for)
     wait_for(lambda: ui.find("service_0")["found"] or ui.state()["screen"] == "guide_detail", timeout=30,
              what="search results")
     if ui.state()["screen"] == "guide":
-        _check(ui, tag, shots, problems)
-        _tap_settled(ui, wait_for, "service_0")
-    _settle(ui, wait_for, "guide_detail")
+        _check(ui, wait_for, tag, shots, problems)
+        ui.tap("service_0", wait_for)
+    ui.wait_screen("guide_detail", wait_for)
     wait_for(lambda: ui.find("service_name")["found"], timeout=30, what="the service's guide")
-    _check(ui, tag, shots, problems)
+    _check(ui, wait_for, tag, shots, problems)
     ui.tap("print_notice", wait_for)
-    _settle(ui, wait_for, "print_confirm")
-    _check(ui, tag, shots, problems)
+    ui.wait_screen("print_confirm", wait_for)
+    _check(ui, wait_for, tag, shots, problems)
 
 
 def compose_grid(images: list[tuple[str, Path]], target: Path, cell: int = 360) -> Path:

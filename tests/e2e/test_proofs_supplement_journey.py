@@ -37,22 +37,6 @@ def platform_server(make_platform_server):
     return make_platform_server(photos=registered_photos())
 
 
-def tap(ui, wait_for, aid: str) -> None:
-    """Tap ``aid`` once it is shown, enabled and no longer moving (lists are laid out after their data arrive)."""
-    seen: list[tuple[int, int]] = []
-
-    def still() -> bool:
-        found = ui.find(aid)
-        if not found["found"] or found["disabled"]:
-            seen.clear()
-            return False
-        seen.append((found["x"], found["y"]))
-        return len(seen) >= 3 and len(set(seen[-3:])) == 1
-
-    wait_for(still, interval=0.1, timeout=30, what=f"{aid} shown and settled")
-    ui.tap(aid, wait_for)
-
-
 def page_folder(folder: Path) -> Path:
     from PIL import Image, ImageDraw
 
@@ -78,24 +62,24 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     camera_sim.control("set_source", path=str(page_folder(tmp_path / "pages")))   # the lease agreement, photographed
 
     # --- 1. 补正 from "my applications"
-    tap(ui, wait_for, "tile_my_applications")
+    ui.tap("tile_my_applications", wait_for)
     ui.wait_screen("progress", wait_for)
     ui.wait_text("补正材料", wait_for, timeout=30)
     ui.screenshot("59-my-applications-waiting")
-    tap(ui, wait_for, "supplement_0")
+    ui.tap("supplement_0", wait_for)
     ui.wait_screen("supplement", wait_for)
     ui.wait_text("产权人签字", wait_for, timeout=30)           # the department's note: what is wrong, at once
     ui.wait_text("经营场所使用证明", wait_for)
     ui.screenshot("60-supplement-missing")
-    tap(ui, wait_for, "supplement_capture_2")
+    ui.tap("supplement_capture_2", wait_for)
     ui.wait_text("已拍照上传第 1 页", wait_for, timeout=45)
-    tap(ui, wait_for, "supplement_submit")
+    ui.tap("supplement_submit", wait_for)
     ui.wait_text("材料已补齐，已转入审查", wait_for, timeout=30)
     last = ui.find("supplement_timeline_last")["text"]
     assert "审核中" in last and "材料已补齐" in last, last
     assert platform_server.query("SELECT status FROM applications WHERE number = ?", SEEDED) == [("in_review",)]
     ui.screenshot("61-supplement-done")
-    tap(ui, wait_for, "supplement_print")
+    ui.tap("supplement_print", wait_for)
     receipt = wait_for(lambda: next((r for r in send_command(sims["receipt_printer"]["control"], "receipts")
                                      ["receipts"] if "补正材料回执" in r["text"]), None), what="the supplement receipt")
     assert SEEDED in receipt["text"] and "杨志强" not in receipt["text"]
@@ -104,26 +88,26 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     image = cv2.imread(receipt["png"])
     assert cv2.QRCodeDetector().detectAndDecode(image)[0] == qr, "the printed QR scans to the verify page"
     shutil.copy(receipt["png"], ui.shots / "receipt-supplement.png")
-    tap(ui, wait_for, "supplement_done")
+    ui.tap("supplement_done", wait_for)
     ui.wait_screen("rating", wait_for)
-    tap(ui, wait_for, "rating_skip")
+    ui.tap("rating_skip", wait_for)
     ui.wait_screen("menu", wait_for)
 
     # --- 2. 打印证明
-    tap(ui, wait_for, "tile_proofs")
+    ui.tap("tile_proofs", wait_for)
     ui.wait_screen("proofs", wait_for)
     proof = wait_for(lambda: next((f"proof_{i}" for i in range(8)
                                    if "社会保险" in ui.find(f"proof_{i}").get("text", "")), None),
                      timeout=30, what="the social insurance proof listed")
     ui.screenshot("62-proofs")
-    tap(ui, wait_for, proof)
-    tap(ui, wait_for, "proof_period_0")
+    ui.tap(proof, wait_for)
+    ui.tap("proof_period_0", wait_for)
     wait_for(lambda: ui.find("proofs_preview")["found"], timeout=60, what="the first page on screen")
     ui.screenshot("63-proof-preview")
-    tap(ui, wait_for, "proofs_copies_more")
+    ui.tap("proofs_copies_more", wait_for)
     wait_for(lambda: "2" in ui.find("proofs_copies").get("text", ""), what="2 copies")
     before = set(out.glob("*.pdf"))
-    tap(ui, wait_for, "proofs_print")
+    ui.tap("proofs_print", wait_for)
     ui.wait_text("打印完成", wait_for, timeout=60)
     ui.screenshot("64-proof-printed")
     [printed] = wait_for(lambda: sorted(set(out.glob("*.pdf")) - before), timeout=30, what="the cups-pdf output")
@@ -140,7 +124,7 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     answer = httpx.get(verify_urls[0].replace("/verify/d/", "/api/v1/verify/documents/"),
                        params={"sha256": hashlib.sha256(received).hexdigest()}, timeout=10).json()
     assert answer["status"] == "valid" and answer["sha256_matches"] is True, answer
-    tap(ui, wait_for, "proofs_done")
+    ui.tap("proofs_done", wait_for)
     ui.wait_screen("rating", wait_for)
 
     # --- 3. every QR this kiosk printed opens a page that exists

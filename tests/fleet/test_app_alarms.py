@@ -3,8 +3,8 @@ open operator alerts (rule ``app_alarm``, the code as the alert's device) — a 
 ``fleet-controller serve`` process, seen through the REST API."""
 from __future__ import annotations
 
+import itertools
 import json
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -46,6 +46,21 @@ def online(controller: Any, kiosk_id: str, wait_for: Callable[..., Any]) -> None
              what=f"{kiosk_id} online at the controller")
 
 
+#: the one-shot alarm a test sends after the messages it checks: its alert proves the controller got that far
+PROBE = "audit_torn_tail"
+
+
+def evaluated(controller: Any, kiosk_id: str, probe: Callable[[], None], hits: int,
+              wait_for: Callable[..., Any]) -> None:
+    """Wait until the controller has stored everything sent so far and evaluated its rules, so that what did not
+    happen (an alert not reopened, not closed) never will: ``probe()`` sends :data:`PROBE` after those messages on
+    the same topic from the same client (delivered and ingested in order), and the controller counts its ``hits``
+    only when it evaluates the rules for the flush that holds it."""
+    probe()
+    wait_for(lambda: [a for a in app_alerts(controller, kiosk_id, PROBE) if a["hits"] == hits], timeout=15,
+             what=f"probe {hits} evaluated by the controller")
+
+
 def ack(controller: Any, alert_id: int) -> dict[str, Any]:
     response = controller.post(f"/api/v1/alerts/{alert_id}/ack")
     assert response.status_code == 200, response.text
@@ -79,9 +94,8 @@ def test_crash_loop_and_app_exception_open_alerts_and_an_ack_closes_them(make_ag
     assert acked["status"] == "cleared" and acked["acked_by"] == "admin" and acked["cleared_at"] == acked["acked_at"]
     assert app_alerts(controller, "KSK-APP-0001", "app_exception") == []
     assert [a["id"] for a in app_alerts(controller, "KSK-APP-0001")] == [crash["id"]]
-    time.sleep(1.0)  # the sweeper and the next heartbeat re-evaluate: nothing reopens it
-    agent.notify_changed()
-    time.sleep(0.5)
+    # the next evaluation of this kiosk's rules (any message from it) does not reopen it
+    evaluated(controller, "KSK-APP-0001", lambda: agent.report_alarm("app", PROBE, "warning", "probe"), 1, wait_for)
     assert app_alerts(controller, "KSK-APP-0001", "app_exception") == []
 
     # the next occurrence opens a new alert
@@ -111,7 +125,7 @@ def test_storage_full_opens_and_its_inactive_event_clears_it(make_agent, start_c
     # a condition: acknowledging it does not close it
     acked = ack(controller, alert["id"])
     assert acked["status"] == "open" and acked["acked_by"] == "admin"
-    time.sleep(0.5)
+    evaluated(controller, "KSK-APP-0002", lambda: agent.report_alarm("app", PROBE, "warning", "probe"), 1, wait_for)
     assert [a["id"] for a in app_alerts(controller, "KSK-APP-0002", "storage_full")] == [alert["id"]]
 
     agent.report_alarm("app", "storage_full", "major", "data disk has room again: 900 MB free", active=False)
@@ -158,15 +172,23 @@ def test_old_backlog_redelivery_and_older_messages_do_not_move_an_alert(broker, 
     def send(payload: bytes) -> None:
         client.publish(topic, payload, qos=1).wait_for_publish(5)
 
+    probes = itertools.count(1)
+
+    def nothing_else_open(seq: int) -> None:
+        """After the controller evaluated the messages so far: no alert open for this kiosk but the probe's."""
+        n = next(probes)
+        evaluated(controller, kiosk_id, lambda: send(_alarm(kiosk_id, base + 100 + n, seq, P.now_ms(), PROBE, True,
+                                                            severity="warning")), n, wait_for)
+        assert [a["device"] for a in app_alerts(controller, kiosk_id)] == [PROBE]
+
     # backlog from the outbox, two hours old: event log only
     send(_alarm(kiosk_id, base + 1, 1, now - 7_200_000, "kiosk_rate_limited", True, historical=True))
     wait_for(lambda: [e for e in controller.get(f"/api/v1/kiosks/{kiosk_id}/events")
                       if e["code"] == "kiosk_rate_limited"], timeout=15, what="the old event stored")
-    time.sleep(0.5)
-    assert app_alerts(controller, kiosk_id) == []
+    nothing_else_open(2)
 
     # a live one opens; acknowledged, it closes; the same message redelivered does not reopen it
-    live = _alarm(kiosk_id, base + 10, 2, P.now_ms(), "kiosk_rate_limited", True)
+    live = _alarm(kiosk_id, base + 10, 3, P.now_ms(), "kiosk_rate_limited", True)
     send(live)
     alert = wait_for(lambda: app_alerts(controller, kiosk_id, "kiosk_rate_limited"), timeout=15,
                      what="a kiosk_rate_limited alert")[0]
@@ -174,20 +196,18 @@ def test_old_backlog_redelivery_and_older_messages_do_not_move_an_alert(broker, 
     send(live)
     wait_for(lambda: len([e for e in controller.get(f"/api/v1/kiosks/{kiosk_id}/events")
                           if e["code"] == "kiosk_rate_limited"]) == 3, timeout=15, what="the redelivery stored")
-    time.sleep(0.5)
-    assert app_alerts(controller, kiosk_id) == []
+    nothing_else_open(4)
 
     # storage_full: the clear (newer mid) arrives before an older raise — the raise does not reopen it
-    send(_alarm(kiosk_id, base + 30, 3, P.now_ms(), "storage_full", False))
-    send(_alarm(kiosk_id, base + 20, 4, P.now_ms(), "storage_full", True))
+    send(_alarm(kiosk_id, base + 30, 5, P.now_ms(), "storage_full", False))
+    send(_alarm(kiosk_id, base + 20, 6, P.now_ms(), "storage_full", True))
     wait_for(lambda: len([e for e in controller.get(f"/api/v1/kiosks/{kiosk_id}/events")
                           if e["code"] == "storage_full"]) == 2, timeout=15, what="both storage_full events")
-    time.sleep(0.5)
-    assert app_alerts(controller, kiosk_id) == []
+    nothing_else_open(7)
     # a recent raise from the outbox opens it, a later clear from the outbox clears it
-    send(_alarm(kiosk_id, base + 40, 5, P.now_ms() - 30_000, "storage_full", True, historical=True))
+    send(_alarm(kiosk_id, base + 40, 8, P.now_ms() - 30_000, "storage_full", True, historical=True))
     wait_for(lambda: app_alerts(controller, kiosk_id, "storage_full"), timeout=15, what="storage_full from outbox")
-    send(_alarm(kiosk_id, base + 50, 6, P.now_ms() - 10_000, "storage_full", False, historical=True))
+    send(_alarm(kiosk_id, base + 50, 9, P.now_ms() - 10_000, "storage_full", False, historical=True))
     wait_for(lambda: not app_alerts(controller, kiosk_id, "storage_full"), timeout=15,
              what="storage_full cleared from the outbox")
 
