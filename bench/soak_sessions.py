@@ -8,7 +8,9 @@ slope per 1,000 sessions of RSS, descriptors and threads (least squares over the
 (shared/README.md) — and, with ``--json``, one JSON object with every figure.
 
 Run: ``.venv/bin/python bench/soak_sessions.py [--sessions 10000] [--interval 500] [--fleet] [--quick] [--json]``
-(``--fleet``: the kiosk also reports to a mosquitto started here, as a deployed kiosk does).
+(``--fleet``: the kiosk also reports to a mosquitto started here, as a deployed kiosk does; ``--retention-s 120``:
+the journals keep 120 s of the run instead of the profile's days — the run's 10,000 sessions are months of a real
+kiosk compressed into minutes, so without it no row is ever old enough to go and the rows grow by design).
 """
 from __future__ import annotations
 
@@ -259,7 +261,8 @@ def profile_with_fleet(path: Path, broker_url: str, work: Path) -> None:
 
 class Soak:
     def __init__(self, work: Path, platform_url: str, without: list[str] | None = None,
-                 mix: tuple[str, ...] = MIX, trim: bool = False, broker_url: str | None = None) -> None:
+                 mix: tuple[str, ...] = MIX, trim: bool = False, broker_url: str | None = None,
+                 retention_s: float | None = None) -> None:
         from device_profiles.loader import load_profile
         from kiosk.core import KioskCore
         from kiosk.payments.service import PaymentConfig
@@ -273,6 +276,16 @@ class Soak:
         if broker_url:
             profile_with_fleet(profile, broker_url, work)
         self.core = KioskCore(load_profile(profile, environ={}), clock=self.clock)
+        if retention_s:
+            # compressed time: closed print jobs, resolved payments, settled outbox rows and rotated audit files are
+            # kept retention_s of this run (a kiosk keeps 30/90/30/365 days; a profile may not set less than a day).
+            # The core purges hourly by its own clock while idle — the timeout sessions move that clock forward.
+            from dataclasses import replace
+
+            from device_profiles.loader import RetentionConfig
+
+            days = retention_s / 86400
+            self.core.profile = replace(self.core.profile, retention=RetentionConfig(days, days, days, days))
         self.core.payments.service.config = PaymentConfig(wait_slice_s=0.05)
         self.events: "queue.Queue[tuple[str, dict[str, Any]]]" = queue.Queue()
         self.core.subscribe(self._on_event)
@@ -528,6 +541,9 @@ def main() -> int:
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="diagnostic: trace Python allocations (with FRAMES frames) from the first row after "
                              "start-up and print what grew most by the end, and the object counts per type that grew")
+    parser.add_argument("--retention-s", type=float, default=0.0, metavar="SECONDS",
+                        help="keep journal rows and rotated audit files SECONDS of this run instead of the profile's "
+                             "days (compressed time: the run's sessions would span months at a real kiosk)")
     parser.add_argument("--slope-from", type=int, default=None,
                         help="first session of the verdict's slope (default: the first row after start-up)")
     parser.add_argument("--phased", action="store_true",
@@ -549,7 +565,7 @@ def main() -> int:
 
             broker = Mosquitto(work / "broker", anonymous=True).start()
         soak = Soak(work, platform.endpoints["url"], [d for d in args.without.split(",") if d], mix, args.trim,
-                    broker.url if broker else None)
+                    broker.url if broker else None, args.retention_s or None)
     except BaseException:
         if broker is not None:
             broker.stop()
@@ -562,7 +578,8 @@ def main() -> int:
         print(f"soak: {args.sessions} sessions, mix per {len(mix)}: {', '.join(mix)}" + ("; fleet link to mosquitto"
                                                                                        if broker else "")
               + (f"; without {args.without}" if args.without else "") + ("; malloc_trim before samples" if args.trim
-                                                                         else ""), flush=True)
+                                                                         else "")
+              + (f"; journals keep {args.retention_s:g} s of the run" if args.retention_s else ""), flush=True)
         print(f"{'n':>6} {'RSS MB':>8} {'fds':>4} {'thr':>4} {'ms/s':>6}  sqlite: file+WAL  rows: journal tables",
               flush=True)
         print(row_text(samples[0], 0), flush=True)
@@ -630,7 +647,7 @@ def main() -> int:
                 print("  " + text, flush=True)
     if args.json:
         print(json.dumps({"sessions": args.sessions, "without": args.without, "trim": args.trim, "fleet": args.fleet,
-                          "seconds": round(elapsed, 1), "mix": soak.counts,
+                          "retention_s": args.retention_s, "seconds": round(elapsed, 1), "mix": soak.counts,
                           "samples": samples, "slopes_per_1000": slopes, "flat": flat}, ensure_ascii=False))
     return 0
 
