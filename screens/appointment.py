@@ -1,5 +1,7 @@
-"""Appointments and queue tickets: hall → service → day → slot → book → slip; my appointments (cancel, check in);
-take a queue number now. The flow is :class:`kiosk.usecases.booking.BookingFlow` (``core.booking``); this screen
+"""Appointments and queue tickets, three taps from the menu: the kiosk's hall opens with its services (most used
+first) → a service → one of the earliest free times (day + time + hall) books it and prints the slip, which offers
+"cancel this booking". One tap away: another hall, other days and times, my appointments (cancel, check in), take a
+queue number now. The flow is :class:`kiosk.usecases.booking.BookingFlow` (``core.booking``); this screen
 shows its steps and forwards taps.
 
 :class:`FlowScreen` is the step-by-step layout the citizen flows share (appointment, delivery, certificates, staff):
@@ -13,7 +15,7 @@ from typing import Any, Callable
 from kivy.app import App
 from kivy.properties import BooleanProperty, StringProperty
 
-from screens.widgets import KButton, KLabel, KScreen
+from screens.widgets import FitRow, KButton, KLabel, KScreen
 
 
 class FlowScreen(KScreen):
@@ -139,12 +141,31 @@ class FlowScreen(KScreen):
         self.ids.choices.clear_widgets()
 
 
+class EvenRow(FitRow):
+    """Buttons side by side, all as tall as the one whose text needs the most lines (not a tall one among short)."""
+
+    def add_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        widget.size_hint_y = 1
+        super().add_widget(widget, *args, **kwargs)
+        widget.fbind("texture_size", self._fit_height)
+
+    def remove_widget(self, widget: Any, *args: Any, **kwargs: Any) -> None:
+        widget.funbind("texture_size", self._fit_height)
+        super().remove_widget(widget, *args, **kwargs)
+
+    def _fit_height(self, *_: Any) -> None:
+        tallest = max((c.texture_size[1] + 12 for c in self.children), default=0.0)
+        self.height = max(self.min_height, tallest + self.padding[1] + self.padding[3])
+
+
 class AppointmentScreen(FlowScreen):
-    """Steps: home · hall · service · day · slot · confirm · booked · mine · appointment · ticket_hall ·
-    ticket_service · ticketed."""
+    """Steps: book (services of the hall) · hall · offers · day · slot · booked · mine · appointment ·
+    service (for a queue ticket) · ticketed. The choices and their order come from the flow
+    (``BookingFlow.start`` / ``services_at`` / ``offers``)."""
 
     prefix = "booking"
     flow_name = "booking"
+    first_step = "book"
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
@@ -153,30 +174,83 @@ class AppointmentScreen(FlowScreen):
 
     def forget(self) -> None:
         self.halls: list[Any] = []
-        self.hall = self.service = self.day = self.slot = None
+        self.started = False
+        self.hall = self.ticket_hall = self.service = self.day = self.slot = None
         self.booked = self.ticketed = self.appointment = None
         self.appointments: list[Any] = []
-        self.services: list[Any] = []
+        self.hall_services: dict[str, list[Any]] = {}
+        self.offers: list[Any] = []
         self.days: list[Any] = []
         self.ticket_mode = False
 
+    def add_row(self, *buttons: tuple[str, str, Callable[[], None]]) -> FitRow:
+        """Secondary choices side by side (text, aid, what a tap does): one row above the list."""
+        row = EvenRow(min_height=max(self.app.fs(2.6), self.app.touch_min), spacing=self.app.font_base * 0.4)
+        for text, aid, fn in buttons:
+            button = KButton(text=text, aid=aid)
+            button.bind(on_release=lambda *_, fn=fn: self._pressed(fn))
+            row.add_widget(button)
+        self.ids.choices.add_widget(row)
+        return row
+
+    def _service_name(self, service: Any) -> str:
+        return self.app.pick({"zh_CN": service.name, "en": service.name_en})
 
     # --- steps --------------------------------------------------------------------------------------------------
-    def show_home(self) -> None:
-        self.heading = self.t("booking.home_hint")
-        self.add_button(self.t("booking.book") + "\n" + self.t("booking.book_hint"), "booking_book",
-                        lambda: self._start(False), primary=True, lines=2)
-        self.add_button(self.t("booking.mine"), "booking_mine", lambda: self.go_step("mine"))
-        self.add_button(self.t("booking.ticket") + "\n" + self.t("booking.ticket_hint"), "booking_ticket",
-                        lambda: self._start(True), lines=2)
-        if not self.app.core.session.citizen:
-            self.status = self.t("booking.card_needed")
-
-    def _start(self, ticket: bool) -> None:
-        if not ticket and not self.app.core.session.citizen:
-            self.failed, self.status = True, self.t("booking.error.not_identified")
+    def show_book(self) -> None:
+        """The services of the chosen hall (the kiosk's own at first), or the halls when none is chosen."""
+        self.ticket_mode = False
+        self.add_row((self.t("booking.other_hall"), "booking_other_hall", self._other_hall),
+                     (self.t("booking.mine"), "booking_mine", lambda: self.go_step("mine")),
+                     (self.t("booking.ticket"), "booking_ticket", self._start_ticket))
+        if not self.started:
+            self.heading = self.t("booking.home_hint")
+            self.working()
+            self.flow.start(on_result=self._started, on_error=self.fail)
             return
-        self.ticket_mode = ticket
+        if self.hall is None:
+            self.heading = self.t("booking.pick_hall")
+            self._show_halls(self.halls)
+            return
+        self.heading = self.hall.name      # where; what to do is the status line (one line each, for large text)
+        if self.hall.code in self.hall_services:
+            self._show_services(self.hall_services[self.hall.code])
+            return
+        self.working()
+        self.flow.services_at(self.hall, on_result=lambda s, h=self.hall: self._services(h, s), on_error=self.fail)
+
+    def _started(self, start: Any) -> None:
+        self.started = True
+        self.halls = start.halls
+        if start.hall is not None:
+            self.hall = start.hall
+            self.hall_services[start.hall.code] = start.services
+        self.ok()
+        if self.step == "book":
+            self.go_step("book", remember=False)
+
+    def _services(self, hall: Any, services: list[Any]) -> None:
+        self.hall_services[hall.code] = services
+        self.ok()
+        if self.step == "book" and self.hall is hall or self.step == "service" and self.ticket_hall is hall:
+            self._show_services(services)
+
+    def _show_services(self, services: list[Any]) -> None:
+        if not services:
+            self.status = self.t("booking.no_services")
+        elif self.step == "book":
+            self.status = self.t("booking.pick_service_here" if self.app.core.session.citizen else
+                                 "booking.card_needed")
+        for service in services:
+            self.add_button(self._service_name(service), f"service_{service.code}",
+                            lambda s=service: self._pick_service(s))
+
+    def _other_hall(self) -> None:
+        self.ticket_mode = False
+        self.go_step("hall")
+
+    def _start_ticket(self) -> None:
+        self.ticket_mode = True
         self.go_step("hall")
 
     def show_hall(self) -> None:
@@ -199,34 +273,53 @@ class AppointmentScreen(FlowScreen):
                             lines=2)
 
     def _pick_hall(self, hall: Any) -> None:
-        self.hall = hall
-        self.go_step("service")
+        if self.ticket_mode:
+            self.ticket_hall = hall
+            self.go_step("service")
+        else:
+            self.hall = hall
+            self.go_step("book", remember=self.step != "book")
 
     def show_service(self) -> None:
-        self.heading = self.t("booking.pick_service_ticket" if self.ticket_mode else "booking.pick_service",
-                              hall=self.hall.name)
-        self.working()
-        self.flow.services_at(self.hall, on_result=self._services, on_error=self.fail)
-
-    def _services(self, services: list[Any]) -> None:
-        self.services = services
-        self.ok("" if services else self.t("booking.no_services"))
-        if self.step != "service":
+        """A queue ticket's service (a booking's services are on the "book" step)."""
+        hall = self.ticket_hall
+        self.heading = self.t("booking.pick_service_ticket", hall=hall.name)
+        if hall.code in self.hall_services:
+            self._show_services(self.hall_services[hall.code])
             return
-        for service in services:
-            self.add_button(self.app.pick({"zh_CN": service.name, "en": service.name_en}), f"service_{service.code}",
-                            lambda s=service: self._pick_service(s))
+        self.working()
+        self.flow.services_at(hall, on_result=lambda s, h=hall: self._services(h, s), on_error=self.fail)
 
     def _pick_service(self, service: Any) -> None:
         self.service = service
         if self.ticket_mode:
             self.working()
-            self.flow.take_ticket(self.hall, service, on_result=self._ticketed, on_error=self.fail)
+            self.flow.take_ticket(self.ticket_hall, service, on_result=self._ticketed, on_error=self.fail)
+        elif not self.app.core.session.citizen:
+            self.failed, self.status = True, self.t("booking.error.not_identified")
         else:
-            self.go_step("day")
+            self.go_step("offers")
+
+    def show_offers(self) -> None:
+        self.heading = self._service_name(self.service)
+        self.working()
+        self.flow.offers(self.hall, self.service, on_result=self._offers, on_error=self.fail)
+
+    def _offers(self, offers: list[Any]) -> None:
+        self.offers = offers
+        self.ok(self.t("booking.offers_hint") if offers else self.t("booking.no_offers"))
+        if self.step != "offers":
+            return
+        if not offers:
+            return
+        for i, offer in enumerate(offers):
+            self.add_button(self.flow.offer_text(offer), f"offer_{i}", lambda o=offer: self._book_slot(o.slot),
+                            primary=True, lines=2)
+        self.add_button(self.t("booking.more_times"), "booking_more_times", lambda: self.go_step("day"))
+        self.app.core.speak("booking.voice.offers")
 
     def show_day(self) -> None:
-        self.heading = self.t("booking.pick_day", service=self.service.name)
+        self.heading = self.t("booking.pick_day", service=self._service_name(self.service))
         self.working()
         self.flow.days(self.hall, self.service, on_result=self._days, on_error=self.fail)
 
@@ -244,30 +337,21 @@ class AppointmentScreen(FlowScreen):
         self.go_step("slot")
 
     def show_slot(self) -> None:
-        self.heading = self.t("booking.pick_slot", day=self.day.date)
+        self.heading = self.t("booking.pick_slot_book", day=self.day.date)
         for i, slot in enumerate(self.day.slots):
             self.add_button(self.t("booking.slot_line", start=slot.start, end=slot.end, count=slot.available),
-                            f"slot_{i}", lambda s=slot: self._pick_slot(s))
+                            f"slot_{i}", lambda s=slot: self._book_slot(s))
 
-    def _pick_slot(self, slot: Any) -> None:
+    def _book_slot(self, slot: Any) -> None:
+        """A tap on a time books it (the result page offers to cancel)."""
         self.slot = slot
-        self.go_step("confirm")
-
-    def show_confirm(self) -> None:
-        self.heading = self.t("booking.confirm_title")
-        self.add_label(self.t("booking.confirm_line", hall=self.hall.name, service=self.service.name,
-                              day=self.slot.date, start=self.slot.start, end=self.slot.end),
-                       aid="booking_summary", font_size=self.app.fs(1.3))
-        self.set_action(self.t("booking.confirm"), "booking_confirm", self._book)
-
-    def _book(self) -> None:
         self.working()
-        self.flow.book(self.hall, self.service, self.slot, on_result=self._booked, on_error=self.fail)
+        self.flow.book(self.hall, self.service, slot, on_result=self._booked, on_error=self.fail)
 
     def _booked(self, booked: Any) -> None:
         self.booked = booked
         self.busy = False
-        self._history = ["home"]  # Back from here never books again
+        self._history = ["book"]  # Back from here never books again
         self.go_step("booked", remember=False)
 
     def show_booked(self) -> None:
@@ -279,9 +363,15 @@ class AppointmentScreen(FlowScreen):
                        font_size=self.app.fs(1.6), bold=True)
         self.add_label(self.t("booking.appointment_time", day=a.date, start=a.start, end=a.end))
         self.add_label(self.t("booking.appointment_place", hall=a.hall_name))
+        self.add_button(self.t("booking.cancel_booking"), "booking_cancel", self._cancel_booked)
         if booked.print_error is not None:
             self.set_action(self.t("booking.reprint"), "booking_reprint", self._reprint_slip)
         self.done_text = self.t("booking.done")
+        self.app.core.speak("booking.voice.booked")
+
+    def _cancel_booked(self) -> None:
+        self.appointment = self.booked.appointment
+        self._cancel()
 
     def _reprint_slip(self) -> None:
         self.working()
@@ -339,7 +429,7 @@ class AppointmentScreen(FlowScreen):
     def _ticketed(self, ticketed: Any) -> None:
         self.ticketed = ticketed
         self.busy = False
-        self._history = ["home"]
+        self._history = ["book"]
         self.go_step("ticketed", remember=False)
 
     def show_ticketed(self) -> None:

@@ -1,6 +1,8 @@
 """Appointments (预约) and queue tickets (取号) at the service halls, from the kiosk.
 
-    pick hall → service (those the hall handles) → day → slot → book (Idempotency-Key) → printed appointment slip
+    the kiosk's hall → service (most used first) → an offered time (day + time + hall) → book (Idempotency-Key)
+    → printed appointment slip → "cancel this booking" (kiosk/usecases/booking_offers.py: three taps from the menu)
+    other hall / other days and times → the same, with every hall, day and slot to choose from
     my appointments → cancel
     take a queue ticket now → printed ticket (number, window, people ahead)
 
@@ -25,12 +27,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from kiosk.errors import CitizenSessionExpired, InvalidSessionState, PlatformRejected
 from kiosk.i18n import table
 from kiosk.platform_client import Appointment, Hall, QueueTicket, ServiceSummary, Slot
 from kiosk.session import RatingTarget
+from kiosk.usecases.booking_offers import BookingStart, ServiceUsage, SlotOffer, earliest_offers, home_hall, offer_text
 
 if TYPE_CHECKING:
     from kiosk.context import UseCaseContext
@@ -195,6 +199,8 @@ class BookingFlow(CoreFlow):
         self._catalogue_lock = threading.Lock()
         self._hall_services: dict[str, list[ServiceSummary]] = {}
         self._catalogue_at = -CATALOGUE_TTL_S
+        data_dir = getattr(getattr(ctx.profile, "kiosk", None), "data_dir", "")
+        self.usage = ServiceUsage(Path(data_dir) / "booking-usage.json" if data_dir else None)
 
     # --- blocking steps (workers) -------------------------------------------------------------------------------
     def halls_now(self) -> list[Hall]:
@@ -215,11 +221,25 @@ class BookingFlow(CoreFlow):
             return self._hall_services
 
     def services_at_now(self, hall: Hall) -> list[ServiceSummary]:
-        """The services ``hall`` handles."""
-        return list(self._hall_services_now().get(hall.name, []))
+        """The services ``hall`` handles, the most booked or queued for at this kiosk first."""
+        return self.usage.ordered(hall.code, self._hall_services_now().get(hall.name, []))
+
+    def start_now(self) -> BookingStart:
+        """Every hall, the kiosk's own (the profile's ``kiosk.hall``) and the services it handles."""
+        halls = self.ctx.platform.halls()
+        hall = home_hall(halls, getattr(self.ctx.profile.kiosk, "hall", ""))
+        return BookingStart(halls, hall, self.services_at_now(hall) if hall else [])
 
     def days_now(self, hall: Hall, service: ServiceSummary) -> list[DaySlots]:
         return group_days(self.ctx.platform.hall_slots(hall.code, service_code=service.code))
+
+    def offers_now(self, hall: Hall, service: ServiceSummary) -> list[SlotOffer]:
+        """The earliest free times of ``service`` at ``hall`` in the next days (each books on one tap)."""
+        return earliest_offers(self.ctx.platform.hall_slots(hall.code, service_code=service.code), hall)
+
+    def offer_text(self, offer: SlotOffer) -> str:
+        """An offer's button text: day, time and hall, in the citizen's language."""
+        return offer_text(self.ctx.translator.t, offer)
 
     def book_now(self, hall: Hall, service: ServiceSummary, slot: Slot) -> Booked:
         """Book (one key per choice: a retry returns the same appointment) and print the slip."""
@@ -227,6 +247,7 @@ class BookingFlow(CoreFlow):
         appointment = self.with_token(lambda token: self.ctx.platform.book_appointment(
             token, hall.code, service.code, dt.date.fromisoformat(slot.date), slot.start, idempotency_key=key))
         self.audit("appointment_booked", hall=hall.code, service=service.code, appointment=appointment.appointment_no)
+        self.usage.record(hall.code, service.code)
         return Booked(appointment, *self._print_slip(appointment))
 
     def _print_slip(self, appointment: Appointment) -> tuple[Any, BaseException | None]:
@@ -270,6 +291,7 @@ class BookingFlow(CoreFlow):
         else:
             ticket = self.ctx.platform.take_queue_ticket(hall.code, service.code, idempotency_key=key)
         self.audit("queue_ticket", hall=hall.code, service=service.code, ticket=ticket.ticket_no)
+        self.usage.record(hall.code, service.code)
         return Ticketed(ticket, *self._print_ticket(ticket))
 
     def check_in_now(self, appointment: Appointment) -> Ticketed:
@@ -306,6 +328,14 @@ class BookingFlow(CoreFlow):
         self.run("booking_halls", self.halls_now, on_result=on_result, on_error=on_error, service=False)
         # while the citizen picks a hall, the services of every hall are loaded (if not cached)
         self.ctx.workers.submit(self._hall_services_now, on_error=lambda exc: None)
+
+    def start(self, on_result: Callback = None, on_error: Callback = None) -> None:
+        """What the appointment screen opens on (:meth:`start_now`)."""
+        self.run("booking_start", self.start_now, on_result=on_result, on_error=on_error, service=False)
+
+    def offers(self, hall: Hall, service: ServiceSummary, on_result: Callback = None,
+               on_error: Callback = None) -> None:
+        self.run("booking_slots", self.offers_now, hall, service, on_result=on_result, on_error=on_error)
 
     def services_at(self, hall: Hall, on_result: Callback = None, on_error: Callback = None) -> None:
         self.run("booking_services", self.services_at_now, hall, on_result=on_result, on_error=on_error,

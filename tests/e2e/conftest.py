@@ -57,23 +57,40 @@ class KioskUI:
     def find(self, aid: str) -> dict[str, Any]:
         return self.ask("find", aid=aid)
 
-    def tap(self, aid: str, wait: Callable[..., Any]) -> None:
-        """Press the widget named ``aid`` with a real X click once it is visible, enabled and laid out (the same
-        place twice in a row: a widget just added is placed on the next frame)."""
-        last: dict[str, Any] = {}
+    def settled(self, aid: str, wait: Callable[..., Any], timeout: float = 15) -> dict[str, Any]:
+        """The widget named ``aid`` once it is visible, enabled and laid out: the same place and size three times in
+        a row (a widget just added is placed on the next frame; a list moves once its data arrived)."""
+        seen: list[tuple[Any, ...]] = []
 
-        def placed() -> dict[str, Any] | None:
+        def still() -> dict[str, Any] | None:
             f = self.find(aid)
             if not f["found"] or f["disabled"]:
+                seen.clear()
                 return None
-            here = (f["x"], f["y"], f.get("width"), f.get("height"))
-            settled = last.get("here") == here
-            last["here"] = here
-            return f if settled else None
+            seen.append((f["x"], f["y"], f.get("width"), f.get("height")))
+            return f if len(seen) >= 3 and len(set(seen[-3:])) == 1 else None
 
-        where = wait(placed, what=f"{aid} visible, enabled and laid out")
+        return wait(still, timeout=timeout, what=f"{aid} visible, enabled and laid out")
+
+    def tap(self, aid: str, wait: Callable[..., Any]) -> None:
+        """Press the widget named ``aid`` with a real X click once it is :meth:`settled`."""
+        where = self.settled(aid, wait)
         subprocess.run(["xdotool", "mousemove", str(where["x"]), str(where["y"]), "click", "1"],
                        env={**os.environ, "DISPLAY": self.display}, check=True, timeout=10)
+
+    def top_most(self, prefix: str, wait: Callable[..., Any], timeout: float = 30) -> str:
+        """The aid of the top-most button on screen whose aid starts with ``prefix`` (a list's first entry), once
+        the list is laid out (the same answer twice in a row)."""
+        last: list[str] = []
+
+        def top() -> str | None:
+            aids = [b["aid"] for b in self.ask("buttons")["buttons"] if b["aid"].startswith(prefix)]
+            first = min(aids, key=lambda aid: self.find(aid).get("y", 1 << 30)) if aids else ""
+            stable = bool(first) and last[-1:] == [first]
+            last.append(first)
+            return first if stable else None
+
+        return wait(top, timeout=timeout, what=f"a {prefix}… button")
 
     def wait_screen(self, name: str, wait: Callable[..., Any], timeout: float = 15) -> None:
         wait(lambda: self.state()["screen"] == name, timeout=timeout, what=f"screen {name}")
