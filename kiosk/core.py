@@ -622,7 +622,9 @@ class KioskCore:
             self._emit("card_error", error=event.error)
             return
         if event.type == "removed" and event.source == "smartcard":
-            # a PC/SC reader sees a card leave (a GA 467 reader cannot, after a read): the profile decides
+            # a PC/SC reader sees a card leave (a GA 467 reader cannot, after a read): the profile decides; the shell
+            # closes a PIN pad still asking for this card's PIN
+            self._emit("card_removed", source="smartcard")
             citizen = self.session.citizen
             if citizen is not None and citizen.source == "smartcard" and \
                     self.profile.session.on_card_removed == "end":

@@ -464,6 +464,10 @@ class KioskApp(App):
                 self._pin_pad.open()
             self._pin_pad.message = "" if payload["error"].code == "pin_required" else \
                 self.core.translator.error_text(payload["error"])
+        elif name == "card_removed":
+            # the social-security card left while its PIN pad was open: nothing to type the PIN for any more
+            if self._pin_pad is not None:
+                self._pin_pad.cancel()
         elif name == "card_error":
             text = self.core.translator.error_text(payload["error"])
             if self.sm.current == "attract":

@@ -64,44 +64,68 @@ class PinKeys(GridLayout):
 
 
 Builder.load_string("""
+#:import Window kivy.core.window.Window
 <PinPad>:
-    size_hint: 0.6, 0.8
+    # As tall as what it shows (the keys keep their touch size; ModalView re-centres it), never taller than the
+    # window. Landscape: what to read on the left, keys and buttons on the right (in elderly mode one column of large
+    # keys and text does not fit 1080 px); portrait: one column. Heights stay put while typing (the keys never move
+    # under a finger).
+    size_hint: (0.8 if Window.width > Window.height else 0.9), None
+    height: min(panel.minimum_height, Window.height)
     KPanel:
+        id: panel
+        orientation: 'horizontal' if Window.width > Window.height else 'vertical'
         padding: app.fs(1)
-        spacing: app.fs(0.5)
-        KLabel:
-            aid: 'pin_title'
-            text: app.t('pin.title', app.lang)
-            font_size: app.fs(1.5)
-            bold: True
-            halign: 'center'
-        KLabel:
-            aid: 'pin_message'
-            text: root.message
-            halign: 'center'
-            color: 0.75, 0.1, 0.1, 1
-        KLabel:
-            aid: 'pin_dots'
-            text: '●' * len(root.digits) if root.digits else app.t('pin.hint', app.lang)
-            font_size: app.fs(1.8)
-            halign: 'center'
-        # the PinKeys go here (an id other than "keys": ``ids.keys`` would be the dict's own method)
+        spacing: app.fs(1)
         BoxLayout:
-            id: keypad
-        BoxLayout:
+            orientation: 'vertical'
             size_hint_y: None
-            height: max(app.fs(2.6), 96)
+            height: self.minimum_height
+            pos_hint: {'center_y': 0.5}
             spacing: app.fs(0.5)
-            KButton:
-                aid: 'pin_cancel'
-                text: app.t('common.cancel', app.lang)
-                on_release: root.cancel()
-            KButton:
-                aid: 'pin_ok'
-                primary: True
-                text: app.t('common.confirm', app.lang)
-                disabled: len(root.digits) < 4
-                on_release: root.submit()
+            KLabel:
+                aid: 'pin_title'
+                text: app.t('pin.title', app.lang)
+                font_size: app.fs(1.5)
+                bold: True
+                halign: 'center'
+            KLabel:
+                aid: 'pin_message'
+                text: root.message
+                halign: 'center'
+                color: 0.75, 0.1, 0.1, 1
+                height: max(self.texture_size[1], app.fs(1.0) * 1.5) + app.fs(0.4)
+            KLabel:
+                aid: 'pin_dots'
+                text: '●' * len(root.digits) if root.digits else app.t('pin.hint', app.lang)
+                font_size: app.fs(1.8) if root.digits else app.fs(1.0)
+                halign: 'center'
+                height: max(self.texture_size[1], app.fs(1.8) * 1.5) + app.fs(0.4)
+        BoxLayout:
+            orientation: 'vertical'
+            size_hint_y: None
+            height: self.minimum_height
+            pos_hint: {'center_y': 0.5}
+            spacing: app.fs(0.5)
+            # the PinKeys go here (an id other than "keys": ``ids.keys`` would be the dict's own method)
+            BoxLayout:
+                id: keypad
+                size_hint_y: None
+            BoxLayout:
+                # the buttons' own height (larger in elderly mode)
+                size_hint_y: None
+                height: max(app.fs(2.6), app.touch_min)
+                spacing: app.fs(0.5)
+                KButton:
+                    aid: 'pin_cancel'
+                    text: app.t('common.cancel', app.lang)
+                    on_release: root.cancel()
+                KButton:
+                    aid: 'pin_ok'
+                    primary: True
+                    text: app.t('common.confirm', app.lang)
+                    disabled: len(root.digits) < 4
+                    on_release: root.submit()
 """)
 
 
@@ -112,9 +136,10 @@ class PinPad(KModal):
     message = StringProperty("")
 
     def on_kv_post(self, base_widget: Any) -> None:
-        self.keys = PinKeys("pin")
-        self.keys.bind(digits=self.setter("digits"))
+        self.keys = PinKeys("pin", size_hint_y=None)   # its keys' height: the pad never draws over the buttons
+        self.keys.bind(digits=self.setter("digits"), height=self.ids.keypad.setter("height"))
         self.ids.keypad.add_widget(self.keys)
+        self.ids.keypad.height = self.keys.height
 
     def submit(self) -> None:
         app = App.get_running_app()
@@ -124,8 +149,10 @@ class PinPad(KModal):
         except ValueError:
             self.message = app.t("pin.malformed")
             return
-        self.dismiss()
+        # closed at once, not faded out: a "wrong PIN" arriving during the fade must open a new pad (the shell opens
+        # one when this one has no parent), not land on this one as it goes
+        self.dismiss(animation=False)
 
     def cancel(self) -> None:
         self.keys.digits = ""
-        self.dismiss()
+        self.dismiss(animation=False)
