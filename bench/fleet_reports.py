@@ -3,8 +3,10 @@ ingest rate of journey messages into the hourly/daily buckets.
 
 1. Buckets written directly (no 90 days of MQTT): every kiosk × day gets the daily buckets of a day of sessions
    (one of 24 day profiles, each aggregated from 20–60 random sessions by the controller's own
-   ``fleet.controller.reports.session_rows``), plus its district's and the fleet's rows; hourly buckets for the
-   last ``--hourly-days`` days (the reports read the daily table; the hourly one is kept 35 days).
+   ``fleet.controller.reports.session_rows``), plus its district's and the fleet's rows (``journey_area_daily``);
+   hourly buckets for the last ``--hourly-days`` days (the reports read the daily tables; the hourly one is kept 35
+   days). Each day's rows are written in random order, as a day of live upserts from every kiosk leaves them (one
+   district's or kiosk's rows on as many heap pages), then ``VACUUM ANALYZE`` (what autovacuum has done to 90 days).
 2. A live burst: a real ``fleet-controller serve`` on that database is paused (SIGSTOP) while ``--burst`` journey
    messages (20 sessions each) from 200 kiosk connections queue at mosquitto, then resumed: the rate at which it
    drains them (messages and sessions per second, and its CPU per message) is the journey ingest rate.
@@ -135,10 +137,13 @@ def fill(store: Store, kiosks: list[tuple[str, str]], days: int, hourly_days: in
                     for (service, metric, key), (n, secs) in prof.items():
                         h = hour0 + rng.randrange(9) * R.HOUR
                         hourly.append((h, kiosk_id, service, metric, key, int(n), round(secs, 1)))
-            batch += [(*k, int(v[0]), round(v[1], 1)) for k, v in district_acc.items()]
-            _write(store, cur, "journey_daily", cols, batch)
-            rows += len(batch)
+            area = [(*k, int(v[0]), round(v[1], 1)) for k, v in district_acc.items()]
+            for table, data in (("journey_daily", batch), ("journey_area_daily", area)):
+                rng.shuffle(data)
+                _write(store, cur, table, cols, data)
+                rows += len(data)
             rated += [(*k, *v) for k, v in district_rated.items()]
+            rng.shuffle(rated)
             if rated:
                 _write(store, cur, "journey_kiosk_ratings", "district, service, day, kiosk_id, s1, s2, s3, s4, s5",
                        rated)
@@ -330,20 +335,22 @@ def main() -> int:
             t0 = time.monotonic()
             if not store.is_sqlite:   # COPY into unindexed tables, the primary keys built after (rows are unique)
                 with store.engine.begin() as conn:
-                    for table in ("journey_daily", "journey_hourly", "journey_kiosk_ratings"):
+                    for table in ("journey_daily", "journey_area_daily", "journey_hourly", "journey_kiosk_ratings"):
                         conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
             rows = fill(store, kiosks, args.days, args.hourly_days, rng)
             if not store.is_sqlite:
                 with store.engine.begin() as conn:
                     conn.exec_driver_sql("ALTER TABLE journey_daily ADD PRIMARY KEY (scope, day, service, metric, key)")
+                    conn.exec_driver_sql("ALTER TABLE journey_area_daily ADD CONSTRAINT journey_area_daily_pkey "
+                                         "PRIMARY KEY (scope, day, service, metric, key) INCLUDE (n, total)")
                     conn.exec_driver_sql("ALTER TABLE journey_hourly ADD PRIMARY KEY "
                                          "(hour, kiosk_id, service, metric, key)")
-                    conn.exec_driver_sql("ALTER TABLE journey_kiosk_ratings ADD PRIMARY KEY "
-                                         "(district, service, day, kiosk_id)")
+                    conn.exec_driver_sql("ALTER TABLE journey_kiosk_ratings ADD CONSTRAINT journey_kiosk_ratings_pkey "
+                                         "PRIMARY KEY (district, service, day, kiosk_id) INCLUDE (s1, s2, s3, s4, s5)")
             fill_s = time.monotonic() - t0
-            if not store.is_sqlite:
-                with store.engine.begin() as conn:
-                    conn.exec_driver_sql("ANALYZE")
+            if not store.is_sqlite:   # what autovacuum did to 90 days of buckets (visibility map: index-only scans)
+                with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("VACUUM ANALYZE")
             store.dispose()
             print(f"fleet_reports: {rows:,} bucket rows for {args.kiosks} kiosks × {args.days} days in {fill_s:.0f} s",
                   file=sys.stderr)

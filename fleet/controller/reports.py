@@ -2,9 +2,11 @@
 
 Aggregated at ingest, incrementally (:func:`write_journeys`, in the flush's transaction): each journey message counts
 once (``journey_seen``, keyed by kiosk and ``mid``), its sessions become counts and sums of seconds in
-``journey_hourly`` (UTC hour × kiosk × service × metric × key) and ``journey_daily`` (CST day × scope × …, scope
-``k:<kiosk>`` / ``d:<district>`` / ``*``). Report pages read ``journey_daily`` for one scope and a day range: a few
-thousand rows for 90 days whatever the fleet's size — never the raw messages (which are not kept).
+``journey_hourly`` (UTC hour × kiosk × service × metric × key), ``journey_daily`` (CST day × scope × …, scope
+``k:<kiosk>``) and ``journey_area_daily`` (the same for scopes ``d:<district>`` and ``*``: the per-district and
+fleet rollup, a table of its own so that a district's rows stay together and, on PostgreSQL, are read from the
+covering primary key alone). Report pages read one scope and a day range: a few thousand rows for 90 days whatever
+the fleet's size — never the raw messages (which are not kept).
 
 Metrics (service ``''`` = the whole session):
   outcome/<outcome>      sessions by outcome (total = seconds)      furthest/<step>   card journeys by furthest step
@@ -157,12 +159,13 @@ def write_journeys(store: Any, conn: Any, journeys: Sequence[tuple[str, int, int
         return 0
     districts = _districts(store, conn, {k for k, _m in new})
     hourly: dict[tuple, list[float]] = {}
-    daily: dict[tuple, list[float]] = {}
+    daily: dict[tuple, list[float]] = {}   # the kiosk's scope
+    area: dict[tuple, list[float]] = {}    # its district's and the fleet's
     kiosk_ratings: dict[tuple, list[int]] = {}
     for key in sorted(new):
         kiosk_id, _mid, ts, _recv, sessions = unique[key]
         district = districts.get(kiosk_id, "")
-        scopes = ("k:" + kiosk_id, "d:" + district, "*")
+        scopes = (("k:" + kiosk_id, daily), ("d:" + district, area), ("*", area))   # (scope, its buckets)
         for s in sessions:
             start = max(ts - int(s["start_s"] * 1000), ts - 30 * DAY)
             hour, day = start - start % HOUR, cst_day(start)
@@ -174,12 +177,13 @@ def write_journeys(store: Any, conn: Any, journeys: Sequence[tuple[str, int, int
                 acc = hourly.setdefault((hour, kiosk_id, service, metric, k), [0, 0.0])
                 acc[0] += n
                 acc[1] += secs
-                for scope in scopes:
-                    acc = daily.setdefault((scope, day, service, metric, k), [0, 0.0])
+                for scope, buckets in scopes:
+                    acc = buckets.setdefault((scope, day, service, metric, k), [0, 0.0])
                     acc[0] += n
                     acc[1] += secs
     for table, cols, data in (("journey_hourly", "hour, kiosk_id, service, metric, key", hourly),
-                              ("journey_daily", "scope, day, service, metric, key", daily)):
+                              ("journey_daily", "scope, day, service, metric, key", daily),
+                              ("journey_area_daily", "scope, day, service, metric, key", area)):
         conn.exec_driver_sql(
             f"INSERT INTO {table} ({cols}, n, total) VALUES ({ph},{ph},{ph},{ph},{ph},{ph},{ph}) "
             f"ON CONFLICT ({cols}) DO UPDATE SET n = {table}.n + excluded.n, total = {table}.total + excluded.total",
@@ -223,19 +227,20 @@ def journey_report(store: Any, since_day: int, until_day: int, district: str = "
     one scope (the kiosk if given, else the district, else the fleet); ``service`` narrows the per-day counts and
     the service table (the funnel and screens are per session)."""
     scope = f"k:{kiosk}" if kiosk else (f"d:{district}" if district else "*")
+    table = "journey_daily" if kiosk else "journey_area_daily"
     ph = store.ph
     with store.engine.connect() as conn:
         if service:
             per_day = conn.exec_driver_sql(
-                f"SELECT day, metric, SUM(n) FROM journey_daily WHERE scope = {ph} AND day >= {ph} AND day <= {ph} "
+                f"SELECT day, metric, SUM(n) FROM {table} WHERE scope = {ph} AND day >= {ph} AND day <= {ph} "
                 f"AND service = {ph} GROUP BY day, metric", (scope, since_day, until_day, service)).fetchall()
             per_day = [(d, m, n) for d, m, n in per_day if m in JOURNEY_OUTCOMES or m == "started"]
         else:
             per_day = conn.exec_driver_sql(
-                f"SELECT day, key, SUM(n) FROM journey_daily WHERE scope = {ph} AND day >= {ph} AND day <= {ph} "
+                f"SELECT day, key, SUM(n) FROM {table} WHERE scope = {ph} AND day >= {ph} AND day <= {ph} "
                 f"AND service = '' AND metric = 'outcome' GROUP BY day, key", (scope, since_day, until_day)).fetchall()
         rows = conn.exec_driver_sql(
-            f"SELECT service, metric, key, SUM(n), SUM(total) FROM journey_daily WHERE scope = {ph} AND day >= {ph} "
+            f"SELECT service, metric, key, SUM(n), SUM(total) FROM {table} WHERE scope = {ph} AND day >= {ph} "
             f"AND day <= {ph} GROUP BY service, metric, key", (scope, since_day, until_day)).fetchall()
     days: dict[int, dict[str, Any]] = {}
     d = since_day
@@ -366,6 +371,13 @@ def service_flow(svc: Mapping[str, Any], reach: Mapping[str, int], exits: Mappin
     return out
 
 
+def ratings_by_sql(ph: str) -> str:
+    """Star counts per place (``kiosk_id``) of one district (``'*'``: the fleet's districts), service and day range:
+    on PostgreSQL an index-only scan of the covering primary key (fleet/controller/reports_schema.py)."""
+    return ("SELECT kiosk_id, SUM(s1), SUM(s2), SUM(s3), SUM(s4), SUM(s5) FROM journey_kiosk_ratings "
+            f"WHERE district = {ph} AND service = {ph} AND day >= {ph} AND day <= {ph} GROUP BY kiosk_id")
+
+
 def ratings_by_place(store: Any, since_day: int, until_day: int, district: str = "", kiosk: str = "",
                      service: str = "") -> list[dict[str, Any]]:
     """Ratings per district (fleet-wide) or per kiosk (one district), worst share of ★1–2 first (places with fewer
@@ -383,9 +395,7 @@ def ratings_by_place(store: Any, since_day: int, until_day: int, district: str =
                 names["k:" + kiosk_id] = name or ""
         # one row per place and day: the district's kiosks, or the fleet's districts (district '*')
         for place, *stars in conn.exec_driver_sql(
-                "SELECT kiosk_id, SUM(s1), SUM(s2), SUM(s3), SUM(s4), SUM(s5) FROM journey_kiosk_ratings "
-                f"WHERE district = {ph} AND service = {ph} AND day >= {ph} AND day <= {ph} GROUP BY kiosk_id",
-                (district or "*", service, since_day, until_day)).fetchall():
+                ratings_by_sql(ph), (district or "*", service, since_day, until_day)).fetchall():
             rows += [(("k:" if district else "d:") + place, str(i + 1), n) for i, n in enumerate(stars)]
     per: dict[str, list[int]] = {}
     for scope, key, n in rows:
@@ -404,7 +414,7 @@ def ratings_by_place(store: Any, since_day: int, until_day: int, district: str =
 def services_seen(store: Any, limit: int = 200) -> list[str]:
     with store.engine.connect() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT DISTINCT service FROM journey_daily WHERE scope = '*' AND service <> '' "
+            "SELECT DISTINCT service FROM journey_area_daily WHERE scope = '*' AND service <> '' "
             f"AND day >= {store.ph} ORDER BY service", (cst_day(now_ms()) - 400 * DAY,)).fetchall()
     return [r[0] for r in rows][:limit]
 
@@ -481,14 +491,15 @@ def device_availability(store: Any, since: int, until: int, district: str = "", 
             if cleared is not None:
                 acc_t[1] += 1
                 acc_t[2] += cleared - opened
-    open_cache: dict[Any, list[tuple[int, int]]] = {}
+    open_cache: dict[Any, tuple[list[tuple[int, int]], int]] = {}   # week → (open intervals, their ms)
     out = []
     for kiosk_id, name, district_, kind in fitted[:limit * 8]:
         week = cfg.week(kiosk_id, district_ or "")
-        opened = open_cache.get(week)
-        if opened is None:
-            opened = open_cache[week] = OH.open_intervals(week, since, until)
-        open_ms = sum(e - s for s, e in opened)
+        cached = open_cache.get(week)
+        if cached is None:
+            opened_ = OH.open_intervals(week, since, until)
+            cached = open_cache[week] = (opened_, sum(e - s for s, e in opened_))
+        opened, open_ms = cached
         acc = down.get((kiosk_id, kind), [[], 0, 0, 0, None])
         spans = list(acc[0]) + offline.get(kiosk_id, [])
         if acc[4] is not None:
