@@ -467,7 +467,8 @@ class KioskApp(App):
         elif name == "card_removed":
             # the social-security card left while its PIN pad was open: nothing to type the PIN for any more
             if self._pin_pad is not None:
-                self._pin_pad.cancel()
+                self._pin_pad.close()
+            self.sm.get_screen("attract").reset()   # "take your card" said after a cancel: taken
         elif name == "card_error":
             text = self.core.translator.error_text(payload["error"])
             if self.sm.current == "attract":
@@ -481,7 +482,7 @@ class KioskApp(App):
             self._close_warning()
         elif name == "ended":
             if self._pin_pad is not None:
-                self._pin_pad.cancel()
+                self._pin_pad.close()
             if self.restart_pending:  # a restart waited for the citizen to finish
                 self.stop()
                 return
@@ -505,6 +506,12 @@ class KioskApp(App):
             self.restart_pending = True
             if not self.core.session.active:
                 self.stop()
+
+    def pin_cancelled(self) -> None:
+        """The citizen cancelled the card PIN: say to take the card (and how to try again) where they are."""
+        if self.sm.current == "attract":
+            self.sm.get_screen("attract").show_card_error(self.core.translator.t("pin.cancelled"))
+        self.core.speak("pin.cancelled")
 
     def _apply_availability(self, availability: Availability) -> None:
         self.features = {f: availability.feature(f) for f in ("guide", "progress", "my_applications", "print",

@@ -154,5 +154,12 @@ class PinPad(KModal):
         self.dismiss(animation=False)
 
     def cancel(self) -> None:
+        """The citizen tapped cancel: the pad closes and the shell says to take the card (insert it again to retry),
+        as a cash machine does."""
+        self.close()
+        App.get_running_app().pin_cancelled()
+
+    def close(self) -> None:
+        """Close without a word: the card left, or the session ended."""
         self.keys.digits = ""
         self.dismiss(animation=False)

@@ -222,3 +222,15 @@ def test_card_pulled_at_the_pin_pad_closes_it(start_kiosk: Callable[..., KioskUI
     wait_for(lambda: not ui.find("pin_title").get("found"), timeout=10, what="the PIN pad gone with the card")
     ui.screenshot("ss09-card-pulled-at-pad")
     assert ui.state()["screen"] == "attract" and ui.state()["session"] == "idle"
+
+    # again, and cancel: the pad closes and the kiosk says to take the card (inserted again, the PIN is asked again)
+    card.must("insert_card", card="social_security", identity=HOLDER, pin=PIN)
+    wait_for(lambda: ui.find("pin_title").get("found"), timeout=20, what="the card PIN pad again")
+    ui.tap("pin_cancel", wait_for)
+    ui.wait_text("请取走社保卡", wait_for)
+    assert not ui.find("pin_title").get("found") and ui.state()["session"] == "idle"
+    ui.screenshot("ss10-pin-cancelled")
+    card.must("remove_card")
+    wait_for(lambda: not any("请取走社保卡" in t for t in ui.texts()), timeout=10, what="the message gone with the card")
+    card.must("insert_card", card="social_security", identity=HOLDER, pin=PIN)
+    wait_for(lambda: ui.find("pin_title").get("found"), timeout=20, what="the PIN asked again")
