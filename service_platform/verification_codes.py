@@ -1,7 +1,8 @@
 """Verification codes (验证码) of issued documents: 15 random Crockford base32 characters (75 bits, unguessable) and
 one check character (Luhn mod 32), shown as four groups of four (``K7QM-3XVA-9PDR-T2W5``). Typing is forgiving:
 case, dashes and spaces do not matter, ``O`` reads as ``0`` and ``I``/``L`` as ``1``; a mistyped character or two
-swapped neighbours fail the check, so a typo is told apart from an unknown code without a database lookup."""
+swapped neighbours fail the check (all but 0↔Z, the one pair Luhn mod N cannot see), so a typo is told apart from an
+unknown code without a database lookup; the lookup itself finds nothing for the rest."""
 from __future__ import annotations
 
 import re
