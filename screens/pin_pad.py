@@ -65,6 +65,13 @@ class PinKeys(GridLayout):
 
 Builder.load_string("""
 #:import Window kivy.core.window.Window
+<PinColumn@BoxLayout>:
+    # one column of the pad: as tall as what it holds, centred beside the other in landscape
+    orientation: 'vertical'
+    size_hint_y: None
+    height: self.minimum_height
+    pos_hint: {'center_y': 0.5}
+    spacing: app.fs(0.5)
 <PinPad>:
     # As tall as what it shows (the keys keep their touch size; ModalView re-centres it), never taller than the
     # window. Landscape: what to read on the left, keys and buttons on the right (in elderly mode one column of large
@@ -77,12 +84,7 @@ Builder.load_string("""
         orientation: 'horizontal' if Window.width > Window.height else 'vertical'
         padding: app.fs(1)
         spacing: app.fs(1)
-        BoxLayout:
-            orientation: 'vertical'
-            size_hint_y: None
-            height: self.minimum_height
-            pos_hint: {'center_y': 0.5}
-            spacing: app.fs(0.5)
+        PinColumn:
             KLabel:
                 aid: 'pin_title'
                 text: app.t('pin.title', app.lang)
@@ -101,12 +103,7 @@ Builder.load_string("""
                 font_size: app.fs(1.8) if root.digits else app.fs(1.0)
                 halign: 'center'
                 height: max(self.texture_size[1], app.fs(1.8) * 1.5) + app.fs(0.4)
-        BoxLayout:
-            orientation: 'vertical'
-            size_hint_y: None
-            height: self.minimum_height
-            pos_hint: {'center_y': 0.5}
-            spacing: app.fs(0.5)
+        PinColumn:
             # the PinKeys go here (an id other than "keys": ``ids.keys`` would be the dict's own method)
             BoxLayout:
                 id: keypad
