@@ -209,7 +209,8 @@ class MaintenanceMode:
         self.ctx.emit("maintenance_refused", code=code)
 
     def _forget(self) -> None:
-        self._hash, self._pin_failures = "", 0
+        """Nothing of the last card stays for the next opening (a refused citizen's masked number included)."""
+        self._hash, self._pin_failures, self.card_masked = "", 0, ""
 
     # while open -------------------------------------------------------------------------------------------------------
     def _require_open(self) -> None:
@@ -285,6 +286,7 @@ class MaintenanceMode:
             self._record("maintenance_profile_refused", code="profile_invalid")
             raise MaintenanceError("profile_invalid", str(exc)[:200]) from None
         if new.kiosk.id != self.ctx.kiosk_id:
+            self._record("maintenance_profile_refused", code="profile_wrong_kiosk")
             raise MaintenanceError("profile_wrong_kiosk")
         try:
             current = yaml.safe_load(Path(self.ctx.profile.source).read_text("utf-8"))

@@ -181,6 +181,18 @@ def test_a_fresh_venv_with_only_the_kiosk_extra_validates_and_starts_headless(tm
         subprocess.run(["bash", "scripts/kiosk-wheelhouse.sh", str(WHEELHOUSE)], cwd=ROOT, check=True, timeout=1800,
                        env={**os.environ, "PYTHON": sys.executable})
         stamp.write_text((ROOT / "pyproject.toml").read_text("utf-8"), "utf-8")
+    # the dependencies' wheels are reused, the project's own wheel never: it is built from the code as it is now,
+    # out of a clean copy (the tree's build/ may hold modules since removed, which a wheel built in place would ship)
+    for old in WHEELHOUSE.glob("govkiosk-*.whl"):
+        old.unlink()
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy2(ROOT / "pyproject.toml", source)
+    for package in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]:
+        shutil.copytree(ROOT / package.rstrip("*"), source / package.rstrip("*"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(WHEELHOUSE), str(source)], check=True, timeout=600)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",

@@ -18,6 +18,7 @@ from typing import Callable
 from drivers.discovery.model import Confidence, Finding
 from drivers.discovery.serial_probe import (DLE_EOT_PAPER, DLE_EOT_PRINTER, PROBE_SALE_ID, escpos_status_byte,
                                             first_ga467_frame)
+from drivers.discovery.system_probe import frame_size
 from drivers.idcard import protocol as ga467
 from drivers.payment import nexo
 
@@ -120,8 +121,12 @@ def _camera(host: str, port: int, timeout: float) -> Finding | None:
             conn.close()
         if resp.status == 200 and ctype.startswith("multipart/x-mixed-replace"):
             url = f"http://{host}:{port}{path}"
+            # the frame size tells a document camera (高拍仪, megapixels) from the face camera (scan.propose_devices)
+            size = frame_size(url)
             return Finding("camera", "opencv", f"{host}:{port}", {"source": url}, Confidence.HIGH,
-                           f"MJPEG stream ({ctype.split(';')[0]}) at {path}")
+                           f"MJPEG stream ({ctype.split(';')[0]}) at {path}"
+                           + (f" gives {size[0]}x{size[1]} frames" if size else ""),
+                           {"size": list(size)} if size else {})
     return None
 
 

@@ -75,7 +75,7 @@ def v4l2_devices(sys_root: str = "/sys/class/video4linux") -> list[tuple[str, st
     return out
 
 
-def _open_camera(source: int | str) -> tuple[int, int] | None:
+def frame_size(source: int | str) -> tuple[int, int] | None:
     """The frame size a camera delivers, or None when it does not open or gives no frame."""
     try:
         import cv2
@@ -100,14 +100,14 @@ def cameras(max_index: int = 4) -> list[Finding]:
     for path, name in nodes:
         if not os.path.exists(path):
             continue
-        size = _open_camera(path)
+        size = frame_size(path)
         if size is None:
             continue   # metadata nodes of a UVC camera list too, but give no frames
         found.append(Finding("camera", "opencv", path, {"source": path}, Confidence.HIGH,
                              f"V4L2 '{name}' gives {size[0]}x{size[1]} frames", {"name": name, "size": list(size)}))
     if not nodes and glob.glob("/dev/video*"):   # no sysfs names (a container?) but device nodes: try indexes
         for index in range(max_index):
-            size = _open_camera(index)
+            size = frame_size(index)
             if size is not None:
                 found.append(Finding("camera", "opencv", str(index), {"source": index}, Confidence.MEDIUM,
                                      f"OpenCV index {index} gives {size[0]}x{size[1]} frames", {"size": list(size)}))

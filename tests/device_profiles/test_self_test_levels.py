@@ -35,7 +35,9 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def sims(frames: dict[str, Path]) -> Iterator[dict[str, SimulatorProcess]]:
     started = {"idcard": SimulatorProcess("idcard", "--pty"),
                "receipt_printer": SimulatorProcess("receipt-printer", "--tcp", "127.0.0.1:0"),
-               "camera": SimulatorProcess("camera", "--images", str(frames["face"]), "--tcp", "127.0.0.1:0")}
+               "camera": SimulatorProcess("camera", "--images", str(frames["face"]), "--tcp", "127.0.0.1:0"),
+               "payment_pad": SimulatorProcess("payment-pad", "--tcp", "127.0.0.1:0"),
+               "licence_printer": SimulatorProcess("licence-printer")}
     try:
         yield started
     finally:
@@ -56,6 +58,13 @@ def profile(tmp_path: Path, sims: dict[str, SimulatorProcess]) -> Path:
                                          "profile": "TM-T88V", "paper_width_mm": 80}},
         "camera": {"driver": "opencv", "required": False,
                    "settings": {"source": sims["camera"].endpoints["url"]}},
+        "payment_pad": {"driver": "nexo_tcp", "required": False,
+                        "settings": {"url": sims["payment_pad"].endpoints["url"],
+                                     "poi_id": sims["payment_pad"].endpoints["poiid"]}},
+        "licence_printer": {"driver": "cups", "required": False,
+                            "settings": {"queue": sims["licence_printer"].endpoints["queue"],
+                                         "server": sims["licence_printer"].endpoints["server"],
+                                         "poll_interval_s": 0.1}},
     }
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
@@ -136,3 +145,25 @@ def test_external_camera_needs_a_face(profile: Path, sims: dict[str, SimulatorPr
         assert code == 1 and report["results"]["camera"]["reason"] == "no_face"
     finally:
         sims["camera"].control("set_source", path=str(frames["face"]))
+
+
+def test_external_pad_answers_its_diagnosis_and_cups_prints_a_test_page(
+        profile: Path, sims: dict[str, SimulatorProcess]) -> None:
+    cups = sims["licence_printer"]
+    pages_before = len(cups.control("outputs")["outputs"])
+    code, report, _ = self_test(profile, "--level", "external", "--device", "payment_pad", "--device",
+                                "licence_printer")
+    assert code == 0, report
+    pad = {c["name"]: c for c in report["results"]["payment_pad"]["checks"]}
+    assert pad["loopback"] == {"name": "loopback", "ok": True, "code": "", "detail": "diagnosis answered"}
+    page = {c["name"]: c for c in report["results"]["licence_printer"]["checks"]}["test_page"]
+    assert page["ok"] is True and page["detail"].startswith("completed")
+    assert len(cups.control("outputs")["outputs"]) == pages_before + 1   # the page went through cupsd to its backend
+
+    cups.control("set_offline", offline=True)
+    try:
+        code, report, _ = self_test(profile, "--level", "external", "--device", "licence_printer")
+        assert code == 1 and report["results"]["licence_printer"]["ok"] is False
+        assert report["results"]["licence_printer"]["reason"] == "printer_offline"
+    finally:
+        cups.control("set_offline", offline=False)

@@ -4,7 +4,6 @@ each device's status, a self-test, then leave — the kiosk serves citizens agai
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
@@ -56,7 +55,10 @@ def test_technician_card_and_pin_open_maintenance_and_a_citizen_card_is_refused(
     assert not any("张" in t or CITIZEN[1] in t for t in ui.texts())
     ui.screenshot("70-maintenance-card-refused")
     send_command(card, "remove_card")
-    time.sleep(1.0)   # the reader sees the card gone (a few polls) before the next one is placed
+    # the reader sees the card gone (the watcher's three finds without a card) before the next one is placed
+    finds = send_command(card, "status")["counters"]["finds"]
+    wait_for(lambda: send_command(card, "status")["counters"]["finds"] >= finds + 4, timeout=20,
+             what="the reader polling the empty slot")
 
     # the technician's card, then the PIN: maintenance opens; citizens would see "under maintenance"
     ui.tap("maintenance_back", wait_for)

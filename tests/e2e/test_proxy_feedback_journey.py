@@ -1,4 +1,5 @@
-"""Issue 13 on the real window, one kiosk process for both journeys (a camera: the agent's face is checked):
+"""Complaints (投诉) and acting for another person (代办) on the real window, one kiosk process for both journeys
+(a camera: the agent's face is checked):
 
 * 投诉: card + face → 投诉咨询 → a complaint typed with the pinyin keyboard → the platform answers "received" with a
   reference → the receipt from the printer emulator has the reference, and its QR (decoded from the printed PNG)

@@ -32,7 +32,7 @@ def test_maintenance_is_seen_and_every_step_reported(kiosk: Any, start_controlle
     def reported() -> list[dict[str, Any]] | None:
         got = controller.get(f"/api/v1/kiosks/{kiosk.kiosk_id}/events", limit=200)
         codes = {e["code"] for e in got}
-        return got if {"maintenance_card_accepted", "maintenance_opened", "maintenance_closed",
+        return got if {"maintenance_begin", "maintenance_card_accepted", "maintenance_opened", "maintenance_closed",
                        "self_test_passed"} <= codes else None
 
     got = wait_for(reported, timeout=20, what="the maintenance events on the controller")

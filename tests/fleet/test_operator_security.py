@@ -193,6 +193,10 @@ def test_roles_are_enforced_on_the_api_and_on_the_dashboards_forms(start_control
     assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role")
     assert viewer.post("/api/v1/operators/wang.viewer/sessions/revoke").status_code == 403
     assert viewer.patch("/api/v1/operators/wang.viewer", json={"role": "admin"}).status_code == 403
+    # the desired profile: viewers see it, only an admin sets it
+    assert viewer.get("/api/v1/kiosks/KSK-R-0001/profile").json()["status"] == "no_desired"
+    r = viewer.put("/api/v1/kiosks/KSK-R-0001/profile", json={"profile": "x: 1"})
+    assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role")
     # … and the dashboard: no buttons, and the form posts (with a valid CSRF token) refused by the server
     vb = Browser(controller.url)
     assert vb.login("wang.viewer", viewer_pw).status_code == 303
@@ -217,6 +221,8 @@ def test_roles_are_enforced_on_the_api_and_on_the_dashboards_forms(start_control
         r = op.post(kiosk_cmds, json=body)
         assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role"), body
     assert op.post("/api/v1/operators", json={"username": "x1", "password": "12345678x"}).status_code == 403
+    r = op.put("/api/v1/kiosks/KSK-R-0001/profile", json={"profile": "x: 1"})
+    assert (r.status_code, r.json()["detail"]) == (403, "forbidden_role")
     assert op.get("/api/v1/dead-letters").status_code == 200
     ob = Browser(controller.url)
     assert ob.login("li.operator", operator_pw).status_code == 303

@@ -60,8 +60,13 @@ def test_technician_card_and_pin_open_maintenance_a_citizen_card_is_refused(make
                                                       allow_unicode=True), "utf-8")
     (local / "demo.yaml").write_text(yaml.safe_dump(dict(data, kiosk={**data["kiosk"], "demo_controls": True}),
                                                     allow_unicode=True), "utf-8")
+    (local / "other.yaml").write_text(yaml.safe_dump(dict(data, kiosk={**data["kiosk"], "id": "KSK-000000-0009"}),
+                                                     allow_unicode=True), "utf-8")
     assert core.profile_updates.outcome == "first_start"
-    assert core.maintenance.profiles() == ["demo.yaml", "longer.yaml", "last-good.yaml"]
+    assert core.maintenance.profiles() == ["demo.yaml", "longer.yaml", "other.yaml", "last-good.yaml"]
+    with pytest.raises(MaintenanceError) as wrong_kiosk:
+        core.maintenance.switch_profile("other.yaml")
+    assert wrong_kiosk.value.code == "profile_wrong_kiosk"
     with pytest.raises(MaintenanceError) as protected:
         core.maintenance.switch_profile("demo.yaml")
     assert protected.value.code == "profile_protected"
@@ -69,6 +74,8 @@ def test_technician_card_and_pin_open_maintenance_a_citizen_card_is_refused(make
     assert h.next_event("restart_requested")["reason"] == "maintenance: profile switched"
     assert core.profile_updates.pending["digest"] == digest
     assert "idle_timeout_s: 100" in Path(core.profile.source).read_text("utf-8")
+    core.maintenance.restart()
+    assert h.next_event("restart_requested")["reason"] == "maintenance"
     core.maintenance.exit()
     assert core.maintenance.state == "closed" and core.availability.maintenance is None
     with pytest.raises(MaintenanceError):
@@ -78,9 +85,14 @@ def test_technician_card_and_pin_open_maintenance_a_citizen_card_is_refused(make
     text = "".join(p.read_text("utf-8") for p in Path(core.profile.kiosk.data_dir).glob("audit*.jsonl"))
     entries = [json.loads(line) for line in text.splitlines() if line.strip()]
     events = [e.get("event") for e in entries]
-    for expected in ("maintenance_refused", "maintenance_card_accepted", "maintenance_pin_wrong",
-                     "maintenance_opened", "self_test", "maintenance_closed"):
+    for expected in ("maintenance_begin", "maintenance_refused", "maintenance_card_accepted", "maintenance_pin_wrong",
+                     "maintenance_opened", "maintenance_devices_viewed", "self_test", "maintenance_self_test",
+                     "maintenance_profile_switched", "maintenance_restart", "maintenance_closed"):
         assert expected in events, (expected, events)
+    # each opening starts with no card: the refused citizen's masked number is not carried over to the next one
+    assert [e["card"] for e in entries if e.get("event") == "maintenance_begin"] == ["", ""]
+    refused = {e["code"] for e in entries if e.get("event") == "maintenance_profile_refused"}
+    assert refused == {"profile_wrong_kiosk", "profile_protected"}
     assert TECHNICIAN[1] not in text and CITIZEN[1] not in text and PIN not in text
     opened = next(e for e in entries if e.get("event") == "maintenance_opened")
     assert opened["card"] == TECHNICIAN[1][:4] + "*" * 10 + TECHNICIAN[1][-4:]

@@ -1,7 +1,8 @@
 """``kiosk-profile discover`` against the simulators, each started the way the kiosk starts it and found through its
 own wire protocol: the GA 467 reader at a non-default speed (and one behind a serial-to-TCP server), ESC/POS
 printers on TCP and on a serial line, the payment pad's three link kinds (nexo over HTTP, nexo and ECR framing on
-serial lines), a QR scanner that speaks only when it scans, an MJPEG camera, and a CUPS queue on a private cupsd.
+serial lines), a QR scanner that speaks only when it scans, an MJPEG face camera beside a document camera (高拍仪:
+told apart by their frames' size), and a CUPS queue on a private cupsd.
 The proposed devices block must validate against each driver's settings schema and carry the settings that reach
 each simulator."""
 from __future__ import annotations
@@ -43,6 +44,7 @@ def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S
         "pad_ecr": ("payment-pad", "--pty"),
         "qr": ("qr-scanner", "--pty"),
         "camera": ("camera", "--images", str(frames), "--tcp", "127.0.0.1:0", "--fps", "5"),
+        "document_camera": ("document-camera", "--tcp", "127.0.0.1:0"),
         "cups": ("licence-printer",),
     }
     started: dict[str, SimulatorProcess] = {}
@@ -61,7 +63,8 @@ def simulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S
 def test_discover_finds_every_simulator_with_the_right_settings(simulators: dict[str, SimulatorProcess]) -> None:
     ep = {name: sim.endpoints for name, sim in simulators.items()}
     ports = [ep[n]["pty"] for n in ("idcard", "printer_serial", "pad_nexo_serial", "pad_ecr", "qr")]
-    hosts = [ep["printer_tcp"]["tcp"], ep["pad_http"]["tcp"], ep["camera"]["tcp"], ep["idcard_tcp"]["tcp"]]
+    hosts = [ep["printer_tcp"]["tcp"], ep["pad_http"]["tcp"], ep["camera"]["tcp"], ep["idcard_tcp"]["tcp"],
+             ep["document_camera"]["tcp"]]
     stop = threading.Event()
 
     def scan_codes() -> None:   # the technician scans a code now and then while discover listens
@@ -106,11 +109,16 @@ def test_discover_finds_every_simulator_with_the_right_settings(simulators: dict
     qr = one("qr_scanner", "serial", ep["qr"]["pty"])
     assert "TECHNICIAN" not in qr["evidence"]        # what was scanned never shows (it may be a payment code)
     assert one("camera", "opencv", ep["camera"]["tcp"])["settings"] == {"source": ep["camera"]["url"]}
+    document_camera = one("camera", "opencv", ep["document_camera"]["tcp"])
+    assert document_camera["extra"]["size"] == ep["document_camera"]["size"]
     cups = one("licence_printer", "cups", f"{ep['cups']['server']}/{ep['cups']['queue']}")
     assert cups["settings"] == {"queue": ep["cups"]["queue"], "server": ep["cups"]["server"]}
 
     devices = out["devices"]
-    assert set(devices) >= {"idcard", "receipt_printer", "payment_pad", "qr_scanner", "camera", "licence_printer"}
+    assert set(devices) >= {"idcard", "receipt_printer", "payment_pad", "qr_scanner", "camera", "document_camera",
+                            "licence_printer"}
+    assert devices["camera"]["settings"] == {"source": ep["camera"]["url"]}
+    assert devices["document_camera"]["settings"] == {"source": ep["document_camera"]["url"]}
     for kind, entry in devices.items():
         cls = registry.resolve(kind, entry["driver"])
         assert settings_problems(cls.SETTINGS_SCHEMA, entry["settings"]) == [], (kind, entry)
