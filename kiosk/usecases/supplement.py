@@ -228,8 +228,9 @@ class SupplementFlow(CoreFlow):
         return self.ctx.phone_uploads.start("supplement", arrived, on_end)
 
     def phone_stop(self, watch: Any) -> None:
-        """The citizen is done with the phone: stop polling and close the token (on a worker)."""
-        self.run("supplement_phone_stop", self.ctx.phone_uploads.stop, watch, service=False)
+        """The citizen is done with the phone: stop polling (on a worker). The link stays open on the platform until
+        the citizen session ends: closing it now would delete the photos that arrived before they are submitted."""
+        self.run("supplement_phone_stop", lambda: self.ctx.phone_uploads.stop(watch, close=False), service=False)
 
     def submit_now(self) -> Outcome:
         """Journal the supplement in the outbox, then send it: ``submitted`` with the platform's answer, or

@@ -7,13 +7,16 @@
    licence printer (a private cupsd with cups-pdf): the document the print server received is the sealed PDF (pyHanko
    and poppler's pdfsig: intact, signed by the seal) and the page that came out carries a QR that opens the proof's
    verify page, which says valid for the document's hash;
-3. every QR this kiosk printed (receipts and proofs) opens a page that exists on the platform.
+3. every QR this kiosk printed (receipts and proofs) opens a page that exists on the platform;
+4. one changed byte of the received PDF: both validators say invalid; the proof revoked: its QR's page says so.
 
 The module has its own platform (the seeded application is supplemented here; other modules see it untouched)."""
 from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -124,6 +127,12 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     answer = httpx.get(verify_urls[0].replace("/verify/d/", "/api/v1/verify/documents/"),
                        params={"sha256": hashlib.sha256(received).hexdigest()}, timeout=10).json()
     assert answer["status"] == "valid" and answer["sha256_matches"] is True, answer
+    # one byte changed inside a signed content stream: both validators say invalid
+    tampered = bytearray(received)
+    tampered[received.index(b"stream", len(received) // 4) + 10] ^= 0x01
+    (tmp_path / "tampered.pdf").write_bytes(bytes(tampered))
+    assert pyhanko_verdict(bytes(tampered), root)[0] is False
+    assert "Signature is Valid." not in pdfsig_verdict(tmp_path / "tampered.pdf")
     ui.tap("proofs_done", wait_for)
     ui.wait_screen("rating", wait_for)
 
@@ -134,3 +143,11 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     assert links and len(links) == len(codes), f"a QR that is no link: {codes}"
     dead = {q: httpx.get(q, timeout=10).status_code for q in links}
     assert all(status == 200 for status in dead.values()), dead
+
+    # --- 4. the printed proof revoked on the platform (operator CLI): its QR's page now says revoked
+    revoke = subprocess.run([sys.executable, "-m", "service_platform.cli", "document", "revoke", "--db",
+                             f"sqlite:///{platform_server.db_path}", "--code", code, "--reason", "issued in error"],
+                            capture_output=True, text=True, timeout=60)
+    assert revoke.returncode == 0, revoke.stderr
+    page = httpx.get(verify_urls[0], timeout=10)
+    assert page.status_code == 200 and 'data-status="revoked"' in page.text and "已撤销" in page.text

@@ -1,7 +1,8 @@
 """No dead QR link: every QR the kiosk prints on its receipts — the one-time notice, a progress receipt, a queue
 ticket, an application receipt — and the payment voucher's and the phone cashier's URLs are the platform's PUBLIC
-pages, and each opens (HTTP 200) on the real platform. (Appointment slips carry the appointment number for the hall's
-check-in scanner and fault slips the print job for staff: codes, not links.)"""
+pages, and each opens (HTTP 200) on the real platform. (Appointment slips open their verify page too, the number
+its last segment for the hall's check-in scanner — tests/kiosk/booking; fault slips carry the print job for staff: a
+code, not a link.)"""
 from __future__ import annotations
 
 import httpx

@@ -6,6 +6,7 @@ import queue
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import pytest
 
 from device_profiles.loader import load_profile
@@ -79,6 +80,9 @@ def test_pay_by_card_prints_the_voucher(profile_path: Path, clock: Any, platform
         text = receipts[-1]["text"]
         assert "缴费凭证" in text and order.order_no in text and "10.00" in text
         assert "622848*********0018" in text and "6228480402564890018" not in text
+        [qr] = receipts[-1]["qr"]                                    # the printed QR: the voucher's public page
+        page = httpx.get(qr, timeout=10)
+        assert qr.endswith(f"/verify/p/{order.order_no}") and 'data-status="paid"' in page.text, page.status_code
         core.flush_audit()
         audit = (Path(core.profile.kiosk.data_dir) / "audit.jsonl").read_text("utf-8")
         assert '"payment"' in audit and "6228480402564890018" not in audit and "622848" not in audit

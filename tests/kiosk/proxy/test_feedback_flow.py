@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
 from kiosk.session import RatingTarget
@@ -28,6 +29,7 @@ def test_complaints_questions_and_rated_comments(kiosk, call, platform_server, w
     receipt = wait_for(lambda: next((r for r in reversed(kiosk.receipts()) if filed.reference in r["text"]), None),
                        what="the feedback receipt")
     assert receipt["qr"] == [kiosk.core.public_urls.feedback(filed.reference)]
+    assert httpx.get(receipt["qr"][0], timeout=10).status_code == 200, "the printed QR opens its verify page"
     assert TEXT not in receipt["text"]
     progress = call(kiosk.core.query_progress, filed.reference)       # like an application number
     assert progress.number == filed.reference and progress.status == "received" and progress.status_only

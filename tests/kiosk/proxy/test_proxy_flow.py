@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
 from kiosk.usecases.proxy import AgentNotConfirmed, Step
@@ -53,6 +54,7 @@ def test_agent_applies_for_a_parent(kiosk, call, platform_server, wait_for, capl
     for secret in (ZHANG_ID, LI_ID, "张明华", "李秀英"):
         assert secret not in receipt["text"]
     assert receipt["qr"] and result.number in receipt["qr"][0]
+    assert httpx.get(receipt["qr"][0], timeout=10).status_code == 200, "the printed QR opens its verify page"
 
     kiosk.core.flush_audit()
     audit = kiosk.core.audit.path.read_text("utf-8")
