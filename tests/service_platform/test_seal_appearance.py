@@ -1,4 +1,4 @@
-"""The seal image is the signature's own appearance (issue 14: "a visible seal image placed on the signature"): the
+"""The seal image is the signature's own appearance: the
 signature field's widget sits at the seal box on the last page and its normal appearance draws an image — what a PDF
 reader shows as the signed seal, not a picture printed beside an invisible signature."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 14's "the five proofs print from the kiosk": every proof type the platform lists for the citizen is issued,
+"""Every proof type the platform lists for the citizen is issued,
 printed on the simulated licence printer through the print journal, and what the print server received is the sealed
 document (pyHanko: intact and trusted); a proof revoked on the platform afterwards shows revoked on its verify page."""
 from __future__ import annotations
