@@ -206,25 +206,34 @@ def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfo
 
 
 @pytest.fixture
-def list_technician(platform_server: PlatformServer) -> Callable[[str, str, str], None]:
+def list_technician(platform_server: PlatformServer) -> Iterator[Callable[[str, str, str], None]]:
     """``list_technician(kiosk_id, card_number, pin)``: list a technician for a kiosk on the test platform (what
-    ``service-platform technician add`` does, in-process: only the card number's hash and the PIN's hash are kept)."""
-    from sqlalchemy import create_engine
+    ``service-platform technician add`` does, in-process: only the card number's hash and the PIN's hash are kept).
+    The listings are removed after the test: the platform is shared, and a card listed here (a synthetic citizen's,
+    say) must be a citizen's card again for the next test."""
+    from sqlalchemy import create_engine, delete
     from sqlalchemy.orm import Session
 
     from service_platform.db import utcnow
-    from service_platform.technicians import add_technician, card_hash
+    from service_platform.technicians import Technician, add_technician, card_hash
+
+    added: list[tuple[str, str]] = []
+    engine = create_engine(f"sqlite:///{platform_server.db_path}")
 
     def add(kiosk_id: str, number: str, pin: str) -> None:
-        engine = create_engine(f"sqlite:///{platform_server.db_path}")
-        try:
-            with Session(engine) as db:
-                add_technician(db, kiosk_id, card_hash(number), pin, "", utcnow())
-                db.commit()
-        finally:
-            engine.dispose()
+        with Session(engine) as db:
+            add_technician(db, kiosk_id, card_hash(number), pin, "", utcnow())
+            db.commit()
+        added.append((kiosk_id, card_hash(number)))
 
-    return add
+    try:
+        yield add
+        with Session(engine) as db:
+            for kiosk_id, hashed in added:
+                db.execute(delete(Technician).where(Technician.kiosk_id == kiosk_id, Technician.card_hash == hashed))
+            db.commit()
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
