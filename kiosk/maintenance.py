@@ -236,9 +236,12 @@ class MaintenanceMode:
 
     def self_test(self, level: str = "internal", kinds: list[str] | None = None,
                   confirm: Callable[[str], bool] | None = None, card_timeout_s: float = 30.0) -> Any:
-        """Self-test (blocking: a worker) at a level; the interactive level asks ``confirm(question)``."""
+        """Self-test (blocking: a worker) at a level; the interactive level asks ``confirm(question)``. When a test
+        starts waiting for the technician (``place_card``, ``look_at_camera``) the shell hears ``maintenance_prompt``:
+        only then does a card placed reach the test (a card the watchers read first is halted, unseen by the test)."""
         self._require_open()
-        options = HealthOptions(confirm=confirm, card_timeout_s=card_timeout_s)
+        options = HealthOptions(confirm=confirm, card_timeout_s=card_timeout_s,
+                                prompt=lambda what: self.ctx.emit("maintenance_prompt", what=what))
         # the technician's test card must reach the self-test, not this flow or a citizen session
         watchers = list(self.ctx.card_watchers) if Level(level) is not Level.INTERNAL else []
         for w in watchers:

@@ -58,6 +58,9 @@ class MaintenanceScreen(UseCaseScreen):
                 self.working()
             elif state == "closed" and self.step in ("card", "pin"):
                 self.app.go("staff")
+        elif name == "maintenance_prompt" and self.busy:
+            # a self-test now waits for the technician's card (or face): ask for it now, not before
+            self.status = self.t("maintenance.place_card_for_test")
         elif name == "maintenance_refused":
             if self.step != "card":
                 self.go_step("card", remember=False)
@@ -132,9 +135,7 @@ class MaintenanceScreen(UseCaseScreen):
         return self.t(key) if self.app.core.translator.has(key) else kind
 
     def _self_test(self, level: str) -> None:
-        self.working()
-        if level != "internal":
-            self.status = self.t("maintenance.place_card_for_test")
+        self.working()   # the external tests ask for the card when they wait for it (maintenance_prompt)
         self.app.core.workers.submit(self.mode.self_test, level, None,
                                      self._confirm if level == "interactive" else None,
                                      on_result=self._tested, on_error=self.fail)
@@ -150,7 +151,7 @@ class MaintenanceScreen(UseCaseScreen):
                 self.add_button(self.t("maintenance.answer_yes" if yes else "maintenance.answer_no"),
                                 f"maintenance_answer_{'yes' if yes else 'no'}",
                                 lambda y=yes: (box.__setitem__("yes", y), answered.set()), primary=yes)
-            self.busy = False
+            self.ok()   # waiting for the technician now, not for the kiosk
 
         Clock.schedule_once(ask, 0)
         answered.wait(ANSWER_TIMEOUT_S)

@@ -130,17 +130,18 @@ def _camera(host: str, port: int, timeout: float) -> Finding | None:
     return None
 
 
-def probe_host(host: str, port: int, timeout: float = 0.4) -> Finding:
-    """Ask HOST:PORT what it is; always a finding (``kind="unknown"`` with the reason when nothing fits)."""
+def probe_host(host: str, port: int, timeout: float = 0.4, raw_printer: bool | None = None) -> Finding:
+    """Ask HOST:PORT what it is; always a finding (``kind="unknown"`` with the reason when nothing fits). A raw
+    printer port (``raw_printer``; default: port 9100) is asked DLE EOT only."""
     where = f"{host}:{port}"
     printer = _escpos(host, port, timeout)
     if printer is False:
         return Finding("unknown", "", where, {}, Confidence.LOW, "nothing listens (connection refused or timed out)")
     if isinstance(printer, Finding):
         return printer
-    if port == RAW_PRINTER_PORT:
+    if raw_printer or (raw_printer is None and port == RAW_PRINTER_PORT):
         return Finding("receipt_printer", "escpos", where, {"connection": "network", "host": host, "port": port},
-                       Confidence.LOW, "port 9100 open but DLE EOT unanswered (a printer without real-time status?)")
+                       Confidence.LOW, f"port {port} open but DLE EOT unanswered (a printer without real-time status?)")
     for probe in (_ga467, _nexo, _camera):
         found = probe(host, port, timeout)
         if found is not None:
@@ -148,18 +149,20 @@ def probe_host(host: str, port: int, timeout: float = 0.4) -> Finding:
     return Finding("unknown", "", where, {}, Confidence.LOW, "open, but answered none of the questions")
 
 
-def scan_subnet_9100(cidr: str, timeout: float = 0.3, workers: int = 32) -> list[Finding]:
-    """Raw printer ports (9100) on a subnet (at most a /22), each then asked DLE EOT."""
+def scan_subnet_9100(cidr: str, timeout: float = 0.3, workers: int = 32,
+                     port: int = RAW_PRINTER_PORT) -> list[Finding]:
+    """Raw printer ports (``port``, 9100) on a subnet (at most a /22), each open one then asked DLE EOT (and
+    nothing else); addresses where nothing listens give no finding."""
     net = ipaddress.ip_network(cidr, strict=False)
     if net.num_addresses > 1024:
         raise ValueError(f"{cidr}: at most 1024 addresses (a /22) are scanned")
 
     def one(ip: str) -> Finding | None:
         try:
-            socket.create_connection((ip, RAW_PRINTER_PORT), timeout=timeout).close()
+            socket.create_connection((ip, port), timeout=timeout).close()
         except OSError:
             return None
-        return probe_host(ip, RAW_PRINTER_PORT, timeout)
+        return probe_host(ip, port, timeout, raw_printer=True)
 
     with ThreadPoolExecutor(workers) as pool:
         hosts = [str(h) for h in (net.hosts() if net.num_addresses > 2 else net)]

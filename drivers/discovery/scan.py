@@ -28,6 +28,8 @@ class DiscoveryOptions:
     cups_server: str | None = None
     #: scan port 9100 on this subnet (only when asked)
     subnet_9100: str | None = None
+    #: the raw printer port that scan asks (9100; another only where a site maps it elsewhere)
+    subnet_port: int = network_probe.RAW_PRINTER_PORT
     #: also ask what the machine itself has: its serial ports, pcscd, the system's CUPS, cameras
     local: bool = True
     #: per-question timeout
@@ -88,7 +90,7 @@ def discover(options: DiscoveryOptions) -> list[Finding]:
         jobs += [pool.submit(network_probe.probe_host, host, port, max(options.timeout_s, 0.4))
                  for host, port in options.hosts]
         if options.subnet_9100:
-            jobs.append(pool.submit(network_probe.scan_subnet_9100, options.subnet_9100))
+            jobs.append(pool.submit(network_probe.scan_subnet_9100, options.subnet_9100, port=options.subnet_port))
         if options.local:
             jobs.append(pool.submit(system_probe.pcsc_readers))
             jobs.append(pool.submit(system_probe.cameras))

@@ -63,15 +63,19 @@ def cups_queues(server: str | None = None) -> list[Finding]:
     return found
 
 
-def v4l2_devices(sys_root: str = "/sys/class/video4linux") -> list[tuple[str, str]]:
-    """(device path, name) of each V4L2 capture node the kernel lists."""
+#: where the kernel lists V4L2 nodes with their names, and where their device nodes are
+V4L2_SYS, DEV = "/sys/class/video4linux", "/dev"
+
+
+def v4l2_devices(sys_root: str = V4L2_SYS, dev_root: str = DEV) -> list[tuple[str, str]]:
+    """(device path, name) of each V4L2 video node the kernel lists (capture and metadata nodes alike)."""
     out = []
     for node in sorted(glob.glob(os.path.join(sys_root, "video*"))):
         try:
             name = Path(node, "name").read_text("utf-8").strip()
         except OSError:
             name = ""
-        out.append((f"/dev/{os.path.basename(node)}", name))
+        out.append((os.path.join(dev_root, os.path.basename(node)), name))
     return out
 
 
@@ -93,10 +97,10 @@ def frame_size(source: int | str) -> tuple[int, int] | None:
         cap.release()
 
 
-def cameras(max_index: int = 4) -> list[Finding]:
+def cameras(max_index: int = 4, sys_root: str = V4L2_SYS, dev_root: str = DEV) -> list[Finding]:
     """V4L2 capture devices by name (opened to see that frames come), else OpenCV indexes 0…max_index-1."""
     found = []
-    nodes = v4l2_devices()
+    nodes = v4l2_devices(sys_root, dev_root)
     for path, name in nodes:
         if not os.path.exists(path):
             continue
@@ -105,7 +109,8 @@ def cameras(max_index: int = 4) -> list[Finding]:
             continue   # metadata nodes of a UVC camera list too, but give no frames
         found.append(Finding("camera", "opencv", path, {"source": path}, Confidence.HIGH,
                              f"V4L2 '{name}' gives {size[0]}x{size[1]} frames", {"name": name, "size": list(size)}))
-    if not nodes and glob.glob("/dev/video*"):   # no sysfs names (a container?) but device nodes: try indexes
+    # no sysfs names (a container?) but device nodes: try indexes
+    if not nodes and glob.glob(os.path.join(dev_root, "video*")):
         for index in range(max_index):
             size = frame_size(index)
             if size is not None:

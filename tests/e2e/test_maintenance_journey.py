@@ -1,19 +1,108 @@
 """Maintenance mode on the real window: five taps open only the staff PIN pad; from there a technician places their
 own card (listed for this kiosk on the platform) and types their PIN; a citizen's card is refused. In maintenance:
-each device's status, a self-test, then leave — the kiosk serves citizens again. One kiosk process for all of it."""
+each device's status, self-tests at the three levels (internal; external: the technician's card read, a test slip
+with its QR code out of the printer simulator; interactive: the questions answered on screen, one "no"), their
+results on screen and in the audit journal (card masked), then leave — the kiosk serves citizens again. One kiosk
+process for all of it."""
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from drivers.health import TEST_QR_TEXT
 from drivers.sim.control import send_command
+from tests.e2e.conftest import decode_qr
 
 pytestmark = pytest.mark.e2e
 
 TECHNICIAN = ("chen", "520302199002144027")   # synthetic; listed as this kiosk's technician below
 CITIZEN = ("zhang", "340302195803172018")
 PIN = "135790"
+
+
+#: the interactive level's questions as the screen asks them (kiosk/locales/zh_CN/maintenance.yaml)
+QUESTIONS = {"slip_readable": "测试小票上的文字清晰可读吗", "qr_scans": "能扫出 KIOSK-SELF-TEST 吗",
+             "page_readable": "测试页打印清晰完整吗"}
+
+
+def self_test_entries(audit: Path, level: str, event: str = "maintenance_self_test") -> list[dict]:
+    """Self-test runs at ``level`` in the audit journal: the maintenance step (with the technician's card, masked)
+    or, with ``event="self_test"``, the run's own per-device entry."""
+    lines = audit.read_text("utf-8").splitlines() if audit.exists() else []
+    return [e for e in map(json.loads, filter(None, lines)) if e.get("event") == event and e.get("level") == level]
+
+
+def passed(ui, kind: str) -> bool:
+    """The maintenance screen's self-test result line for ``kind`` says it passed."""
+    text = ui.find(f"maintenance_result_{kind}")["text"]
+    return "通过" in text and "未通过" not in text
+
+
+def present_card_when_asked(ui, wait_for, card: str) -> None:
+    """The technician's card, read at login, is still on the reader but halted (a GA 467 reader sees a read card
+    again only once it was taken off): when the screen asks for it, take it off and put it back."""
+    ui.wait_text("请把技术人员证件放到读卡器上", wait_for, timeout=30)
+    send_command(card, "remove_card")
+    send_command(card, "place_card", identity=TECHNICIAN[0])
+
+
+def external_and_interactive_self_tests(ui, wait_for, audit: Path) -> None:
+    """From the maintenance home, the technician's card put back when each run asks for it: the external level
+    reads it and prints a test slip with a QR code; the interactive level does the same and asks on screen —
+    the technician says the QR code does not scan, everything else is fine — so the printer fails with that reason.
+    Both runs reach the audit journal with the card masked."""
+    sims = ui.simulators(wait_for)
+    control, card = sims["receipt_printer"]["control"], sims["idcard"]["control"]
+    printed = len(send_command(control, "receipts")["receipts"])
+
+    ui.tap("maintenance_test_external", wait_for)
+    present_card_when_asked(ui, wait_for, card)
+    wait_for(lambda: ui.find("maintenance_result_receipt_printer")["found"], timeout=60,
+             what="the external self-test's results")
+    slip = send_command(control, "receipts")["receipts"][printed:]
+    assert len(slip) == 1, slip
+    assert slip[0]["qr"] == [TEST_QR_TEXT] and decode_qr(slip[0]["png"]) == TEST_QR_TEXT
+    assert "Printer self-test" in slip[0]["text"]
+    assert passed(ui, "receipt_printer") and passed(ui, "idcard"), "slip printed, the technician's card read"
+    [external] = wait_for(lambda: self_test_entries(audit, "external"), what="the external run audited")
+    assert external["card"] == "5203**********4027" and "receipt_printer" not in external["failed"]
+    ui.screenshot("73-maintenance-external-self-test")
+    ui.tap("maintenance_back", wait_for)
+
+    ui.tap("maintenance_test_interactive", wait_for)
+    present_card_when_asked(ui, wait_for, card)
+    answered: list[str] = []
+
+    def next_question() -> str | None:
+        if ui.find("maintenance_result_receipt_printer")["found"]:
+            return "done"
+        heading = ui.find("maintenance_heading").get("text", "")
+        asked = next((q for q, text in QUESTIONS.items() if text in heading and q not in answered), None)
+        return asked if asked and ui.find("maintenance_answer_no")["found"] else None
+
+    while (question := wait_for(next_question, timeout=60, what=f"a question after {answered}")) != "done":
+        if question == "qr_scans":
+            ui.screenshot("74-maintenance-question")
+        ui.tap("maintenance_answer_no" if question == "qr_scans" else "maintenance_answer_yes", wait_for)
+        answered.append(question)
+    # the devices in the profile's order: the licence printer's page (when its test page printed), then the slip
+    assert [q for q in answered if q != "page_readable"] == ["slip_readable", "qr_scans"], answered
+    assert len(send_command(control, "receipts")["receipts"]) == printed + 2, "the interactive level prints too"
+    result = ui.find("maintenance_result_receipt_printer")["text"]
+    assert "未通过" in result and "technician_refused" in result, result
+    assert passed(ui, "idcard")
+    [interactive] = wait_for(lambda: self_test_entries(audit, "interactive"), what="the interactive run audited")
+    assert interactive["ok"] is False and interactive["failed"]["receipt_printer"] == "technician_refused"
+    assert interactive["card"] == "5203**********4027"
+    [run] = self_test_entries(audit, "interactive", event="self_test")
+    assert run["origin"] == "maintenance"
+    assert run["devices"]["receipt_printer"] == {"ok": False, "reason": "technician_refused", "level": "interactive"}
+    assert TECHNICIAN[1] not in audit.read_text("utf-8"), "the technician's card number never in clear"
+    ui.screenshot("75-maintenance-interactive-self-test")
+    ui.tap("maintenance_back", wait_for)
 
 
 def corner_taps(ui, times: int = 5) -> None:
@@ -27,7 +116,7 @@ def corner_taps(ui, times: int = 5) -> None:
 
 
 def test_technician_card_and_pin_open_maintenance_and_a_citizen_card_is_refused(start_kiosk, list_technician,
-                                                                                 wait_for):
+                                                                                 wait_for, tmp_path):
     list_technician("KSK-340302-0001", TECHNICIAN[1], PIN)   # service-platform technician add, in-process
     ui = start_kiosk()
     ui.wait_screen("attract", wait_for, timeout=30)
@@ -83,6 +172,9 @@ def test_technician_card_and_pin_open_maintenance_and_a_citizen_card_is_refused(
     assert "通过" in ui.find("maintenance_result_receipt_printer")["text"]
     ui.screenshot("72-maintenance-self-test")
     ui.tap("maintenance_back", wait_for)
+
+    external_and_interactive_self_tests(ui, wait_for, tmp_path / "kiosk-data" / "audit.jsonl")
+
     ui.tap("maintenance_exit", wait_for)
     ui.wait_screen("attract", wait_for, timeout=20)
     wait_for(lambda: not ui.state()["maintenance"], what="back in service")
