@@ -236,6 +236,51 @@ def report_tracing(first: Any, counts: dict[str, int], top: int = 15) -> None:
     print("object counts grown per type: " + ", ".join(f"{k} {d:+d}" for d, k in grown if d > 0), flush=True)
 
 
+def object_ids() -> set[int]:
+    """Ids of every object the collector tracks and of what each refers to directly (strings, bytes, numbers)."""
+    gc.collect()
+    ids: set[int] = set()
+    for obj in gc.get_objects():
+        if obj is ids:
+            continue
+        ids.add(id(obj))
+        ids.update(id(ref) for ref in gc.get_referents(obj))
+    return ids
+
+
+def report_survivors(before: set[int], frames: int, top: int = 25) -> None:
+    """Diagnostic (``--survivors``): objects allocated after ``before`` was taken and still alive now, grouped by
+    where they were allocated. With a flat live heap these are what a bounded cache or queue replaced — long-lived
+    objects born among a session's short-lived ones, which keep otherwise empty pymalloc pools and arenas alive."""
+    import tracemalloc
+
+    gc.collect()
+    seen: set[int] = set()
+    groups: dict[tuple[str, ...], list[int]] = {}
+    kinds: dict[tuple[str, ...], dict[str, int]] = {}
+    for obj in gc.get_objects():
+        if obj is before or obj is seen:
+            continue
+        for o in (obj, *gc.get_referents(obj)):
+            if id(o) in before or id(o) in seen:
+                continue
+            seen.add(id(o))
+            tb = tracemalloc.get_object_traceback(o)
+            key = tuple(f"{f.filename.split('/site-packages/')[-1].split('/main/')[-1]}:{f.lineno}"
+                        for f in (tb or [])[-frames:]) or ("(untraced)",)
+            entry = groups.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += sys.getsizeof(o)
+            names = kinds.setdefault(key, {})
+            names[type(o).__qualname__] = names.get(type(o).__qualname__, 0) + 1
+    print(f"survivors: {len(seen)} objects born after the first row and still alive; by allocation site:", flush=True)
+    for key, (count, size) in sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]:
+        names = ", ".join(f"{n} {c}" for n, c in sorted(kinds[key].items(), key=lambda kv: -kv[1])[:4])
+        print(f"  {count:7d} objects {size / 1024:8.1f} KiB  [{names}]", flush=True)
+        for line in key[::-1][:frames]:
+            print("      " + line, flush=True)
+
+
 def profile_without(path: Path, devices: list[str]) -> None:
     """Remove ``devices`` from the profile (A/B runs: e.g. ``--without licence_printer``)."""
     import yaml
@@ -541,6 +586,9 @@ def main() -> int:
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="diagnostic: trace Python allocations (with FRAMES frames) from the first row after "
                              "start-up and print what grew most by the end, and the object counts per type that grew")
+    parser.add_argument("--survivors", type=int, default=0, metavar="FRAMES",
+                        help="diagnostic: trace allocations (FRAMES frames) from the start and print, by allocation "
+                             "site, the objects born after the first row and still alive at the end")
     parser.add_argument("--retention-s", type=float, default=0.0, metavar="SECONDS",
                         help="keep journal rows and rotated audit files SECONDS of this run instead of the profile's "
                              "days (compressed time: the run's sessions would span months at a real kiosk)")
@@ -556,6 +604,10 @@ def main() -> int:
         parser.error(f"unknown session kinds: {', '.join(sorted(unknown))}")
     if args.quick:
         args.sessions, args.interval = min(args.sessions, 200), min(args.interval, 50)
+    if args.survivors:
+        import tracemalloc
+
+        tracemalloc.start(args.survivors)
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     platform = start_platform(work)
     broker = None
@@ -587,6 +639,7 @@ def main() -> int:
         kinds = list(dict.fromkeys(mix)) if args.phased else [None]
         blocks: dict[str, list[dict[str, Any]]] = {}
         traced: tuple[Any, dict[str, int]] | None = None
+        born_before: set[int] | None = None
         total = args.sessions * len(kinds)
         for i in range(total):
             kind = kinds[i // args.sessions] if args.phased else None
@@ -606,8 +659,12 @@ def main() -> int:
                 print(row_text(samples[-1], per_ms) + (f"  [{kind}]" if kind else ""), flush=True)
                 if args.tracemalloc and traced is None:
                     traced = start_tracing(args.tracemalloc)
+                if args.survivors and born_before is None:
+                    born_before = object_ids()
         if traced is not None:
             report_tracing(*traced)
+        if born_before is not None:
+            report_survivors(born_before, args.survivors)
     finally:
         soak.close()
         if broker is not None:
