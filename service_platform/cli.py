@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     from service_platform import technicians
 
     technicians.add_cli(sub, DB_HELP)
+    from service_platform import supplement_fields
+
+    supplement_fields.add_cli(sub, DB_HELP)
     ca = sub.add_parser("ca", help="the platform's seal CA: department seals that sign issued PDFs (电子印章)",
                         description="Run at set-up time; the directory holds private keys (mode 0600) and is never "
                                     "committed. serve --seal-dir DIR uses it.")
@@ -432,6 +435,12 @@ def _technician_command(args: argparse.Namespace) -> int:
     return cli_command(args)
 
 
+def _application_command(args: argparse.Namespace) -> int:
+    from service_platform.supplement_fields import cli_command
+
+    return cli_command(args)
+
+
 def openapi_spec() -> dict[str, Any]:
     from service_platform.app import create_app
 
@@ -447,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": serve, "seed": seed_command, "kiosk": kiosk_command, "staff": staff_command,
                 "openapi": openapi_command, "ca": ca_command, "document": document_command,
-                "technician": _technician_command}
+                "technician": _technician_command, "application": _application_command}
     return handlers[args.command](args)
 
 

@@ -388,6 +388,22 @@ class ApplicationMaterial(Base):
     provided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ApplicationFieldRequest(Base):
+    """A form field (top-level property of the service's form schema) the department asks to be filled in or
+    corrected in a supplement (补正): outstanding until the citizen supplies a value the schema accepts."""
+
+    __tablename__ = "application_field_requests"
+    __table_args__ = (UniqueConstraint("application_id", "name", name="uq_application_field_request"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # outstanding | provided
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    provided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 # --- payments -----------------------------------------------------------------------------------------------------
 
 class PaymentOrder(Base):

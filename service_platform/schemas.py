@@ -466,6 +466,15 @@ class PaymentOrderOut(BaseModel):
     cancelled_at: dt.datetime | None
 
 
+class OutstandingField(BaseModel):
+    """A form field the department asked for in a supplement request, as the one-time list (一次性告知) shows it."""
+
+    name: str = Field(description="Top-level property of the service's form schema", examples=["business_scope"])
+    title: str = Field(description="The field's label, Chinese")
+    title_en: str
+    note: str | None = Field(default=None, description="What is missing or wrong, from the department")
+
+
 class ApplicationFiled(BaseModel):
     """A filed application: its progress, materials and fees."""
 
@@ -474,12 +483,21 @@ class ApplicationFiled(BaseModel):
     materials: list[MaterialState]
     outstanding: list[int] = Field(description="Indexes of materials still to be supplied")
     supplement_due: dt.date | None
-    form: dict[str, Any] = Field(description="The form data as filed")
+    form: dict[str, Any] = Field(description="The form data as filed (with the fields supplemented since)")
     payment_orders: list[PaymentOrderOut]
+    outstanding_fields: list[OutstandingField] = Field(
+        default_factory=list, description="Form fields the department asked to be filled in or corrected (补正)")
 
 
 class SupplementIn(_In):
-    materials: list[MaterialRef] = Field(min_length=1, max_length=50)
+    """Outstanding materials and/or the form fields the department asked for; at least one of the two (422
+    ``supplement_empty``)."""
+
+    materials: list[MaterialRef] = Field(default_factory=list, max_length=50)
+    fields: dict[Annotated[str, Field(min_length=1, max_length=64)], Any] = Field(
+        default_factory=dict, max_length=50,
+        description="Field name → value, for fields listed in ``outstanding_fields``; each value is checked "
+                    "against the service's form schema (422 ``pre_review_failed``, one problem per field)")
 
 
 class PrefillOut(BaseModel):

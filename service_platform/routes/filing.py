@@ -28,6 +28,8 @@ from service_platform.routes.ecertificates import today_cst
 from service_platform.routes.payments import new_order, order_out
 from service_platform.schemas import (
     ApplicationDraft, ApplicationFiled, MaterialState, PrefillOut, PreReviewOut, SupplementIn, UploadOut)
+from service_platform.supplement_fields import (
+    apply_fields, form_schema_of, outstanding_out, outstanding_rows, review_fields)
 
 router = APIRouter(prefix="/api/v1", tags=["filing"])
 
@@ -85,7 +87,7 @@ def filed_out(db: Session, app: Application, now: dt.datetime) -> ApplicationFil
         number=app.number, progress=progress_of(app), materials=materials,
         outstanding=[m.index for m in materials if m.status == "outstanding"],
         supplement_due=filing.supplement_due if filing else None, form=dict(filing.form) if filing else {},
-        payment_orders=[order_out(o, now) for o in orders])
+        payment_orders=[order_out(o, now) for o in orders], outstanding_fields=outstanding_out(db, app))
 
 
 def _pre_review_failed(review: Review) -> ApiError:
@@ -309,16 +311,19 @@ def my_application_detail(number: str = Path(max_length=24), citizen: CitizenSes
 
 @router.post("/me/applications/{number}/supplements", response_model=ApplicationFiled, status_code=201,
              responses=error_responses(401, 403, 404, 409, 422),
-             summary="Supply outstanding materials (容缺受理 / 补正)",
+             summary="Supply outstanding materials and asked-for form fields (容缺受理 / 补正)",
              dependencies=[level_dependency(*STRONG)],
              openapi_extra=level_extra(*STRONG))
 def supplement(body: SupplementIn, number: str = Path(max_length=24), kiosk: Kiosk = Depends(require_kiosk),
                writer: CitizenWriter = Depends(citizen_writer),
                idempotency_key: str = Depends(require_idempotency_key),
                db: Session = Depends(get_db), now: dt.datetime = Depends(get_now)) -> JSONResponse:
-    """Only outstanding materials, checked like at filing (422 ``pre_review_failed`` lists every problem). When
-    nothing is outstanding any more the application goes to ``in_review``. 409 ``nothing_outstanding`` or
-    ``application_closed`` (decided, rejected, delivered)."""
+    """Only outstanding materials, checked like at filing, and only the form fields the department asked for
+    (``outstanding_fields``), each value checked against the service's form schema (422 ``pre_review_failed`` lists
+    every problem, a field's with its JSON pointer; 422 ``supplement_empty`` when neither is given). The values are
+    applied to the filed form and the timeline names what was supplied. When nothing is outstanding any more the
+    application goes to ``in_review``. 409 ``nothing_outstanding`` or ``application_closed`` (decided, rejected,
+    delivered)."""
     payload = {"kiosk_id": kiosk.id, **writer.fingerprint(), "number": number,
                "body": body.model_dump(mode="json")}
 
@@ -329,12 +334,16 @@ def supplement(body: SupplementIn, number: str = Path(max_length=24), kiosk: Kio
             raise ApiError(409, "application_closed", "this application is closed")
         rows = {m.material_index: m for m in db.scalars(select(ApplicationMaterial).where(
             ApplicationMaterial.application_id == app.id, ApplicationMaterial.status == "outstanding")).all()}
-        if not rows:
-            raise ApiError(409, "nothing_outstanding", "no material of this application is outstanding")
+        asked = outstanding_rows(db, app.id)
+        if not rows and not asked:
+            raise ApiError(409, "nothing_outstanding", "nothing of this application is outstanding")
+        if not body.materials and not body.fields:
+            raise ApiError(422, "supplement_empty", "give at least one outstanding material or asked-for field")
         service = db.scalar(select(Service).where(Service.code == app.service_code)
                             .options(selectinload(Service.materials)))
         assert service is not None
         review = review_supplement(db, service, set(rows), body.materials, writer.id_number, today_cst(at), app.id)
+        review.problems += review_fields(form_schema_of(db, service.id), asked, body.fields)
         if review.problems:
             raise _pre_review_failed(review)
         for state in review.materials:
@@ -342,11 +351,13 @@ def supplement(body: SupplementIn, number: str = Path(max_length=24), kiosk: Kio
             row.status, row.source, row.provided_at = "provided", state.source, at
             row.e_certificate_id, row.upload_ids = state.e_certificate_id, list(state.upload_ids)
         _attach_uploads(db, review, app.id)
-        names = "、".join(s.name for s in review.materials)
-        if rows:
-            note, status = f"已补交材料：{names}；尚缺{len(rows)}项", app.status
+        fields = apply_fields(db, app, asked, body.fields, at)
+        names = "、".join([s.name for s in review.materials] + fields)
+        left = len(rows) + len(asked)
+        if left:
+            note, status = f"已补交{'材料' if not fields else '补正内容'}：{names}；尚缺{left}项", app.status
         else:
-            note, status = f"材料已补齐（{names}），转入审查", "in_review"
+            note, status = f"{'材料已补齐' if not fields else '补正已完成'}（{names}），转入审查", "in_review"
             filing = db.get(ApplicationFiling, app.id)
             if filing is not None:
                 filing.supplement_due = None
