@@ -256,6 +256,21 @@ class MaterialState:
 
 
 @dataclass(frozen=True)
+class OutstandingField:
+    """A form field the department asked to be filled in or corrected (补正)."""
+
+    name: str        # top-level property of the service's form schema
+    title: str
+    title_en: str
+    note: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "OutstandingField":
+        return cls(name=d["name"], title=d.get("title") or d["name"], title_en=d.get("title_en") or d["name"],
+                   note=d.get("note"))
+
+
+@dataclass(frozen=True)
 class Problem:
     """One missing or wrong item of a filing (一次性告知)."""
 
@@ -348,6 +363,7 @@ class FiledApplication:
     supplement_due: str | None
     form: dict[str, Any] = field(repr=False)
     payment_orders: list[PaymentOrder] = field(default_factory=list)
+    outstanding_fields: list[OutstandingField] = field(default_factory=list)  # form fields asked for (补正)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "FiledApplication":
@@ -355,7 +371,8 @@ class FiledApplication:
                    materials=[MaterialState.from_json(m) for m in d.get("materials") or []],
                    outstanding=[int(i) for i in d.get("outstanding") or []], supplement_due=d.get("supplement_due"),
                    form=dict(d.get("form") or {}),
-                   payment_orders=[PaymentOrder.from_json(o) for o in d.get("payment_orders") or []])
+                   payment_orders=[PaymentOrder.from_json(o) for o in d.get("payment_orders") or []],
+                   outstanding_fields=[OutstandingField.from_json(f) for f in d.get("outstanding_fields") or []])
 
 
 @dataclass(frozen=True)
@@ -831,10 +848,14 @@ class PlatformClient(ProofsApi):
                                                         token=token))
 
     def supplement_materials(self, token: str, number: str, materials: Sequence[MaterialRef], *,
-                             idempotency_key: str | None = None,
+                             fields: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
                              captured_at: dt.datetime | None = None) -> FiledApplication:
+        """Supply outstanding materials and/or the form fields the department asked for (``fields``: name →
+        value)."""
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
-        body = {"materials": [m.to_json() for m in materials]}
+        body: dict[str, Any] = {"materials": [m.to_json() for m in materials]}
+        if fields:
+            body["fields"] = dict(fields)
         return FiledApplication.from_json(self._request("POST", f"/api/v1/me/applications/{number}/supplements",
                                                         idempotent=True, token=token, headers=headers, json=body))
 

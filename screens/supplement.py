@@ -1,16 +1,24 @@
 """补正材料: the citizen's applications waiting for materials → the one-time list of what is missing → attach an
-e-certificate, photograph pages (or send them from the phone) → submit → the new state and the timeline → print the
-补正回执. The flow is :class:`kiosk.usecases.supplement.SupplementFlow` (``core.supplement``); this screen shows its
-steps and forwards taps. Laid out by the ``<FlowScreen>`` rule (appointment.kv)."""
+e-certificate, photograph pages under the live document-camera preview (or send them from the phone), fill in the
+form fields the department asked for (the apply flow's keyboard and choice dialog) → submit → the new state and the
+timeline → print the 补正回执. The flow is :class:`kiosk.usecases.supplement.SupplementFlow` (``core.supplement``);
+this screen shows its steps and forwards taps. Laid out by the ``<FlowScreen>`` rule (appointment.kv)."""
 from __future__ import annotations
 
 from typing import Any
 
+from kiosk.forms import InputKind, InvalidValue, by_field
+from screens.apply import ChoiceDialog, field_aid
 from screens.flow_screen import UseCaseScreen
+from screens.keyboard import OnScreenKeyboard
+from screens.page_preview import DocumentPreview, start_preview, stop_preview
+
+ERROR_COLOR = (0.75, 0.1, 0.1, 1)
 
 
 class SupplementScreen(UseCaseScreen):
-    """Steps: home (waiting applications) · case (the missing materials) · result (state, timeline, receipt)."""
+    """Steps: home (waiting applications) · case (the missing materials and fields) · photo (the live preview, one
+    page per tap) · phone · result (state, timeline, receipt)."""
 
     prefix = "supplement"
     flow_name = "supplement"
@@ -21,6 +29,8 @@ class SupplementScreen(UseCaseScreen):
         self.cases: list[Any] = []
         self.number = ""
         self.printed = False
+        self.photo_index = -1
+        self.preview: DocumentPreview | None = None
 
     @property
     def finished(self) -> bool:
@@ -47,7 +57,7 @@ class SupplementScreen(UseCaseScreen):
         self.heading = self.t("supplement.list_title", count=len(cases)) if cases else self.t("supplement.none")
         for i, case in enumerate(cases):
             self.add_button(self.t("supplement.case_line", service=case.service_name, number=case.number,
-                                   count=len(case.missing)), f"supplement_case_{i}",
+                                   count=len(case.missing) + len(case.fields)), f"supplement_case_{i}",
                             lambda c=case: self._open(c.number), lines=2)
 
     def _open(self, number: str) -> None:
@@ -94,13 +104,68 @@ class SupplementScreen(UseCaseScreen):
             if slot.provided:
                 self.add_button(self.t("supplement.detach"), f"supplement_detach_{slot.index}",
                                 lambda s=slot: self._detach(s.index))
-        if not can_capture and not any(s.candidates for s in self.flow.slots):
+        if self.flow.slots and not can_capture and not any(s.candidates for s in self.flow.slots):
             self.add_label(self.t("supplement.no_camera"), aid="supplement_no_camera")
+        self._show_fields(case)
         for p in self.flow.state.problems:
-            self.add_label(p.message if self.app.lang == "zh_CN" else (p.message_en or p.message),
-                           color=(0.75, 0.1, 0.1, 1))
-        if any(s.provided for s in self.flow.slots):
+            if not p.field:      # (a field's problem is shown under that field)
+                self.add_label(p.message if self.app.lang == "zh_CN" else (p.message_en or p.message),
+                               color=ERROR_COLOR)
+        form = self.flow.form
+        if any(s.provided for s in self.flow.slots) or (form is not None and form.to_json()):
             self.set_action(self.t("supplement.submit"), "supplement_submit", self._submit)
+
+    # --- the form fields the department asked for: the apply flow's keyboard and choice dialog -----------------
+    def _show_fields(self, case: Any) -> None:
+        form = self.flow.form
+        if form is None:
+            return
+        lang = self.app.lang
+        notes = {f.name: f.note or "" for f in case.fields}
+        errors = by_field(self.flow.state.field_errors)
+        translator = self.app.core.translator
+        self.add_label(self.t("supplement.fields_title"), aid="supplement_fields_title", bold=True)
+        for spec in form.fields:
+            aid = field_aid(spec.pointer)
+            label = spec.label_in(lang)
+            if spec.group:
+                label = f"{spec.group if lang == 'zh_CN' else spec.group_en}·{label}"
+            self.add_label(self.t("supplement.field_line", title=label, note=notes.get(spec.path[0], "")).strip(),
+                           aid=f"supplement_field_note_{aid}", bold=True)
+            shown = form.display(spec.pointer, lang)
+            hint = self.t("supplement.field_prefilled") if shown and form.sources.get(spec.pointer) else ""
+            button = self.add_button((shown or self.t("supplement.field_tap")) + (f"  [{hint}]" if hint else ""),
+                                     f"supplement_field_{aid}", lambda s=spec: self._edit(s))
+            button.disabled = spec.read_only
+            for e in errors.get(spec.pointer, []):
+                self.add_label("⚠ " + e.text(translator), aid=f"supplement_field_error_{aid}", color=ERROR_COLOR)
+
+    def _edit(self, spec: Any) -> None:
+        form = self.flow.form
+        lang = self.app.lang
+        if spec.input is InputKind.CHOICE:
+            ChoiceDialog(spec.label_in(lang), [(c.value, c.label if lang == "zh_CN" else c.label_en)
+                                               for c in spec.choices], lambda v: self._set(spec, v, False)).open()
+            return
+        if spec.input is InputKind.BOOLEAN:
+            self._set(spec, not bool(form.get(spec.pointer)), False)
+            return
+        layout = {InputKind.DIGITS: "digits", InputKind.ID_NUMBER: "id_number", InputKind.DATE: "date"}.get(
+            spec.input, "text")
+        current = form.get(spec.pointer)
+        OnScreenKeyboard(spec.label_in(lang), "" if current is None else str(current), layout,
+                         on_done=lambda text: self._set(spec, text, True), max_length=spec.max_length).open()
+
+    def _set(self, spec: Any, value: Any, typed: bool) -> None:
+        if self.step != "case":
+            return
+        try:
+            self.flow.set_field(spec.pointer, value, typed=typed)
+        except InvalidValue as exc:
+            self._refresh_case()
+            self.failed, self.status = True, self.app.core.translator.error_text(exc)
+            return
+        self._refresh_case()
 
     def _how(self, slot: Any) -> str:
         if slot.e_certificate_id:
@@ -122,11 +187,53 @@ class SupplementScreen(UseCaseScreen):
         self.flow.detach(index)
         self._refresh_case()
 
+    # --- photo: the document camera's live picture with the page outlined; one page per tap ---------------------
     def _capture(self, index: int) -> None:
+        self.photo_index = index
+        self.go_step("photo")
+
+    def show_photo(self) -> None:
+        slot = self.flow.slot(self.photo_index)
+        self.heading = self.t("supplement.photo_title", name=slot.material.name)
+        self.add_label(self.t("supplement.photo_hint"), aid="supplement_photo_hint")
+        preview = DocumentPreview(size_hint_y=None, height=max(self.app.fs(14), self.height * 0.5))
+        preview.aid = "supplement_preview"
+        self.ids.choices.add_widget(preview)
+        self.preview = preview
+        if start_preview(preview, self.app.core.devices.get) is None:
+            self.add_label(self.t("supplement.photo_no_preview"), aid="supplement_no_preview")
+        if slot.upload_ids:
+            self.add_label(self.t("supplement.how.upload", pages=len(slot.upload_ids)), aid="supplement_photo_pages")
+        self.set_action(self.t("supplement.shoot"), f"supplement_shoot_{slot.index}", self._shoot)
+
+    def _shoot(self) -> None:
+        index = self.photo_index
         self.working()
         self.status = self.t("supplement.capturing")
-        self.flow.capture(index, on_result=lambda slot: self._refresh_case(
-            self.t("supplement.captured", pages=len(slot.upload_ids))), on_error=self.fail)
+        self.flow.capture(index, on_result=self._shot, on_error=self.fail)
+
+    def _shot(self, slot: Any) -> None:
+        """A page is in: back to the list of what is missing (再拍一页 there photographs the next)."""
+        if self.step == "photo":
+            if self._history and self._history[-1] == "case":
+                self._history.pop()
+            self.go_step("case", remember=False)
+        self.ok(self.t("supplement.captured", pages=len(slot.upload_ids)))
+
+    def clear(self) -> None:
+        if self.preview is not None:           # leaving the photo step: the camera idles again
+            stop_preview(self.preview, self.app.core.devices.get)
+            self.preview = None
+        super().clear()
+
+    def on_leave(self, *args: Any) -> None:
+        if self.preview is not None:
+            stop_preview(self.preview, self.app.core.devices.get)
+            self.preview = None
+
+    def reset(self) -> None:
+        self.on_leave()            # (session end while on the photo step: the camera idles, the preview goes)
+        super().reset()
 
     # --- phone: a one-time QR; photos sent from the phone provide the material ----------------------------------
     def _phone(self, index: int) -> None:
@@ -176,7 +283,8 @@ class SupplementScreen(UseCaseScreen):
         self.flow.submit(on_result=lambda _o: self._arrived("result"), on_error=self._refused)
 
     def _refused(self, exc: BaseException) -> None:
-        if self.flow.state.problems:   # the platform's one-time list of what is wrong: shown on the case step
+        state = self.flow.state
+        if state.problems or state.field_errors:   # the one-time list of what is wrong: shown on the case step
             self._refresh_case()
             self.failed, self.status = True, self.error_text(exc)
         else:

@@ -4,8 +4,8 @@
         └─ open one ──► the one-time list of what is missing (material names, the department's note, the deadline)
               ├─ attach an e-certificate (one tap)      ┐
               ├─ photograph pages (kiosk/page_capture)  ├─► submit (through the outbox) ──► result + timeline
-              └─ (nothing else: the platform takes      ┘        └─► printed 补正回执 (number or outbox reference)
-                  materials only, no form fields)
+              └─ fill the form fields the department    ┘        └─► printed 补正回执 (number or outbox reference)
+                  asked for (pre-filled where the apply flow pre-fills: card, e-certificates)
 
 The platform moves the application on (``in_review``) once nothing is outstanding. Submission goes through the
 encrypted :class:`~kiosk.outbox.Outbox` (kind ``supplement``): journaled with its Idempotency-Key first, then sent; if
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kiosk import page_capture
 from kiosk.errors import InvalidSessionState, KioskError, PlatformUnavailable
+from kiosk.forms import FieldError, Form, from_problems, validate
 from kiosk.outbox import Outbox
-from kiosk.platform_client import (FiledApplication, MaterialRef, PlatformClient, PreReviewFailed,
-                                   Problem, ProgressStep)
+from kiosk.platform_client import (FiledApplication, MaterialRef, OutstandingField, PlatformClient,
+                                   PreReviewFailed, Problem, ProgressStep)
 from kiosk.session import RatingTarget
 from kiosk.usecases.apply import MATERIAL_FORMS, MaterialSlot, Outcome
 from kiosk.usecases.booking import Callback, CoreFlow, rejection_text
@@ -48,10 +49,17 @@ class NothingToSupplement(KioskError):
 
 
 class SupplementIncomplete(KioskError):
-    """Nothing attached yet: at least one missing material must be provided."""
+    """Nothing attached or filled in yet: at least one missing material or asked-for field must be provided."""
 
     code = "supplement_incomplete"
     translation_key = "supplement.error.incomplete"
+
+
+class SupplementFieldsInvalid(KioskError):
+    """A filled-in field is not valid for the form (the errors are shown next to the fields)."""
+
+    code = "supplement_fields_invalid"
+    translation_key = "supplement.error.fields_invalid"
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class SupplementCase:
     reason: str                         # the department's last note on what is wrong ("" if none)
     missing: list[tuple[int, str]]      # (material index, name)
     timeline: list[ProgressStep] = field(default_factory=list)
+    fields: list[OutstandingField] = field(default_factory=list)   # form fields to fill in or correct
 
 
 @dataclass
@@ -79,6 +88,8 @@ class SupplementState:
     outcome: Outcome | None = None
     item_id: str | None = None          # outbox row of the confirmed request (a retry keeps its key)
     upload_keys: dict[tuple[int, int], str] = field(default_factory=dict)
+    form: Form | None = None            # the asked-for fields only (None when none were asked for)
+    field_errors: list[FieldError] = field(default_factory=list)
 
 
 def case_of(filed: FiledApplication) -> SupplementCase:
@@ -88,7 +99,22 @@ def case_of(filed: FiledApplication) -> SupplementCase:
     return SupplementCase(number=filed.number, service_code=p.service_code, service_name=p.service_name,
                           status=p.status, department=p.department, due=filed.supplement_due,
                           reason=notes[-1] if notes else "",
-                          missing=[(i, names.get(i, f"#{i}")) for i in filed.outstanding], timeline=list(p.timeline))
+                          missing=[(i, names.get(i, f"#{i}")) for i in filed.outstanding], timeline=list(p.timeline),
+                          fields=list(filed.outstanding_fields))
+
+
+def fields_form(schema: dict[str, Any], names: list[str]) -> Form:
+    """The part of the service's form the department asked for: those top-level fields, all required."""
+    props = schema.get("properties") or {}
+    part = {**{k: v for k, v in schema.items() if k.startswith("$")}, "type": "object",
+            "properties": {n: props[n] for n in names if n in props},
+            "required": [n for n in names if n in props], "additionalProperties": False}
+    return Form.from_schema(part)
+
+
+def filled(form: Form) -> dict[str, Any]:
+    """The values the citizen has for the asked-for fields (top-level name → value; empty ones left out)."""
+    return form.to_json()
 
 
 def supplement_result(filed: FiledApplication) -> dict[str, Any]:
@@ -109,7 +135,8 @@ def supplement_sender(platform: PlatformClient) -> Callable[[dict[str, Any], str
     def send(payload: dict[str, Any], key: str, captured_at: dt.datetime) -> dict[str, Any]:
         refs = [MaterialRef(m["index"], e_certificate_id=m.get("e_certificate_id"),
                             upload_ids=tuple(m.get("upload_ids") or ())) for m in payload["materials"]]
-        filed = platform.supplement_materials(payload["token"], payload["number"], refs, idempotency_key=key,
+        filed = platform.supplement_materials(payload["token"], payload["number"], refs,
+                                              fields=payload.get("fields") or None, idempotency_key=key,
                                               captured_at=captured_at)
         return supplement_result(filed)
     return send
@@ -152,28 +179,55 @@ class SupplementFlow(CoreFlow):
             if app.status not in SUPPLEMENTABLE:
                 continue
             filed = self.with_token(lambda token, n=app.number: self.ctx.platform.my_application(token, n))
-            if filed.outstanding:
+            if filed.outstanding or filed.outstanding_fields:
                 cases.append(case_of(filed))
         return cases
 
     def open_now(self, number: str) -> SupplementCase:
-        """Load one application's missing materials and the e-certificates that can stand for them."""
+        """Load one application's missing materials with the e-certificates that can stand for them, and the form
+        fields asked for: their current values, then pre-filled as the apply flow pre-fills (card, e-certificates)."""
         filed = self.with_token(lambda token: self.ctx.platform.my_application(token, number))
-        if not filed.outstanding:
+        if not filed.outstanding and not filed.outstanding_fields:
             raise NothingToSupplement(number)
         case = case_of(filed)
         detail = self.ctx.platform.service_detail(case.service_code)
         certs = [c for c in self.with_token(self.ctx.platform.my_e_certificates) if c.usable_as_material]
         by_index = {m.index: m for m in detail.materials}
         state = SupplementState(case=case)
+        if case.fields and detail.form_schema is not None:
+            state.form = fields_form(detail.form_schema, [f.name for f in case.fields])
+            state.form.apply_prefill(filed.form)      # what was filed (the department says what is wrong with it)
+            prefill = self.with_token(lambda token: self.ctx.platform.form_prefill(token, case.service_code))
+            state.form.apply_prefill(prefill.form, prefill.sources)
         for index, _name in case.missing:
             material = by_index[index]
             candidates = [c for c in certs if material.e_cert_type and material.e_cert_type in (c.type_code,
                                                                                                     c.type_name)]
             state.slots.append(MaterialSlot(material, candidates))
         self.ctx.session.data.scratch["supplement_state"] = state
-        self.audit("supplement_opened", number=number, missing=len(case.missing))
+        self.audit("supplement_opened", number=number, missing=len(case.missing), fields=len(case.fields))
         return case
+
+    @property
+    def form(self) -> Form | None:
+        """The asked-for fields (None when the department asked for none)."""
+        return self.state.form
+
+    def set_field(self, pointer: str, value: Any, *, typed: bool = True) -> list[FieldError]:
+        """Set one asked-for field (``typed``: the keyboard's text; else the value itself, e.g. a choice), as the
+        apply flow does. Returns that field's problems now (empty when fine)."""
+        form = self.state.form
+        if form is None:
+            raise InvalidSessionState("supplement: no field was asked for")
+        self.ctx.touch()
+        if typed:
+            form.set_text(pointer, str(value))
+        else:
+            form.set(pointer, value)
+        self.state.field_errors = [e for e in self.state.field_errors if e.pointer != pointer]
+        problems = [e for e in validate(form) if e.pointer == pointer and e.code != "required"]
+        self.state.field_errors += problems
+        return problems
 
     def attach(self, index: int, cert_id: str | None = None) -> MaterialSlot:
         """Provide material ``index`` with one of the citizen's usable e-certificates (the first by default)."""
@@ -240,13 +294,19 @@ class SupplementFlow(CoreFlow):
         if state.case is None:
             raise InvalidSessionState("supplement: nothing opened")
         refs = [r for r in (s.ref() for s in state.slots) if r is not None and not r.defer]
-        if not refs:
+        values = filled(state.form) if state.form is not None else {}
+        if not refs and not values:
             raise SupplementIncomplete(state.case.number)
+        if values:    # only what was filled in: a field left empty is still outstanding (partly supplemented)
+            assert state.form is not None
+            state.field_errors = [e for e in validate(state.form) if e.pointer and e.code != "required"]
+            if state.field_errors:
+                raise SupplementFieldsInvalid(state.case.number)
         item = self.outbox.get(state.item_id) if state.item_id else None
         if item is None or item.state == "rejected":
             self.ctx.require_storage("supplement")
             payload = {"token": self.token(), "number": state.case.number,
-                       "materials": [r.to_json() for r in refs]}
+                       "materials": [r.to_json() for r in refs], "fields": values}
             with self.ctx.storage.writing("outbox"):
                 item = self.outbox.put("supplement", payload)
             state.item_id = item.id
@@ -258,10 +318,11 @@ class SupplementFlow(CoreFlow):
             return state.outcome
         except PreReviewFailed as exc:
             state.problems = list(exc.problems)
+            state.field_errors = from_problems(exc.problems)
             state.item_id = None
             raise
         result = done.result or {}
-        state.problems = []
+        state.problems, state.field_errors = [], []
         state.outcome = Outcome("submitted", done.reference, result.get("number"), result)
         self.audit("supplement_submitted", number=state.case.number, reference=done.reference,
                    status=result.get("status", ""))
@@ -277,6 +338,8 @@ class SupplementFlow(CoreFlow):
         slots = {s.index: s for s in state.slots}
         given = [{"name": name, "form": MATERIAL_FORMS.get(slots[i].how(), slots[i].how())}
                  for i, name in case.missing if i in slots and slots[i].provided]
+        sent = filled(state.form) if state.form is not None else {}
+        given += [{"name": f.title, "form": MATERIAL_FORMS["form"]} for f in case.fields if f.name in sent]
         citizen = self.ctx.session.citizen
         return {"number": case.number, "service_name": case.service_name,
                 "applicant_masked": result.get("applicant_masked") or (citizen.name_masked if citizen else ""),
