@@ -16,6 +16,7 @@ from drivers.camera import synthetic as synth
 from drivers.sim.control import send_command
 from drivers.sim.process import ManagedProcess, SimulatorProcess
 from kiosk.display import Xvfb
+from tests.e2e.printed_links import KioskLinks, PrintedLinks
 
 if TYPE_CHECKING:
     from tests.conftest import PlatformServer
@@ -121,8 +122,31 @@ def decode_qr(png_path: str) -> str:
     return data
 
 
+PRINTED_LINKS = pytest.StashKey[PrintedLinks]()
+
+
+@pytest.fixture(scope="session")
+def printed_links(request: pytest.FixtureRequest) -> PrintedLinks:
+    """The session's collector of every QR link the e2e kiosks printed (tests/e2e/printed_links.py)."""
+    collector = PrintedLinks()
+    request.config.stash[PRINTED_LINKS] = collector
+    return collector
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    collector = config.stash.get(PRINTED_LINKS, None)
+    if collector is not None and collector.modules:
+        terminalreporter.write_sep("-", "QR links printed by the e2e kiosks")
+        for line in collector.summary():
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
-def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path) -> Iterator[Callable[..., KioskUI]]:
+def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path, printed_links: PrintedLinks,
+                request: pytest.FixtureRequest) -> Iterator[Callable[..., KioskUI]]:
+    """``start_kiosk(**profile_overrides)`` → a running kiosk shell. At teardown, before each kiosk is stopped (and
+    while the test's platform is still up), every QR code it printed is opened (:class:`PrintedLinks`); a link that
+    does not answer 200 fails the test."""
     procs: list[ManagedProcess] = []
 
     def start(**profile_overrides: Any) -> KioskUI:
@@ -134,11 +158,18 @@ def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path) -> I
         procs.append(proc)
         return KioskUI(proc, xvfb.display, output_dir)
 
+    checked: list[tuple[int, KioskLinks]] = []
     try:
         yield start
     finally:
-        for proc in procs:
-            proc.stop(timeout=15)
+        try:
+            for number, proc in enumerate(procs, start=1):   # a kiosk that already left is counted as unread
+                checked.append((number, printed_links.check(proc.endpoints["automation"], request.module.__name__)))
+        finally:
+            for proc in procs:
+                proc.stop(timeout=15)
+    for number, found in checked:
+        assert not found.dead, f"kiosk {number} printed QR links that do not answer 200: {found.dead}"
 
 
 # --- 人证核验: a simulated camera showing the card holder's face, a platform that knows that face ------------------------

@@ -1,8 +1,12 @@
-"""Issue 14 on the real window, one kiosk for one citizen (杨志强, card + face):
+"""Proofs, seals, verification and 补正 on the real window, one kiosk for one citizen (杨志强, card + face):
 
 1. 补正: my applications → the application waiting for the lease agreement (seeded 待补正材料) → the one-time list →
-   the page photographed by the kiosk camera → submitted → the platform moved it to 审核中 (in_review), the
-   timeline on screen says so → the 补正回执 printed, its QR is the public verify page of the application;
+   a page photographed by the document camera (高拍仪: ``kiosk-sim document-camera`` plays a rendered form laid on a
+   desk in perspective, with a shadow) → one more photo from the citizen's phone (the one-time QR read off the
+   screen, an HTTP client playing the phone posts a JPEG to it; "已收到 1 张照片") → submitted → the platform moved it
+   to 审核中 (in_review), the timeline on screen says so, and the material holds both pages; the page the kiosk
+   uploaded came out flat and upright (the form's registration squares where the PDF put them, the content that of
+   the rendered page) → the 补正回执 printed, its QR is the public verify page of the application;
 2. 打印证明: the social-insurance payment record → a period → the first page on screen → 2 copies → printed on the
    licence printer (a private cupsd with cups-pdf): the document the print server received is the sealed PDF (pyHanko
    and poppler's pdfsig: intact, signed by the seal) and the page that came out carries a QR that opens the proof's
@@ -14,6 +18,7 @@ The module has its own platform (the seeded application is supplemented here; ot
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -21,11 +26,16 @@ from pathlib import Path
 
 import cv2
 import httpx
+import numpy as np
 import pytest
 
+from drivers.document_camera import scenes
 from drivers.sim.control import send_command
+from drivers.sim.process import SimulatorProcess
+from tests.drivers.document_camera.test_document_camera_contract import _marks as registration_marks
 from tests.e2e.conftest import pass_face_check, registered_photos, start_with_camera
 from tests.kiosk.proofs.sealcheck import page_qr_codes, pdfsig_verdict, pyhanko_verdict, seal_root
+from tests.kiosk.supplement.test_phone_upload import photo_jpeg
 
 pytestmark = pytest.mark.e2e
 
@@ -40,21 +50,44 @@ def platform_server(make_platform_server):
     return make_platform_server(photos=registered_photos())
 
 
-def page_folder(folder: Path) -> Path:
-    from PIL import Image, ImageDraw
+@pytest.fixture(scope="module")
+def document_camera_sim():
+    """``kiosk-sim document-camera``: page 1 of its sample form photographed on a desk (scenes cached after the
+    first build), served as MJPEG for the kiosk's real OpenCV document camera driver."""
+    sim = SimulatorProcess("document-camera", "--tcp", "127.0.0.1:0", start_timeout=90)
+    try:
+        yield sim
+    finally:
+        sim.stop()
 
-    folder.mkdir()
-    img = Image.new("RGB", (1280, 960), "white")
-    draw = ImageDraw.Draw(img)
-    for y in range(80, 880, 40):
-        draw.rectangle((80, y, 1100, y + 12), fill="black")
-    img.save(folder / "page0.png")
-    return folder
+
+def assert_flat_and_upright(jpeg: bytes, truth: dict) -> None:
+    """The page the kiosk uploaded is the photographed form flattened: its four registration squares within a few
+    pixels of where the PDF put them (the large one top-left: upright) and its content that of the rendered page
+    (and not of the page turned upside down) — as tests/drivers/document_camera checks the driver alone."""
+    page = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    h, w = page.shape[:2]
+    assert h > w and abs(h / w - 2 ** 0.5) < 0.02, f"an A4 page standing up, got {w}×{h}"
+    marks = registration_marks(page)
+    expected = scenes.mark_centres((w, h))
+    assert len(marks) == 4, marks
+    for x, y, _ in marks:
+        assert float(np.min(np.linalg.norm(expected - np.array([x, y]), axis=1))) < 6.0, (x, y, expected)
+    assert float(np.linalg.norm(expected[0] - np.array(marks[0][:2]))) < 6.0, "the large square top-left: upright"
+    ref = cv2.cvtColor(cv2.imread(truth["reference"]), cv2.COLOR_BGR2GRAY)
+    got = cv2.resize(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY), (ref.shape[1], ref.shape[0]), interpolation=cv2.INTER_AREA)
+    blur = lambda img: cv2.GaussianBlur(img, (5, 5), 0)   # noqa: E731
+    same = cv2.matchTemplate(blur(got), blur(ref), cv2.TM_CCOEFF_NORMED)[0][0]
+    flipped = cv2.matchTemplate(blur(cv2.rotate(got, cv2.ROTATE_180)), blur(ref), cv2.TM_CCOEFF_NORMED)[0][0]
+    assert same > 0.8 and same > flipped + 0.3, (same, flipped)
 
 
-def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_sim, platform_server, wait_for,
-                                                         tmp_path):
-    ui = start_with_camera(start_kiosk, camera_sim, devices__licence_printer=LICENCE_PRINTER)
+def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_sim, document_camera_sim,
+                                                         platform_server, wait_for, tmp_path):
+    document_camera_sim.control("show", page=1)       # the citizen lays the form under the document camera
+    ui = start_with_camera(start_kiosk, camera_sim, devices__licence_printer=LICENCE_PRINTER,
+                           devices__document_camera={"driver": "opencv", "required": False, "settings": {
+                               "source": document_camera_sim.endpoints["url"], "stable_frames": 2}})
     ui.wait_screen("attract", wait_for, timeout=30)
     sims = wait_for(lambda: (lambda s: s if all(k in s for k in ("idcard", "licence_printer", "receipt_printer"))
                              else None)({k: v for k, v in ui.ask("simulators").items() if k != "ok"}),
@@ -62,7 +95,6 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     out = Path(sims["licence_printer"]["out"])
     send_command(sims["idcard"]["control"], "place_card", identity="yang")
     pass_face_check(ui, wait_for)
-    camera_sim.control("set_source", path=str(page_folder(tmp_path / "pages")))   # the lease agreement, photographed
 
     # --- 1. 补正 from "my applications"
     ui.tap("tile_my_applications", wait_for)
@@ -74,13 +106,38 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     ui.wait_text("产权人签字", wait_for, timeout=30)           # the department's note: what is wrong, at once
     ui.wait_text("经营场所使用证明", wait_for)
     ui.screenshot("60-supplement-missing")
-    ui.tap("supplement_capture_2", wait_for)
+    ui.tap("supplement_capture_2", wait_for)            # the document camera's live picture, the page outlined
+    ui.settled("supplement_preview", wait_for, timeout=30)
+    ui.screenshot("60a-supplement-document-camera")
+    ui.tap("supplement_shoot_2", wait_for)
     ui.wait_text("已拍照上传第 1 页", wait_for, timeout=45)
+    # the second page from the citizen's phone: the one-time QR on screen → a photo posted to its upload page
+    ui.tap("supplement_phone_2", wait_for)
+    ui.settled("supplement_phone_qr", wait_for, timeout=30)
+    upload_url = wait_for(lambda: cv2.QRCodeDetector().detectAndDecode(
+        cv2.imread(str(ui.screenshot("60b-supplement-phone-qr"))))[0], timeout=20, what="the QR read off the screen")
+    assert upload_url.startswith(platform_server.url) and "/upload/" in upload_url, upload_url
+    with httpx.Client(timeout=15) as phone:          # no kiosk key, no citizen token: only the QR
+        sent = phone.post(upload_url, files=[("photos", ("lease-p2.jpg", photo_jpeg(), "image/jpeg"))])
+    assert sent.status_code == 200, sent.text[:300]
+    ui.wait_text("已收到 1 张照片", wait_for, timeout=20)
+    ui.screenshot("60c-supplement-phone-received")
+    ui.tap("supplement_phone_done", wait_for)
     ui.tap("supplement_submit", wait_for)
     ui.wait_text("材料已补齐，已转入审查", wait_for, timeout=30)
     last = ui.find("supplement_timeline_last")["text"]
     assert "审核中" in last and "材料已补齐" in last, last
     assert platform_server.query("SELECT status FROM applications WHERE number = ?", SEEDED) == [("in_review",)]
+    [(upload_ids,)] = platform_server.query(
+        "SELECT m.upload_ids FROM application_materials m JOIN applications a ON a.id = m.application_id "
+        "WHERE a.number = ? AND m.material_index = 2 AND m.status = 'provided'", SEEDED)
+    pages = {(w, h): data for w, h, data in (platform_server.query(
+        "SELECT width, height, data FROM uploads WHERE id = ?", upload)[0] for upload in json.loads(upload_ids))}
+    assert len(pages) == 2 and (1600, 1200) in pages, f"the kiosk's page and the phone's photo: {sorted(pages)}"
+    [kiosk_page] = [data for size, data in pages.items() if size != (1600, 1200)]
+    (ui.shots / "supplement-document-camera-page.jpg").write_bytes(kiosk_page)
+    truth = json.loads(Path(document_camera_sim.endpoints["truth"]).read_text("utf-8"))["pages"][0]
+    assert_flat_and_upright(kiosk_page, truth)
     ui.screenshot("61-supplement-done")
     ui.tap("supplement_print", wait_for)
     receipt = wait_for(lambda: next((r for r in send_command(sims["receipt_printer"]["control"], "receipts")
