@@ -107,6 +107,11 @@ class FlowScreen(KScreen):
         self.busy, self.failed = False, True
         self.status = self.error_text(exc)
 
+    def fail_text(self, text: str) -> None:
+        """A step that ended without success though nothing raised (a self-test that failed): said as a failure."""
+        self.busy, self.failed = False, True
+        self.status = text
+
     @property
     def flow(self) -> Any:
         return getattr(self.app.core, self.flow_name)

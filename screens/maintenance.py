@@ -25,6 +25,9 @@ ANSWER_TIMEOUT_S = 300.0
 class MaintenanceScreen(UseCaseScreen):
     prefix = "maintenance"
     _keys: PinKeys | None = None
+    #: the interactive self-test's pending question (answered "no" if the technician goes back instead)
+    _question: threading.Event | None = None
+    _skip_questions = False
 
     def on_kv_post(self, base_widget: Any) -> None:
         super().on_kv_post(base_widget)
@@ -136,6 +139,7 @@ class MaintenanceScreen(UseCaseScreen):
 
     def _self_test(self, level: str) -> None:
         self.working()   # the external tests ask for the card when they wait for it (maintenance_prompt)
+        self._skip_questions = False
         self.app.core.workers.submit(self.mode.self_test, level, None,
                                      self._confirm if level == "interactive" else None,
                                      on_result=self._tested, on_error=self.fail)
@@ -143,6 +147,9 @@ class MaintenanceScreen(UseCaseScreen):
     def _confirm(self, question: str) -> bool:
         """Called on a worker by the interactive self-test: ask on screen, wait for the technician's tap."""
         answered, box = threading.Event(), {"yes": False}
+        if self._skip_questions or not self.mode.is_open:
+            return False   # the technician left the self-test: the remaining questions are "no"
+        self._question = answered
 
         def ask(_dt: float) -> None:
             self.clear()
@@ -155,8 +162,20 @@ class MaintenanceScreen(UseCaseScreen):
 
         Clock.schedule_once(ask, 0)
         answered.wait(ANSWER_TIMEOUT_S)
-        Clock.schedule_once(lambda _dt: self.working(), 0)
+        if self._question is answered:
+            self._question = None
+            Clock.schedule_once(lambda _dt: self.working(), 0)
         return box["yes"]
+
+    def _drop_question(self) -> bool:
+        """Going back from a question answers it "no" (and the rest of the run's): the test ends at once, with
+        "not confirmed", instead of waiting for the technician who left. True if a question was open."""
+        question, self._question = self._question, None
+        if question is None:
+            return False
+        self._skip_questions = True
+        question.set()
+        return True
 
     def _tested(self, run: Any) -> None:
         self.run = run
@@ -170,7 +189,10 @@ class MaintenanceScreen(UseCaseScreen):
                                   result=self.t("maintenance.passed" if result.ok else "maintenance.failed"),
                                   reason=f" ({result.reason})" if result.reason else ""),
                            aid=f"maintenance_result_{kind}")
-        self.ok(self.t("maintenance.passed" if run.ok else "maintenance.failed"))
+        if run.ok:
+            self.ok(self.t("maintenance.passed"))
+        else:
+            self.fail_text(self.t("maintenance.failed"))
 
     def _reprints(self) -> None:
         self.app.core.staff_desk.open_for_technician()   # the staff desk, unlocked by the technician's card + PIN
@@ -204,6 +226,9 @@ class MaintenanceScreen(UseCaseScreen):
         self.app.core.end_session("finished")
 
     def back(self) -> None:
+        if self._drop_question():
+            self.working()   # the run finishes at once with the remaining questions "no", then shows its results
+            return
         if self.busy:
             return
         if self._history:
@@ -216,6 +241,7 @@ class MaintenanceScreen(UseCaseScreen):
 
     def forget(self) -> None:
         self.run: Any = None
+        self._drop_question()
         if self._keys is not None:   # nothing of a PIN left behind
             self._keys.digits = ""
 

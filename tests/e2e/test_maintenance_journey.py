@@ -104,6 +104,18 @@ def external_and_interactive_self_tests(ui, wait_for, audit: Path) -> None:
     ui.screenshot("75-maintenance-interactive-self-test")
     ui.tap("maintenance_back", wait_for)
 
+    # the technician goes back at the first question: it and the rest are "no" at once — the run ends now with the
+    # devices not confirmed, instead of waiting minutes for answers nobody will give
+    ui.tap("maintenance_test_interactive", wait_for)
+    present_card_when_asked(ui, wait_for, card)
+    wait_for(lambda: ui.find("maintenance_answer_no")["found"], timeout=60, what="the first question")
+    ui.tap("maintenance_back", wait_for)
+    wait_for(lambda: ui.find("maintenance_result_receipt_printer")["found"], timeout=30,
+             what="the results at once (a question waits 300 s for an answer)")
+    assert "technician_refused" in ui.find("maintenance_result_receipt_printer")["text"]
+    assert not ui.find("maintenance_answer_no")["found"]
+    ui.tap("maintenance_back", wait_for)
+
 
 def corner_taps(ui, times: int = 5) -> None:
     """The staff gesture: quick taps in the top-left corner of the window (real X clicks)."""
