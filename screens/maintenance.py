@@ -183,16 +183,25 @@ class MaintenanceScreen(UseCaseScreen):
 
     def show_results(self) -> None:
         run = self.run
-        self.heading = self.t("maintenance.self_test_title", level=run.level.value)
+        self.heading = self.t("maintenance.self_test_title",
+                              level=self.t(f"maintenance.level.{run.level.value}"))
         for kind, result in run.results.items():
             self.add_label(self.t("maintenance.self_test_line", device=self._device_name(kind),
                                   result=self.t("maintenance.passed" if result.ok else "maintenance.failed"),
-                                  reason=f" ({result.reason})" if result.reason else ""),
+                                  reason=self._reason(result.reason)),
                            aid=f"maintenance_result_{kind}")
         if run.ok:
             self.ok(self.t("maintenance.passed"))
         else:
             self.fail_text(self.t("maintenance.failed"))
+
+    def _reason(self, code: str) -> str:
+        """Why a device failed, in words with its code for the records: ``（缺纸 · paper_out）``."""
+        if not code:
+            return ""
+        key = f"maintenance.reason.{code}"
+        words = self.t(key) if self.app.core.translator.has(key) else ""
+        return f" ({words} · {code})" if words else f" ({code})"
 
     def _reprints(self) -> None:
         self.app.core.staff_desk.open_for_technician()   # the staff desk, unlocked by the technician's card + PIN
