@@ -83,7 +83,8 @@ class SupplementScreen(UseCaseScreen):
             self.go_step("home", remember=False)
             return
         self.heading = f"{case.service_name}  {case.number}"
-        self.add_label(self.t("supplement.missing_title"), aid="supplement_missing_title", bold=True)
+        if case.missing:        # (fields only: no "materials still needed" heading over nothing)
+            self.add_label(self.t("supplement.missing_title"), aid="supplement_missing_title", bold=True)
         if case.reason:
             self.add_label(self.t("supplement.reason", reason=case.reason), aid="supplement_reason")
         if case.due:
@@ -121,7 +122,7 @@ class SupplementScreen(UseCaseScreen):
         if form is None:
             return
         lang = self.app.lang
-        notes = {f.name: f.note or "" for f in case.fields}
+        notes = {f.name: f.note or "" for f in case.fields if f.note != case.reason}   # (said once, above)
         errors = by_field(self.flow.state.field_errors)
         translator = self.app.core.translator
         self.add_label(self.t("supplement.fields_title"), aid="supplement_fields_title", bold=True)
@@ -302,8 +303,9 @@ class SupplementScreen(UseCaseScreen):
                            bold=True, font_size=self.app.fs(1.2))
         else:
             result = outcome.result or {}
-            outstanding = len(result.get("outstanding") or [])
-            self.add_label(self.t("supplement.complete") if not outstanding else
+            outstanding = len(result.get("outstanding") or []) + len(result.get("outstanding_fields") or [])
+            complete = "supplement.complete_fields" if case and case.fields else "supplement.complete"
+            self.add_label(self.t(complete) if not outstanding else
                            self.t("supplement.still_missing", count=outstanding), aid="supplement_result",
                            bold=True, font_size=self.app.fs(1.3), color=(0.1, 0.45, 0.2, 1))
             status = self.app.core.status_texts().get(result.get("status", ""), result.get("status", ""))

@@ -123,6 +123,7 @@ def supplement_result(filed: FiledApplication) -> dict[str, Any]:
     return {"number": filed.number, "status": p.status, "service_name": p.service_name,
             "applicant_masked": p.applicant_masked, "department": p.department,
             "outstanding": filed.outstanding, "supplement_due": filed.supplement_due,
+            "outstanding_fields": [f.name for f in filed.outstanding_fields],
             "materials": [{"index": m.index, "name": m.name, "status": m.status, "source": m.source}
                           for m in filed.materials],
             "timeline": [{"status": s.status, "at": s.at, "department": s.department, "note": s.note}

@@ -7,6 +7,10 @@
    to 审核中 (in_review), the timeline on screen says so, and the material holds both pages; the page the kiosk
    uploaded came out flat and upright (the form's registration squares where the PDF put them, the content that of
    the rendered page) → the 补正回执 printed, its QR is the public verify page of the application;
+   then 补正 of form fields: the department (``request_supplement``, what ``service-platform application
+   request-supplement`` runs) asks him to correct his 居住证申领 (filed online a few days before): the basis, chosen
+   in the apply flow's choice dialog, and the phone, corrected on the on-screen digit keyboard → submitted → 审核中
+   on the platform and on screen, the filed form holds the new values;
 2. 打印证明: the social-insurance payment record → a period → the first page on screen → 2 copies → printed on the
    licence printer (a private cupsd with cups-pdf): the document the print server received is the sealed PDF (pyHanko
    and poppler's pdfsig: intact, signed by the seal) and the page that came out carries a QR that opens the proof's
@@ -17,6 +21,7 @@
 The module has its own platform (the seeded application is supplemented here; other modules see it untouched)."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -28,10 +33,15 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 from drivers.document_camera import scenes
 from drivers.sim.control import send_command
 from drivers.sim.process import SimulatorProcess
+from service_platform.db import utcnow
+from service_platform.models import Application, ApplicationEvent, ApplicationFiling, Service
+from service_platform.supplement_fields import request_supplement
 from tests.drivers.document_camera.test_document_camera_contract import _marks as registration_marks
 from tests.e2e.conftest import pass_face_check, registered_photos, start_with_camera
 from tests.kiosk.proofs.sealcheck import page_qr_codes, pdfsig_verdict, pyhanko_verdict, seal_root
@@ -40,6 +50,11 @@ from tests.kiosk.supplement.test_phone_upload import photo_jpeg
 pytestmark = pytest.mark.e2e
 
 SEEDED = "SP20261026000501"
+#: 杨志强's 居住证申领, filed online a few days before; the department questions its basis and phone
+FIELDS_CASE = "SP20261027000502"
+FIELDS_FILED = {"basis": "study", "residence_address": "安徽省蚌埠市龙子湖区胜利路66号", "registered_on": "2024-08-20",
+                "phone": "13987150000"}
+FIELDS_NOTE = "申领条件与居住登记信息不符；联系电话无法接通，请更正"
 LICENCE_PRINTER = {"driver": "cups", "simulate": True, "required": False,
                    "settings": {"queue": "KioskPDF", "poll_interval_s": 0.05, "fault_grace_s": 0.3,
                                 "job_timeout_s": 30.0}}
@@ -80,6 +95,30 @@ def assert_flat_and_upright(jpeg: bytes, truth: dict) -> None:
     same = cv2.matchTemplate(blur(got), blur(ref), cv2.TM_CCOEFF_NORMED)[0][0]
     flipped = cv2.matchTemplate(blur(cv2.rotate(got, cv2.ROTATE_180)), blur(ref), cv2.TM_CCOEFF_NORMED)[0][0]
     assert same > 0.8 and same > flipped + 0.3, (same, flipped)
+
+
+def ask_to_correct_fields(db_path: Path) -> None:
+    """杨志强's 居住证申领 as an online filing leaves it (accepted, the form kept), then the department's request to
+    correct two of its fields (in-process: what ``service-platform application request-supplement`` runs)."""
+    engine = create_engine(f"sqlite:///{db_path}")
+    try:
+        with Session(engine) as db:
+            service = db.query(Service).filter_by(code="residence-permit-apply").one()
+            at = dt.datetime(2026, 10, 27, 2, 0, tzinfo=dt.timezone.utc)     # 10:00 in China, SP20261027…
+            app = Application(number=FIELDS_CASE, service_code=service.code, applicant_id_number="530102198306301518",
+                              applicant_name="杨志强", status="accepted", submitted_at=at,
+                              department=service.department, channel="online", events=[
+                                  ApplicationEvent(status="received", at=at, department=service.department,
+                                                   note="网上提交居住证申领"),
+                                  ApplicationEvent(status="accepted", at=at, department=service.department,
+                                                   note="网上预审通过，材料齐全，予以受理")])
+            db.add(app)
+            db.flush()
+            db.add(ApplicationFiling(application_id=app.id, form=dict(FIELDS_FILED)))
+            request_supplement(db, FIELDS_CASE, fields=["basis", "phone"], note=FIELDS_NOTE, now=utcnow())
+            db.commit()
+    finally:
+        engine.dispose()
 
 
 def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_sim, document_camera_sim,
@@ -148,6 +187,49 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     image = cv2.imread(receipt["png"])
     assert cv2.QRCodeDetector().detectAndDecode(image)[0] == qr, "the printed QR scans to the verify page"
     shutil.copy(receipt["png"], ui.shots / "receipt-supplement.png")
+    ui.tap("supplement_done", wait_for)
+    ui.wait_screen("rating", wait_for)
+    ui.tap("rating_skip", wait_for)
+    ui.wait_screen("menu", wait_for)
+
+    # --- 1b. 补正 of form fields: the department asks him to correct his 居住证申领 (basis and phone)
+    ask_to_correct_fields(platform_server.db_path)
+    ui.tap("tile_my_applications", wait_for)
+    ui.wait_screen("progress", wait_for)
+    waiting = wait_for(lambda: next((f"supplement_{i}" for i in range(4)
+                                     if FIELDS_CASE in ui.find(f"supplement_{i}").get("text", "")), None),
+                       timeout=30, what="the 居住证申领 waiting for a supplement")
+    assert "待补正 2 项" in ui.find(waiting)["text"], "the two fields counted as what is to supply"
+    ui.tap(waiting, wait_for)
+    ui.wait_screen("supplement", wait_for)
+    ui.wait_text("联系电话无法接通", wait_for, timeout=30)     # the department's note
+    assert "连续就读" in ui.settled("supplement_field_basis", wait_for)["text"], "what was filed, to correct"
+    assert "13987150000" in ui.find("supplement_field_phone")["text"]
+    ui.tap("supplement_field_basis", wait_for)          # the apply flow's choice dialog
+    ui.tap("choice_1", wait_for)                        # 合法稳定住所
+    wait_for(lambda: "合法稳定住所" in ui.find("supplement_field_basis").get("text", ""), what="the basis chosen")
+    phone, row = ui.settled("supplement_field_phone", wait_for), ui.find("supplement_back")
+    assert phone["y"] + phone["height"] / 2 < row["y"] - row["height"] / 2, "above the list's edge, no scrolling"
+    ui.tap("supplement_field_phone", wait_for)          # the on-screen digit keyboard with the filed number
+    wait_for(lambda: ui.find("kb_text").get("text", "").startswith("13987150000"), what="the keyboard shows it")
+    for _ in range(4):
+        ui.tap("kb_del", wait_for)
+    for key in "1518":
+        ui.tap(f"kb_key_{key}", wait_for)
+    wait_for(lambda: ui.find("kb_text").get("text", "").startswith("13987151518"), what="the number corrected")
+    ui.tap("kb_ok", wait_for)
+    wait_for(lambda: "13987151518" in ui.find("supplement_field_phone").get("text", ""), what="the phone shown")
+    ui.settled("supplement_submit", wait_for)
+    ui.screenshot("60d-supplement-fields")
+    ui.tap("supplement_submit", wait_for)
+    last = wait_for(lambda: ui.find("supplement_timeline_last").get("text"), timeout=30, what="the new timeline")
+    assert "审核中" in last and "补正已完成" in last and "申领条件" in last, last
+    assert "13987151518" not in last, "values never on the timeline"
+    assert "补正已完成，已转入审查" in ui.find("supplement_result")["text"]   # not "材料已补齐": no material was asked
+    assert platform_server.query("SELECT status FROM applications WHERE number = ?", FIELDS_CASE) == [("in_review",)]
+    [(form,)] = platform_server.query("SELECT f.form FROM application_filings f JOIN applications a "
+                                      "ON a.id = f.application_id WHERE a.number = ?", FIELDS_CASE)
+    assert json.loads(form) == {**FIELDS_FILED, "basis": "residence", "phone": "13987151518"}
     ui.tap("supplement_done", wait_for)
     ui.wait_screen("rating", wait_for)
     ui.tap("rating_skip", wait_for)
