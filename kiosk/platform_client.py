@@ -978,13 +978,15 @@ class PlatformClient(ProofsApi):
 
     def file_proxy_application(self, token: str, service_code: str, principal: Mapping[str, str],
                                relationship: str, form: Mapping[str, Any], materials: Sequence[MaterialRef] = (),
-                               commitment: bool = False, *, idempotency_key: str | None = None
-                               ) -> tuple[FiledApplication, dict[str, str]]:
-        """File for the principal; the answer and its ``proxy`` part (both names masked, the relationship)."""
+                               commitment: bool = False, *, idempotency_key: str | None = None,
+                               captured_at: dt.datetime | None = None) -> tuple[FiledApplication, dict[str, str]]:
+        """File for the principal; the answer and its ``proxy`` part (both names masked, the relationship).
+        ``captured_at``: when the agent confirmed (sent by the outbox on every attempt, as ``file_application``)."""
         body = {**self._draft(service_code, form, materials, commitment), "principal": dict(principal),
                 "relationship": relationship}
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **_captured(captured_at)}
         data = self._request("POST", "/api/v1/me/proxy-applications", idempotent=True, token=token,
-                             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, json=body)
+                             headers=headers, json=body)
         return FiledApplication.from_json(data), dict(data.get("proxy") or {})
 
     # complaints and consultations ------------------------------------------------------------------------------------

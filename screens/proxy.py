@@ -123,11 +123,18 @@ class ProxyScreen(KScreen):
                 Clock.schedule_once(lambda _dt: self.ids.scroll.scroll_to(todo, animate=False), 0)
         elif state.step is Step.RESULT and state.result is not None:
             r = state.result
-            add(app.t("proxy.result_title"), bold=True, font_size=app.fs(1.5), aid="proxy_result_title")
-            add(app.t("proxy.result_number", number=r.number), font_size=app.fs(1.4), aid="proxy_number")
+            if r.submitted:
+                add(app.t("proxy.result_title"), bold=True, font_size=app.fs(1.5), aid="proxy_result_title")
+                add(app.t("proxy.result_number", number=r.number), font_size=app.fs(1.4), aid="proxy_number")
+            else:   # in the outbox: said honestly, with the reference the agent keeps
+                add(app.t("proxy.result_queued"), bold=True, font_size=app.fs(1.3), aid="proxy_result_title")
+                add(app.t("proxy.result_reference", reference=r.reference), font_size=app.fs(1.4),
+                    aid="proxy_number")
+                add(app.t("proxy.queued_detail"), aid="proxy_queued_detail")
             add(app.t("proxy.result_both", principal=r.principal_masked, agent=r.agent_masked), aid="proxy_both")
-            add(app.t("proxy.receipt_failed") if r.print_error else app.t("proxy.receipt_printed"),
-                aid="proxy_receipt")
+            receipt = ("proxy.receipt_" if r.submitted else "proxy.receipt_queued_") + (
+                "failed" if r.print_error else "printed")
+            add(app.t(receipt), aid="proxy_receipt")
 
     def _relationship_row(self, current: str) -> None:
         app = _app()

@@ -42,8 +42,9 @@ TEMPLATES: dict[str, str] = {
                         "citizen_masked, query_url)",
     "delivery_receipt": "delivery (number, waybill_no, application_number, recipient_masked, phone_masked, "
                         "address_masked, status_text, created_at)",
-    "proxy_receipt": "proxy (number, service_name, principal_masked, agent_masked, relationship_text, department, "
-                     "accepted_at, promised_date, outstanding[name], supplement_due, verify_url)",
+    "proxy_receipt": "proxy (submitted, reference, number, service_name, principal_masked, agent_masked, "
+                     "relationship_text, department, accepted_at, promised_date, outstanding[name], supplement_due, "
+                     "verify_url)",
     "feedback_receipt": "feedback (reference, kind, kind_text, service_name, created_at, answer_due, verify_url)",
 }
 
