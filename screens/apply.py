@@ -5,7 +5,7 @@ these screens only show its state and forward taps."""
 from __future__ import annotations
 
 import weakref
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from kivy.app import App
 from kivy.properties import BooleanProperty, StringProperty
@@ -168,6 +168,23 @@ class ChoiceDialog(KModal):
         self.add_widget(panel)
 
 
+def open_field_editor(spec: Any, form: Any, lang: str, set_value: Callable[[Any, bool], None]) -> None:
+    """The editor a form field takes (the apply, proxy and supplement screens alike): the choice dialog, a tap that
+    flips a yes/no, or the on-screen keyboard in the field's layout. ``set_value(value, typed)``."""
+    if spec.input is InputKind.CHOICE:
+        ChoiceDialog(spec.label_in(lang), [(c.value, c.label if lang == "zh_CN" else c.label_en)
+                                           for c in spec.choices], lambda v: set_value(v, False)).open()
+        return
+    if spec.input is InputKind.BOOLEAN:
+        set_value(not bool(form.get(spec.pointer)), False)
+        return
+    layout = {InputKind.DIGITS: "digits", InputKind.ID_NUMBER: "id_number", InputKind.DATE: "date"}.get(
+        spec.input, "text")
+    current = form.get(spec.pointer)
+    OnScreenKeyboard(spec.label_in(lang), "" if current is None else str(current), layout,
+                     on_done=lambda text: set_value(text, True), max_length=spec.max_length).open()
+
+
 class ApplyFormScreen(KScreen):
     """The form generated from the service's schema, pre-filled; each field opens the keyboard or its choices."""
 
@@ -215,21 +232,7 @@ class ApplyFormScreen(KScreen):
 
     def edit(self, spec: Any) -> None:
         app = _app()
-        flow = app.core.apply
-        lang = app.lang
-        if spec.input is InputKind.CHOICE:
-            ChoiceDialog(spec.label_in(lang), [(c.value, c.label if lang == "zh_CN" else c.label_en)
-                                               for c in spec.choices],
-                         lambda v: self._set(spec, v, typed=False)).open()
-            return
-        if spec.input is InputKind.BOOLEAN:
-            self._set(spec, not bool(flow.form.get(spec.pointer)), typed=False)
-            return
-        layout = {InputKind.DIGITS: "digits", InputKind.ID_NUMBER: "id_number", InputKind.DATE: "date"}.get(
-            spec.input, "text")
-        current = flow.form.get(spec.pointer)
-        OnScreenKeyboard(spec.label_in(lang), "" if current is None else str(current), layout,
-                         on_done=lambda text: self._set(spec, text), max_length=spec.max_length).open()
+        open_field_editor(spec, app.core.apply.form, app.lang, lambda v, typed: self._set(spec, v, typed=typed))
 
     def _set(self, spec: Any, value: Any, typed: bool = True) -> None:
         app = _app()

@@ -9,11 +9,10 @@ from kivy.clock import Clock
 from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
-from kiosk.forms import InputKind, InvalidValue
+from kiosk.forms import InvalidValue
 from kiosk.usecases.booking import rejection_text
 from kiosk.usecases.proxy import RELATIONSHIPS, FormIncomplete, Step
-from screens.apply import ChoiceDialog, field_aid
-from screens.keyboard import OnScreenKeyboard
+from screens.apply import ChoiceDialog, field_aid, open_field_editor
 from screens.widgets import KButton, KLabel, KScreen
 
 ERROR_COLOR = (0.72, 0.1, 0.1, 1)
@@ -170,20 +169,7 @@ class ProxyScreen(KScreen):
 
     def edit(self, spec: Any) -> None:
         app = _app()
-        lang = app.lang
-        form = app.core.proxy.state.form
-        if spec.input is InputKind.CHOICE:
-            ChoiceDialog(spec.label_in(lang), [(c.value, c.label if lang == "zh_CN" else c.label_en)
-                                               for c in spec.choices], lambda v: self._set(spec, v, False)).open()
-            return
-        if spec.input is InputKind.BOOLEAN:
-            self._set(spec, not bool(form.get(spec.pointer)), False)
-            return
-        layout = {InputKind.DIGITS: "digits", InputKind.ID_NUMBER: "id_number", InputKind.DATE: "date"}.get(
-            spec.input, "text")
-        current = form.get(spec.pointer)
-        OnScreenKeyboard(spec.label_in(lang), "" if current is None else str(current), layout,
-                         on_done=lambda text: self._set(spec, text, True), max_length=spec.max_length).open()
+        open_field_editor(spec, app.core.proxy.state.form, app.lang, lambda v, typed: self._set(spec, v, typed))
 
     def _set(self, spec: Any, value: Any, typed: bool) -> None:
         try:

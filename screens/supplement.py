@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiosk.forms import InputKind, InvalidValue, by_field
-from screens.apply import ChoiceDialog, field_aid
+from kiosk.forms import InvalidValue, by_field
+from screens.apply import field_aid, open_field_editor
 from screens.flow_screen import UseCaseScreen
-from screens.keyboard import OnScreenKeyboard
 from screens.page_preview import DocumentPreview, start_preview, stop_preview
 
 ERROR_COLOR = (0.75, 0.1, 0.1, 1)
@@ -142,20 +141,7 @@ class SupplementScreen(UseCaseScreen):
                 self.add_label("⚠ " + e.text(translator), aid=f"supplement_field_error_{aid}", color=ERROR_COLOR)
 
     def _edit(self, spec: Any) -> None:
-        form = self.flow.form
-        lang = self.app.lang
-        if spec.input is InputKind.CHOICE:
-            ChoiceDialog(spec.label_in(lang), [(c.value, c.label if lang == "zh_CN" else c.label_en)
-                                               for c in spec.choices], lambda v: self._set(spec, v, False)).open()
-            return
-        if spec.input is InputKind.BOOLEAN:
-            self._set(spec, not bool(form.get(spec.pointer)), False)
-            return
-        layout = {InputKind.DIGITS: "digits", InputKind.ID_NUMBER: "id_number", InputKind.DATE: "date"}.get(
-            spec.input, "text")
-        current = form.get(spec.pointer)
-        OnScreenKeyboard(spec.label_in(lang), "" if current is None else str(current), layout,
-                         on_done=lambda text: self._set(spec, text, True), max_length=spec.max_length).open()
+        open_field_editor(spec, self.flow.form, self.app.lang, lambda v, typed: self._set(spec, v, typed))
 
     def _set(self, spec: Any, value: Any, typed: bool) -> None:
         if self.step != "case":
