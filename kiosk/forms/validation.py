@@ -110,6 +110,17 @@ def validate(form: Form) -> list[FieldError]:
     return sorted(out, key=lambda e: order.get(e.pointer, -1 if not e.pointer else len(order)))
 
 
+def set_field(form: Form, pointer: str, value: Any, typed: bool = True) -> list[FieldError]:
+    """Set one field (``typed``: the keyboard's text, converted to the field's type; else the value itself, e.g. a
+    choice) and return that field's problems now — "required" aside, the form is still being filled. Raises
+    :class:`~kiosk.forms.model.InvalidValue` for text the field's type cannot take."""
+    if typed:
+        form.set_text(pointer, str(value))
+    else:
+        form.set(pointer, value)
+    return [e for e in validate(form) if e.pointer == pointer and e.code != "required"]
+
+
 def from_problems(problems: Iterable[Any]) -> list[FieldError]:
     """The platform's pre-review problems about form fields (those with a ``field`` pointer) as field errors."""
     return [FieldError(p.field, p.code, "apply.form.error.invalid", message=p.message or None,

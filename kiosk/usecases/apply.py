@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from kiosk.errors import (CitizenSessionExpired, DeviceUnavailable, InvalidSessionState, KioskError,
                           PlatformUnavailable, error_code)
-from kiosk import page_capture
+from kiosk import forms, page_capture
 from kiosk.context import UseCaseContext
 from kiosk.forms import FieldError, Form, from_problems, validate
 from kiosk.outbox import DrainReport, Outbox, OutboxItem
@@ -320,12 +320,9 @@ class ApplyFlow:
         self._need(Step.FORM, Step.REVIEW)
         assert self.form is not None
         self.ctx.touch()
-        if typed:
-            self.form.set_text(pointer, str(value))
-        else:
-            self.form.set(pointer, value)
+        problems = forms.set_field(self.form, pointer, value, typed)
         self.field_errors = [e for e in self.field_errors if e.pointer != pointer]
-        return [e for e in validate(self.form) if e.pointer == pointer and e.code != "required"]
+        return problems
 
     def finish_form(self) -> list[FieldError]:
         """Check the whole form: the errors (shown next to the fields), or none and the flow goes on."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from kiosk.errors import CitizenSessionExpired, KioskError, PlatformUnavailable
+from kiosk import forms
 from kiosk.forms import FieldError, Form, validate
 from kiosk.identity_levels import STRONG
 from kiosk.outbox import Outbox, OutboxItem
@@ -269,10 +270,7 @@ class ProxyFlow(CoreFlow):
         form = self._state().form
         if form is None:
             raise NoPrincipal("no service chosen")
-        if typed:
-            form.set_text(pointer, str(value))
-        else:
-            form.set(pointer, value)
+        forms.set_field(form, pointer, value, typed)
         self.ctx.session.touch()
 
     def set_relationship(self, relationship: str) -> None:

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from kiosk import page_capture
+from kiosk import forms, page_capture
 from kiosk.errors import InvalidSessionState, KioskError, PlatformUnavailable
 from kiosk.forms import FieldError, Form, from_problems, validate
 from kiosk.outbox import Outbox
@@ -221,13 +221,8 @@ class SupplementFlow(CoreFlow):
         if form is None:
             raise InvalidSessionState("supplement: no field was asked for")
         self.ctx.touch()
-        if typed:
-            form.set_text(pointer, str(value))
-        else:
-            form.set(pointer, value)
-        self.state.field_errors = [e for e in self.state.field_errors if e.pointer != pointer]
-        problems = [e for e in validate(form) if e.pointer == pointer and e.code != "required"]
-        self.state.field_errors += problems
+        problems = forms.set_field(form, pointer, value, typed)
+        self.state.field_errors = [e for e in self.state.field_errors if e.pointer != pointer] + problems
         return problems
 
     def attach(self, index: int, cert_id: str | None = None) -> MaterialSlot:
