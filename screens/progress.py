@@ -94,9 +94,8 @@ class ProgressScreen(KScreen):
             return
         box = self.ids.timeline
         for i, case in enumerate(cases):
-            count = len(case.missing) + len(case.fields)       # materials and asked-for form fields
             btn = KButton(text=app.t("supplement.case_line", service=case.service_name, number=case.number,
-                                     count=count) + "  ·  " + app.t("supplement.open_button"),
+                                     count=case.to_supply) + "  ·  " + app.t("supplement.open_button"),
                           aid=f"supplement_{i}", primary=True, height=max(app.fs(3.4), 120))
             btn.bind(on_release=lambda b, n=case.number: app.open_feature("apply", "supplement", number=n))
             box.add_widget(btn, index=len(box.children))

@@ -8,11 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from kiosk.forms import InvalidValue, by_field
-from screens.apply import field_aid, open_field_editor
+from screens.apply import ERROR_COLOR, field_aid, open_field_editor
 from screens.flow_screen import UseCaseScreen
 from screens.page_preview import DocumentPreview, start_preview, stop_preview
-
-ERROR_COLOR = (0.75, 0.1, 0.1, 1)
 
 
 class SupplementScreen(UseCaseScreen):
@@ -56,7 +54,7 @@ class SupplementScreen(UseCaseScreen):
         self.heading = self.t("supplement.list_title", count=len(cases)) if cases else self.t("supplement.none")
         for i, case in enumerate(cases):
             self.add_button(self.t("supplement.case_line", service=case.service_name, number=case.number,
-                                   count=len(case.missing) + len(case.fields)), f"supplement_case_{i}",
+                                   count=case.to_supply), f"supplement_case_{i}",
                             lambda c=case: self._open(c.number), lines=2)
 
     def _open(self, number: str) -> None:
@@ -207,19 +205,21 @@ class SupplementScreen(UseCaseScreen):
             self.go_step("case", remember=False)
         self.ok(self.t("supplement.captured", pages=len(slot.upload_ids)))
 
-    def clear(self) -> None:
-        if self.preview is not None:           # leaving the photo step: the camera idles again
-            stop_preview(self.preview, self.app.core.devices.get)
-            self.preview = None
-        super().clear()
-
-    def on_leave(self, *args: Any) -> None:
+    def _stop_preview(self) -> None:
+        """The camera idles again and the preview goes (leaving the photo step, the screen or the session)."""
         if self.preview is not None:
             stop_preview(self.preview, self.app.core.devices.get)
             self.preview = None
 
+    def clear(self) -> None:
+        self._stop_preview()
+        super().clear()
+
+    def on_leave(self, *args: Any) -> None:
+        self._stop_preview()
+
     def reset(self) -> None:
-        self.on_leave()            # (session end while on the photo step: the camera idles, the preview goes)
+        self._stop_preview()
         super().reset()
 
     # --- phone: a one-time QR; photos sent from the phone provide the material ----------------------------------

@@ -77,6 +77,11 @@ class SupplementCase:
     timeline: list[ProgressStep] = field(default_factory=list)
     fields: list[OutstandingField] = field(default_factory=list)   # form fields to fill in or correct
 
+    @property
+    def to_supply(self) -> int:
+        """How many items the department asked for: materials and form fields."""
+        return len(self.missing) + len(self.fields)
+
 
 @dataclass
 class SupplementState:
