@@ -112,28 +112,6 @@ class KioskUI:
             {k: v for k, v in self.ask("simulators").items() if k != "ok"}), what="simulators started")
 
 
-def decode_qr(png_path: str) -> str:
-    """The text of the QR code in a printed receipt's PNG, "" when none is found. OpenCV's classic detector misses
-    about one code in fifteen as the emulator renders them (a phone does not): then the picture is tried again with a
-    wider quiet zone at a few sizes, with the classic and the ArUco-based detector — the text must still match."""
-    import cv2
-
-    image = cv2.imread(png_path)
-    assert image is not None, png_path
-    data, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    if data:
-        return data
-    wider = cv2.copyMakeBorder(image, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=(255, 255, 255))
-    views = [image] + [cv2.resize(wider, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST if f > 1 else cv2.INTER_AREA)
-                       for f in (2.0, 0.5, 1.5, 0.75)]
-    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
-        for view in views:
-            data, _points, _ = detector.detectAndDecode(view)
-            if data:
-                return data
-    return ""
-
-
 PRINTED_LINKS = pytest.StashKey[PrintedLinks]()
 
 

@@ -7,8 +7,6 @@ skipped and counted; a kiosk that already left (crash, restart tests) is counted
 shown at the end of the session (``pytest_terminal_summary``)."""
 from __future__ import annotations
 
-import subprocess
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 import httpx
 
 from drivers.sim.control import send_command
+from tests.qr_reading import pdf_qr_codes, read_qr_codes
 
 
 @dataclass
@@ -119,30 +118,9 @@ def printed_codes(automation: str) -> list[str] | None:
         for r in receipts:
             codes += r.get("qr") or []
             if r.get("images") and not r.get("qr") and Path(r.get("png", "")).is_file():
-                codes += image_qr_codes(r["png"])       # a QR sent as a raster picture
+                codes += read_qr_codes(r["png"])       # a QR sent as a raster picture
     licence = sims.get("licence_printer") or {}
     if licence.get("out") and Path(licence["out"]).is_dir():
         for pdf in sorted(Path(licence["out"]).glob("*.pdf")):
             codes += pdf_qr_codes(pdf)
     return codes
-
-
-def image_qr_codes(path: str | Path) -> list[str]:
-    """The QR codes in an image file (OpenCV's detector)."""
-    import cv2
-
-    image = cv2.imread(str(path))
-    if image is None:
-        return []
-    ok, decoded, _points, _ = cv2.QRCodeDetector().detectAndDecodeMulti(image)
-    return [d for d in decoded if d] if ok else []
-
-
-def pdf_qr_codes(pdf: Path, dpi: int = 200) -> list[str]:
-    """The QR codes on every page of a PDF (pdftoppm renders each page)."""
-    with tempfile.TemporaryDirectory(prefix="e2e-qr-") as folder:
-        done = subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(pdf), f"{folder}/page"], capture_output=True,
-                              timeout=120)
-        if done.returncode != 0:
-            return [f"(unreadable PDF {pdf.name})"]
-        return [code for page in sorted(Path(folder).glob("page*.png")) for code in image_qr_codes(page)]

@@ -13,7 +13,8 @@ import shutil
 import pytest
 
 from drivers.sim.control import send_command
-from tests.e2e.conftest import decode_qr, pass_face_check, start_with_camera, write_photo_map
+from tests.e2e.conftest import pass_face_check, start_with_camera, write_photo_map
+from tests.qr_reading import read_qr
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +119,7 @@ def test_apply_for_birth_registration(start_kiosk, camera_sim, platform_server, 
                                      if "业务受理回执" in r["text"]), None), what="the receipt")
     [qr] = receipt["qr"]
     assert shown in receipt["text"] and qr.endswith(f"/verify/a/{shown}"), "the QR opens the public verify page"
-    assert decode_qr(receipt["png"]) == qr
+    assert read_qr(receipt["png"]) == qr
     assert "?" not in receipt["text"] and "陈静怡" not in receipt["text"]
     shutil.copy(receipt["png"], ui.shots / "receipt-apply.png")
 

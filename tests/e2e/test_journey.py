@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from drivers.sim.control import send_command
-from tests.e2e.conftest import decode_qr
+from tests.qr_reading import read_qr
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +87,7 @@ def test_card_progress_print_rate_timeout(start_kiosk, platform_server, wait_for
     assert "?" not in receipt["text"], "every Chinese character and full-width mark printed"
     [qr] = receipt["qr"]
     assert qr.endswith(f"/verify/a/{number}"), "the QR opens the application's public verify page"
-    assert decode_qr(receipt["png"]) == qr
+    assert read_qr(receipt["png"]) == qr
     shutil.copy(receipt["png"], ui.shots / "receipt-progress.png")
 
     before = platform_server.query("SELECT max(id) FROM ratings")[0][0] or 0

@@ -14,7 +14,7 @@ import pytest
 
 from drivers.health import TEST_QR_TEXT
 from drivers.sim.control import send_command
-from tests.e2e.conftest import decode_qr
+from tests.qr_reading import read_qr
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ def external_and_interactive_self_tests(ui, wait_for, audit: Path) -> None:
              what="the external self-test's results")
     slip = send_command(control, "receipts")["receipts"][printed:]
     assert len(slip) == 1, slip
-    assert slip[0]["qr"] == [TEST_QR_TEXT] and decode_qr(slip[0]["png"]) == TEST_QR_TEXT
+    assert slip[0]["qr"] == [TEST_QR_TEXT] and read_qr(slip[0]["png"]) == TEST_QR_TEXT
     assert "Printer self-test" in slip[0]["text"]
     assert passed(ui, "receipt_printer") and passed(ui, "idcard"), "slip printed, the technician's card read"
     [external] = wait_for(lambda: self_test_entries(audit, "external"), what="the external run audited")

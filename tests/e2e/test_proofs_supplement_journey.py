@@ -44,7 +44,8 @@ from service_platform.models import Application, ApplicationEvent, ApplicationFi
 from service_platform.supplement_fields import request_supplement
 from tests.drivers.document_camera.test_document_camera_contract import _marks as registration_marks
 from tests.e2e.conftest import pass_face_check, registered_photos, start_with_camera
-from tests.kiosk.proofs.sealcheck import page_qr_codes, pdfsig_verdict, pyhanko_verdict, seal_root
+from tests.kiosk.proofs.sealcheck import pdfsig_verdict, pyhanko_verdict, seal_root
+from tests.qr_reading import pdf_qr_codes, read_qr
 from tests.kiosk.supplement.test_phone_upload import photo_jpeg
 
 pytestmark = pytest.mark.e2e
@@ -153,8 +154,7 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     # the second page from the citizen's phone: the one-time QR on screen → a photo posted to its upload page
     ui.tap("supplement_phone_2", wait_for)
     ui.settled("supplement_phone_qr", wait_for, timeout=30)
-    upload_url = wait_for(lambda: cv2.QRCodeDetector().detectAndDecode(
-        cv2.imread(str(ui.screenshot("60b-supplement-phone-qr"))))[0], timeout=20, what="the QR read off the screen")
+    upload_url = wait_for(lambda: read_qr(ui.screenshot("60b-supplement-phone-qr")), timeout=20, what="the QR read off the screen")
     assert upload_url.startswith(platform_server.url) and "/upload/" in upload_url, upload_url
     with httpx.Client(timeout=15) as phone:          # no kiosk key, no citizen token: only the QR
         sent = phone.post(upload_url, files=[("photos", ("lease-p2.jpg", photo_jpeg(), "image/jpeg"))])
@@ -184,8 +184,7 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     assert SEEDED in receipt["text"] and "杨志强" not in receipt["text"]
     [qr] = receipt["qr"]
     assert qr.endswith(f"/verify/a/{SEEDED}")
-    image = cv2.imread(receipt["png"])
-    assert cv2.QRCodeDetector().detectAndDecode(image)[0] == qr, "the printed QR scans to the verify page"
+    assert read_qr(receipt["png"]) == qr, "the printed QR scans to the verify page"
     shutil.copy(receipt["png"], ui.shots / "receipt-supplement.png")
     ui.tap("supplement_done", wait_for)
     ui.wait_screen("rating", wait_for)
@@ -261,7 +260,7 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
     assert pyhanko_verdict(received, root) == (True, True), "the sealed PDF as the print server received it"
     (tmp_path / "received.pdf").write_bytes(received)
     assert "Signature is Valid." in pdfsig_verdict(tmp_path / "received.pdf")
-    verify_urls = [u for u in page_qr_codes(printed) if "/verify/" in u]
+    verify_urls = [u for u in pdf_qr_codes(printed, first_page_only=True) if "/verify/" in u]
     assert verify_urls and verify_urls[0].endswith(code), verify_urls
     answer = httpx.get(verify_urls[0].replace("/verify/d/", "/api/v1/verify/documents/"),
                        params={"sha256": hashlib.sha256(received).hexdigest()}, timeout=10).json()
@@ -277,7 +276,7 @@ def test_supplement_then_proof_and_every_printed_qr_opens(start_kiosk, camera_si
 
     # --- 3. every QR this kiosk printed opens a page that exists
     codes = [q for r in send_command(sims["receipt_printer"]["control"], "receipts")["receipts"] for q in r["qr"]]
-    codes += page_qr_codes(printed)
+    codes += pdf_qr_codes(printed, first_page_only=True)
     links = [q for q in codes if q.startswith(("http://", "https://"))]
     assert links and len(links) == len(codes), f"a QR that is no link: {codes}"
     dead = {q: httpx.get(q, timeout=10).status_code for q in links}

@@ -14,7 +14,8 @@ import shutil
 import pytest
 
 from drivers.sim.control import send_command
-from tests.e2e.conftest import decode_qr, pass_face_check, start_with_camera
+from tests.e2e.conftest import pass_face_check, start_with_camera
+from tests.qr_reading import read_qr
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +67,7 @@ def test_complaint_and_proxy_application(start_kiosk, camera_sim, platform_serve
     assert rows == [("complaint", "慢", 1)], "the reference on screen is the platform's row, linked to the session"
     ui.screenshot("42-feedback-received")
     receipt = receipt_with(sims, wait_for, shown)
-    decoded = decode_qr(receipt["png"])
+    decoded = read_qr(receipt["png"])
     assert decoded == receipt["qr"][0] and decoded.rstrip("/").rsplit("/", 1)[-1] == shown, decoded
     assert "慢" not in receipt["text"] and "张明华" not in receipt["text"]
     shutil.copy(receipt["png"], ui.shots / "receipt-feedback.png")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-import cv2
 import pytest
 from jinja2 import UndefinedError
 
@@ -15,6 +14,7 @@ from drivers.sim.process import SimulatorProcess
 from kiosk import receipts
 from kiosk.print_journal import PrintJournal
 from kiosk.usecases.printing import PrintService
+from tests.qr_reading import read_qr
 
 KIOSK_NAME = "东海社区政务服务自助终端"
 
@@ -85,13 +85,6 @@ def service(emulator: SimulatorProcess, tmp_path: Path) -> Iterator[PrintService
                            staff_hotline="12345")
 
 
-def decode_qr(png: str) -> str:
-    image = cv2.imread(png)
-    assert image is not None, png
-    data, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return data
-
-
 @pytest.mark.parametrize("template", sorted(EXPECTED_LINES))
 def test_template_prints_what_it_should(service: PrintService, emulator: SimulatorProcess, template: str,
                                         output_dir: Path) -> None:
@@ -104,7 +97,7 @@ def test_template_prints_what_it_should(service: PrintService, emulator: Simulat
     assert "?" not in receipt["text"] and "\ufffd" not in receipt["text"]
     assert f"终端编号：KSK-340302-0001" in lines and receipt["cut"]
     assert receipt["qr"] == [EXPECTED_QR[template]]
-    assert decode_qr(receipt["png"]) == EXPECTED_QR[template]
+    assert read_qr(receipt["png"]) == EXPECTED_QR[template]
     assert service.journal.get(result.job_id).state == "done"
     (output_dir / f"{template}.png").write_bytes(Path(receipt["png"]).read_bytes())
 

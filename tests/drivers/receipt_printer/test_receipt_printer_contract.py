@@ -15,6 +15,7 @@ from drivers.errors import CoverOpen, DeviceTimeout, HardwareError, NoDevice, Pa
 from drivers.receipt_printer.document import Barcode, Feed, QRCode, Receipt, Rule, Text
 from drivers.receipt_printer.escpos_printer import EscposReceiptPrinter, escpos_printers
 from drivers.sim.process import SimulatorProcess
+from tests.qr_reading import read_qr
 
 APPLICATION_NO = "SP2026041500123"
 NUMBER_LINE = f"办件编号：{APPLICATION_NO}（请妥善保管）。"
@@ -42,13 +43,6 @@ def receipts(sim: SimulatorProcess) -> list[dict]:
     return sim.control("receipts")["receipts"]
 
 
-def decode_qr(png: str) -> str:
-    image = cv2.imread(png)
-    assert image is not None, f"cannot read {png}"
-    data, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return data
-
-
 # --- printing ----------------------------------------------------------------------------------------------------------
 
 def test_chinese_text_with_full_width_punctuation_and_qr_print_exactly(printer: EscposReceiptPrinter,
@@ -69,7 +63,7 @@ def test_chinese_text_with_full_width_punctuation_and_qr_print_exactly(printer: 
     assert "?" not in printed["text"] and "\ufffd" not in printed["text"]
     assert printed["qr"] == [APPLICATION_NO]                  # as captured from GS ( k
     assert printed["barcodes"] == [{"symbology": "CODE128", "data": APPLICATION_NO}]
-    assert decode_qr(printed["png"]) == APPLICATION_NO        # and the rendered symbol scans
+    assert read_qr(printed["png"]) == APPLICATION_NO        # and the rendered symbol scans
     assert Path(printed["txt"]).read_text("utf-8") == printed["text"] + "\n"
     assert cv2.imread(printed["png"]).shape[1] == 576         # 80 mm paper, 8 dots/mm printable width
     assert printer.counters == {"receipts_printed": 1, "bytes_sent": result.bytes_sent, "jobs_failed": 0}

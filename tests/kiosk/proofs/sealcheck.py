@@ -1,5 +1,5 @@
 """Checking a sealed PDF the way a citizen's bank or employer would: pyHanko's validation against the platform's seal
-root (served at /verify/ca.pem) and poppler's ``pdfsig``; and reading the QR a printed page carries."""
+root (served at /verify/ca.pem) and poppler's ``pdfsig`` (the QR a page carries: tests/qr_reading.py)."""
 from __future__ import annotations
 
 import io
@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import cv2
 import httpx
 
 
@@ -37,15 +36,3 @@ def pyhanko_verdict(pdf: bytes, root_pem: bytes) -> tuple[bool, bool]:
 def pdfsig_verdict(path: Path) -> str:
     """poppler's pdfsig report of a file."""
     return subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=60).stdout
-
-
-def page_qr_codes(pdf: Path, dpi: int = 200) -> list[str]:
-    """Every QR code on the first page as a scanner reads it (pdftoppm render, OpenCV's detector)."""
-    with tempfile.TemporaryDirectory() as folder:
-        stem = Path(folder) / "page"
-        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile", str(pdf), str(stem)],
-                       capture_output=True, check=True, timeout=60)
-        image = cv2.imread(str(stem.with_suffix(".png")))
-    assert image is not None
-    ok, decoded, _points, _ = cv2.QRCodeDetector().detectAndDecodeMulti(image)
-    return [d for d in decoded if d] if ok else []

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from kiosk.usecases.proofs import periods
-from tests.kiosk.proofs.sealcheck import page_qr_codes, pdfsig_verdict, pyhanko_verdict, seal_root
+from tests.kiosk.proofs.sealcheck import pdfsig_verdict, pyhanko_verdict, seal_root
+from tests.qr_reading import pdf_qr_codes, read_qr
 
 # proofs need the holder confirmed (card+face); the test profiles have no face camera
 pytestmark = pytest.mark.usefixtures("face_verified")
@@ -86,7 +87,7 @@ def test_proof_with_a_period_previewed_printed_and_reprinted(kiosk, platform_ser
     assert pyhanko_verdict(bytes(tampered), root)[0] is False
 
     # the paper (cups-pdf renders what the printer would put on paper): its QR opens the proof's verify page
-    codes = page_qr_codes(printed[0])
+    codes = pdf_qr_codes(printed[0], first_page_only=True)
     assert proof.verify_url in codes, codes
     page = httpx.get(proof.verify_url, params={"sha256": proof.sha256}, timeout=10)
     assert page.status_code == 200 and proof.code in page.text
