@@ -261,6 +261,7 @@ def test_a_kiosk_sees_only_its_own_usage(tmp_path: Path, start_server: Callable[
 def test_audit_rows_hold_no_clear_id_number_or_name(limited: tuple[Any, httpx.Client],
                                                     make_session_body: Callable[..., dict[str, Any]]) -> None:
     server, kiosk = limited
+    kiosk.post(SESSIONS, json=make_session_body(CHEN, CHEN_NAME))  # opened, whichever test used the server first
     kiosk.post(SESSIONS, json=make_session_body(ZHANG, "张明"))   # a refusal is audited too
     rows = server.query("SELECT * FROM identity_audit")
     assert rows
