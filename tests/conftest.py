@@ -5,12 +5,16 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# python-escpos leaves a tmpXXXX folder per import unless told where to cache (shared/setup-notes.md)
-os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ROOT / "var" / "escpos-cache"))
+# python-escpos leaves a tmpXXXX folder per import unless told where to cache (shared/setup-notes.md); one folder per
+# pytest-xdist worker, as python-escpos writes its pickle in place and a second process could read it half written
+os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR",
+                      str(ROOT / "var" / "escpos-cache" / os.environ.get("PYTEST_XDIST_WORKER", "main")))
+Path(os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"]).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 
@@ -34,6 +38,64 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--hardware", action="store_true", help="also run device contract suites on real hardware")
     parser.addoption("--allow-missing-pcsc", action="store_true",
                      help="skip (instead of fail) the PC/SC tests when pcscd, vpcd or pyscard is missing")
+
+
+#: The test modules that talk to pcscd: one per machine, at its fixed socket, and some tests stop and restart it. Under
+#: pytest-xdist (scripts/test.sh) they are one unit of work, run on one worker one after another.
+PCSCD_MODULES = ("tests/drivers/smartcard/", "tests/e2e/test_social_security_card_journey.py")
+
+
+def _work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return "pcscd" if module.startswith(PCSCD_MODULES) else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` as pytest-xdist does it — a test module runs whole on one worker, so its module-scoped kiosk,
+    platform or broker starts once — except that the pcscd modules are one unit. (xdist's own ``loadgroup`` with
+    ``xdist_group`` marks would say this, but on pytest 9.2 it silently stops grouping: pytest-dev/pytest-xdist#1386.)
+    Other ``--dist`` modes are left to xdist."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses pcscd outside :data:`PCSCD_MODULES` is a collection error (it would race the others under
+    xdist). On an xdist worker the longest units go first — the e2e modules, then the pcscd unit — so the run does not
+    end with one worker alone on a long module (scripts/test.sh asks xdist to keep this order)."""
+    strays = sorted({item.nodeid.split("::", 1)[0] for item in items if "pcscd" in getattr(item, "fixturenames", ())
+                     and _work_unit(item.nodeid) != "pcscd"})
+    if strays:
+        raise pytest.UsageError(f"tests using pcscd outside PCSCD_MODULES (tests/conftest.py): {', '.join(strays)}")
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: (0 if item.nodeid.startswith("tests/e2e/") else
+                                     1 if _work_unit(item.nodeid) == "pcscd" else 2))
+
+
+WORKER_PRINTED_LINKS = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: keep a worker's tally of the QR links its e2e kiosks printed (tests/e2e/conftest.py)."""
+    node.config.stash.setdefault(WORKER_PRINTED_LINKS, []).extend(getattr(node, "workeroutput", {}).get(
+        "printed_links", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(WORKER_PRINTED_LINKS, [])
+    if lines:
+        terminalreporter.write_sep("-", "QR links printed by the e2e kiosks")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -72,7 +134,7 @@ def python() -> str:
 
 # --- servers started the way the demo starts them ---------------------------------------------------------------------
 import time  # noqa: E402
-from typing import Any, Callable, Iterator  # noqa: E402
+from typing import Callable, Iterator  # noqa: E402
 
 import yaml  # noqa: E402
 

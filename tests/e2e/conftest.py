@@ -131,6 +131,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(line)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist a worker hands its tallies to the controller, which prints them (tests/conftest.py)."""
+    collector = session.config.stash.get(PRINTED_LINKS, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if collector is not None and workeroutput is not None:
+        workeroutput["printed_links"] = collector.summary()
+
+
 @pytest.fixture
 def start_kiosk(xvfb: Xvfb, make_profile, output_dir: Path, tmp_path: Path, printed_links: PrintedLinks,
                 request: pytest.FixtureRequest) -> Iterator[Callable[..., KioskUI]]:
