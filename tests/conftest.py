@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# python-escpos leaves a tmpXXXX folder per import unless told where to cache (shared/setup-notes.md); one folder per
-# pytest-xdist worker, as python-escpos writes its pickle in place and a second process could read it half written
-os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR",
-                      str(ROOT / "var" / "escpos-cache" / os.environ.get("PYTEST_XDIST_WORKER", "main")))
+# python-escpos leaves a tmpXXXX folder per import unless told where to cache (shared/setup-notes.md). One folder per
+# pytest-xdist worker: python-escpos writes its pickle in place, and on a fresh checkout both workers wrote and read one
+# pickle at once ("EOFError: Ran out of input" at collection). A worker inherits the controller's environment, so its
+# own folder is set, not defaulted.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER or "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
+    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(ROOT / "var" / "escpos-cache" / (_WORKER or "main"))
 Path(os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"]).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
