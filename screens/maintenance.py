@@ -123,15 +123,26 @@ class MaintenanceScreen(UseCaseScreen):
             btn.bind(on_release=lambda _b, f=fn: self._pressed(f))
             row.add_widget(btn)
         self.ids.choices.add_widget(row)
-        none = self.t("maintenance.none")
+        none, sep = self.t("maintenance.none"), self.t("maintenance.list_sep")
         for view in views:
-            fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or none  # noqa: E731
+            counters = sep.join(f"{self._words('counter', k, with_code=False)} {v}"
+                                 for k, v in sorted(view.counters.items())) or none
+            errors = sep.join(f"{self._words('reason', k)} {v}" for k, v in sorted(view.errors.items())) or none
             self.add_label(self.t("maintenance.device_line", device=self._device_name(view.kind) +
                                   (self.t("maintenance.required") if view.required else ""),
-                                  state=view.state, error=f" ({view.error_code})" if view.error_code else "",
-                                  paper=f" · paper {view.paper}" if view.paper else "", counters=fmt(view.counters),
-                                  errors=fmt(view.errors)), aid=f"maintenance_device_{view.kind}")
+                                  state=self._words("state", view.state), error=self._reason(view.error_code or ""),
+                                  paper=self.t("maintenance.paper_line", paper=self._words("paper", view.paper))
+                                  if view.paper else "", counters=counters, errors=errors),
+                           aid=f"maintenance_device_{view.kind}")
         self.set_action(self.t("maintenance.exit"), "maintenance_exit", self._exit)
+
+    def _words(self, group: str, code: str, with_code: bool = True) -> str:
+        """A device state, paper level, counter or error in the technician's words — with its code, which operators
+        see (``在线 · online``); the code alone when there are no words for it."""
+        key = f"maintenance.{group}.{code}"
+        if not self.app.core.translator.has(key):
+            return code
+        return f"{self.t(key)} · {code}" if with_code else self.t(key)
 
     def _device_name(self, kind: str) -> str:
         key = f"device.{kind}"
@@ -197,11 +208,7 @@ class MaintenanceScreen(UseCaseScreen):
 
     def _reason(self, code: str) -> str:
         """Why a device failed, in words with its code for the records: ``（缺纸 · paper_out）``."""
-        if not code:
-            return ""
-        key = f"maintenance.reason.{code}"
-        words = self.t(key) if self.app.core.translator.has(key) else ""
-        return f" ({words} · {code})" if words else f" ({code})"
+        return f" ({self._words('reason', code)})" if code else ""
 
     def _reprints(self) -> None:
         self.app.core.staff_desk.open_for_technician()   # the staff desk, unlocked by the technician's card + PIN

@@ -176,6 +176,10 @@ def test_technician_card_and_pin_open_maintenance_and_a_citizen_card_is_refused(
     ui.wait_text("凭条打印机", wait_for)
     shown = "\n".join(ui.texts())
     assert "5203**********4027" in shown and TECHNICIAN[1] not in shown
+    # each device's state, paper and counters in words, the state with its code (what operators see)
+    reader = ui.find("maintenance_device_idcard")["text"]
+    assert "在线 · online" in reader and "读卡 " in reader and "cards_read" not in reader, reader
+    assert "纸张：充足 · full" in ui.find("maintenance_device_receipt_printer")["text"]
     ui.screenshot("71-maintenance-home")
 
     # a self-test from the screen, then leave: citizens are served again
