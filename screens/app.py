@@ -445,6 +445,8 @@ class KioskApp(App):
     # core events ------------------------------------------------------------------------------------------------------
     def _on_core_event(self, name: str, payload: dict[str, Any]) -> None:
         if name in ("identified", "face_verified", "identity_card_only"):
+            if self._pin_pad is not None:
+                self._pin_pad.close()   # a card PIN still asked for, and a citizen identified by another reader
             citizen = self.core.session.citizen
             if name == "identified" and self.core.face_check.needs_check(citizen):
                 self.go("face_consent")   # consent, then 人证核验: name and personal services once it passes

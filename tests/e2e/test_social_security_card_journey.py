@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import tests.drivers.smartcard.conftest as pcsc
+from drivers.sim.control import send_command
 from tests.drivers.smartcard.conftest import card, make_reader  # noqa: F401  (fixtures)
 from tests.e2e.conftest import NEEDS_FACE, KioskUI
 
@@ -212,9 +213,9 @@ def test_social_security_card_pin_menu_and_removal(start_kiosk: Callable[..., Ki
 def test_card_pulled_at_the_pin_pad_closes_it(start_kiosk: Callable[..., KioskUI], card: pcsc.CardSlot,
                                               wait_for: Callable[..., Any]) -> None:
     """The citizen takes the card out instead of typing its PIN: the pad goes with it (else it stays over the
-    attract screen, with no session and so no idle timeout, until someone taps cancel)."""
-    ui = start_kiosk(devices={"smartcard": {"driver": "pcsc", "required": True,
-                                            "settings": {"reader": card.reader_name}}})
+    attract screen, with no session and so no idle timeout, until someone taps cancel). The simulated kiosk's other
+    devices stay, for the resident ID card read while the pad is open."""
+    ui = start_kiosk(devices__smartcard={"driver": "pcsc", "required": True, "settings": {"reader": card.reader_name}})
     ui.wait_screen("attract", wait_for, timeout=60)
     card.must("insert_card", card="social_security", identity=HOLDER, pin=PIN)
     wait_for(lambda: ui.find("pin_title").get("found"), timeout=20, what="the card PIN pad")
@@ -234,3 +235,11 @@ def test_card_pulled_at_the_pin_pad_closes_it(start_kiosk: Callable[..., KioskUI
     wait_for(lambda: not any("请取走社保卡" in t for t in ui.texts()), timeout=10, what="the message gone with the card")
     card.must("insert_card", card="social_security", identity=HOLDER, pin=PIN)
     wait_for(lambda: ui.find("pin_title").get("found"), timeout=20, what="the PIN asked again")
+
+    # someone's resident ID card on the ID reader while the pad still asks for the PIN: that citizen is served and
+    # the pad goes (it stayed open over their session before)
+    send_command(ui.simulators(wait_for)["idcard"]["control"], "place_card", identity="zhang")
+    wait_for(lambda: ui.state()["session"] != "idle", timeout=20, what="the ID card's holder identified")
+    wait_for(lambda: not ui.find("pin_title").get("found"), timeout=10, what="the PIN pad closed")
+    assert ui.state()["screen"] != "attract"
+    ui.screenshot("ss11-id-card-while-the-pad-asks")
