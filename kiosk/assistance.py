@@ -115,13 +115,22 @@ class Assistance:
                              on_error=lambda exc: self._sent(replace(req, state="not_sent")))
         return req
 
-    def acknowledged(self) -> bool:
-        """Staff acknowledged the alarm (fleet command): "someone is coming". False when nothing was waiting."""
+    def acknowledged(self, request_id: str | None = None) -> bool:
+        """Staff acknowledged the alarm (fleet command): "someone is coming". False when nothing was waiting, or when
+        the acknowledgement names another request (``request_id``, from the alarm's text): a command queued while the
+        kiosk was unreachable must not tell a later citizen that someone is coming for them."""
         with self._lock:
             req = self._current
             if req is None or not req.open:
                 return False
-            req = self._current = replace(req, state="coming")
+            if request_id and request_id != req.id:
+                stale = True
+            else:
+                stale = False
+                req = self._current = replace(req, state="coming")
+        if stale:
+            self._audit("assistance_ack_stale", request=req.id, acknowledged=request_id)
+            return False
         self._audit("assistance_acknowledged", request=req.id)
         self._emit("assistance", request=req)
         return True
@@ -139,7 +148,8 @@ class Assistance:
         where = {True: "open", False: "closed", None: "unknown"}[hall.open_now]
         sent = False
         if fleet is not None:
-            text = f"help requested on screen {req.screen} at {req.requested_at:%Y-%m-%d %H:%M:%S}; hall {where}"
+            text = (f"help requested (request {req.id}) on screen {req.screen} at "
+                    f"{req.requested_at:%Y-%m-%d %H:%M:%S}; hall {where}")
             try:
                 fleet.alarm(ALARM_CODE, "critical", text)
                 sent = True

@@ -181,7 +181,8 @@ class FleetLink:
 
     def _assistance_acknowledged(self, args: dict[str, Any]) -> Any:
         """A member of staff acknowledged the citizen's help request on the dashboard: "someone is coming"."""
-        self.ctx.dispatch(lambda: self.ctx.assistance.acknowledged())
+        request = args.get("request") if isinstance(args.get("request"), str) else None
+        self.ctx.dispatch(lambda: self.ctx.assistance.acknowledged(request))
         return self._result.done("shown on the kiosk")
 
     def _self_test(self, args: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -32,6 +33,8 @@ from fleet.mqtt import BrokerConfig
 from fleet.signing import CommandSigner
 
 log = logging.getLogger("fleet.controller")
+#: the help request a kiosk's assistance alarm names (kiosk/assistance.py): its acknowledgement names it back
+_ASSISTANCE_REQUEST_RE = re.compile(r"\(request ([0-9a-f]{8,32})\)")
 
 def _transient(exc: BaseException) -> bool:
     """The database is unavailable or busy (retry the same batch later) — as opposed to refusing what the batch
@@ -837,9 +840,11 @@ class FleetController:
         done = self.store.ack_alert(alert_id, username, P.now_ms())
         if done and alert is not None and alert["rule"] == APP_RULE and alert.get("device") == ASSISTANCE_CODE \
                 and self.signer is not None:
+            named = _ASSISTANCE_REQUEST_RE.search(alert.get("detail") or "")
+            args: dict[str, Any] = {"alert_id": alert_id, **({"request": named.group(1)} if named else {})}
             try:
-                self.create_command(alert["kiosk_id"], "assistance_acknowledged", {"alert_id": alert_id},
-                                    ttl_s=600, created_by=username)
+                self.create_command(alert["kiosk_id"], "assistance_acknowledged", args, ttl_s=600,
+                                    created_by=username)
             except Exception as exc:  # noqa: BLE001 - the acknowledgement stands; the operator sees no command
                 log.warning("assistance acknowledgement not sent to %s: %s", alert["kiosk_id"], type(exc).__name__)
         return done

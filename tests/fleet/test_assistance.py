@@ -31,6 +31,7 @@ def test_help_reaches_the_controller_and_the_acknowledgement_comes_back(kiosk, s
     alert = wait_for(lambda: assistance_alerts(controller, kiosk_id), timeout=20, what="the help alert")[0]
     assert alert["severity"] == "critical" and alert["status"] == "open"
     assert "screen progress" in alert["detail"] and request.requested_at.strftime("%H:%M:%S") in alert["detail"]
+    assert f"(request {request.id})" in alert["detail"]
     for personal in ("张明华", "张*华", "340302195803172018", "3403**********2018"):
         assert personal not in str(alert), "kiosk, screen and time only"
 
@@ -55,7 +56,8 @@ def test_help_reaches_the_controller_and_the_acknowledgement_comes_back(kiosk, s
     command = wait_for(lambda: next((c for c in controller.get(f"/api/v1/kiosks/{kiosk_id}/commands")
                                      if c["name"] == "assistance_acknowledged"), None), timeout=10,
                        what="the acknowledgement command")
-    assert command["args"] == {"alert_id": alert["id"]} and command["created_by"] == "admin"
+    # it names the request the alert was raised for: a stale one cannot answer a later citizen (tests/kiosk)
+    assert command["args"] == {"alert_id": alert["id"], "request": request.id} and command["created_by"] == "admin"
     wait_for(lambda: controller.get(f"/api/v1/commands/{command['id']}")["status"] == "succeeded", timeout=20,
              what="the command done on the kiosk")
     wait_for(lambda: kiosk.assistance.current is not None and kiosk.assistance.current.state == "coming",

@@ -80,7 +80,8 @@ def test_help_in_opening_hours_raises_the_alarm_then_someone_is_coming(harness, 
     assert req.state == "sending" and req.screen == "guide_detail" and req.open
     wait_for(lambda: h.states()[-1:] == ["waiting"], what="the request sent")
     assert fleet.raised == [(ALARM_CODE, "critical",
-                             "help requested on screen guide_detail at 2026-12-07 21:15:03; hall open", True)]
+                             f"help requested (request {req.id}) on screen guide_detail at 2026-12-07 21:15:03; "
+                             "hall open", True)]
     assert h.events[-1].hall.phone == "0552-12345678" and h.events[-1].hall.open_now is True
     assert h.help.acknowledged() is True
     assert h.states() == ["sending", "waiting", "coming"] and not h.help.current.open
@@ -89,6 +90,18 @@ def test_help_in_opening_hours_raises_the_alarm_then_someone_is_coming(harness, 
     assert h.audit[0][1] == {"screen": "guide_detail", "request": req.id}
     h.help.dismiss()
     assert h.help.current is None
+
+
+def test_an_acknowledgement_for_another_request_is_not_shown(harness, wait_for):
+    """Staff acknowledged an earlier citizen's call (the command waited while the kiosk was unreachable): the citizen
+    asking now is not told that someone is coming; the acknowledgement naming their request is shown."""
+    h = harness(lambda: [hall(True)], FleetAlarms())
+    req = h.help.request("menu")
+    wait_for(lambda: h.states()[-1:] == ["waiting"], what="the request sent")
+    assert h.help.acknowledged("0123456789ab") is False
+    assert h.help.current.state == "waiting" and h.states() == ["sending", "waiting"]
+    assert h.audit[-1] == ("assistance_ack_stale", {"request": req.id, "acknowledged": "0123456789ab"})
+    assert h.help.acknowledged(req.id) is True and h.states()[-1] == "coming"
 
 
 def test_hall_closed_gives_the_halls_phone_and_still_tells_the_fleet(harness, wait_for):
