@@ -165,7 +165,12 @@ def diff(kiosk_id: str, desired: Mapping[tuple[str, str], tuple[str, str]],
         key = open_key(kiosk_id, rule, device)
         row = open_alerts.get((rule, device))
         if row is None:
-            opened.append({"rule": rule, "device": device, "severity": severity, "detail": detail, "open_key": key})
+            # an application alarm counts the reports of it: opened by another evaluation (the sweeper's, between the
+            # ingest storing the alarm and evaluating the flush that holds its report), it starts at 0 and that
+            # flush counts the report — it was counted twice
+            counted = 1 if (rule, device) in hits or rule != APP_RULE else 0
+            opened.append({"rule": rule, "device": device, "severity": severity, "detail": detail, "open_key": key,
+                           "hits": counted})
         elif row.severity != severity or row.detail != detail or (rule, device) in hits:
             refreshed.append({"open_key": key, "severity": severity, "detail": detail,
                               "hits": 1 if (rule, device) in hits else 0})

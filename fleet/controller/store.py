@@ -710,7 +710,7 @@ class Store:
         for a in opened:
             values = {"kiosk_id": kiosk_id, "rule": a["rule"], "device": a["device"], "severity": a["severity"],
                       "status": "open", "open_key": a["open_key"], "detail": a["detail"], "opened_at": now,
-                      "last_seen_at": now, "hits": 1}
+                      "last_seen_at": now, "hits": a.get("hits", 1)}
             if self.is_sqlite:
                 conn.execute(insert(alerts).prefix_with("OR IGNORE").values(**values))
             else:
