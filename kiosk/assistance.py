@@ -123,10 +123,8 @@ class Assistance:
             req = self._current
             if req is None or not req.open:
                 return False
-            if request_id and request_id != req.id:
-                stale = True
-            else:
-                stale = False
+            stale = bool(request_id) and request_id != req.id
+            if not stale:
                 req = self._current = replace(req, state="coming")
         if stale:
             self._audit("assistance_ack_stale", request=req.id, acknowledged=request_id)

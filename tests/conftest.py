@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.printed_links import PRINTED_LINES
+
 ROOT = Path(__file__).resolve().parent.parent
 # python-escpos leaves a tmpXXXX folder per import unless told where to cache (shared/setup-notes.md). One folder per
 # pytest-xdist worker: python-escpos writes its pickle in place, and on a fresh checkout both workers wrote and read one
@@ -83,18 +85,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                      1 if _work_unit(item.nodeid) == "pcscd" else 2))
 
 
-WORKER_PRINTED_LINKS = pytest.StashKey[list[str]]()
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """pytest-xdist controller: keep a worker's tally of the QR links its e2e kiosks printed (tests/e2e/conftest.py)."""
-    node.config.stash.setdefault(WORKER_PRINTED_LINKS, []).extend(getattr(node, "workeroutput", {}).get(
+    node.config.stash.setdefault(PRINTED_LINES, []).extend(getattr(node, "workeroutput", {}).get(
         "printed_links", []))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    lines = config.stash.get(WORKER_PRINTED_LINKS, [])
+    lines = config.stash.get(PRINTED_LINES, [])
     if lines:
         terminalreporter.write_sep("-", "QR links printed by the e2e kiosks")
         for line in sorted(lines):

@@ -16,7 +16,7 @@ from drivers.camera import synthetic as synth
 from drivers.sim.control import send_command
 from drivers.sim.process import ManagedProcess, SimulatorProcess
 from kiosk.display import Xvfb
-from tests.e2e.printed_links import KioskLinks, PrintedLinks
+from tests.e2e.printed_links import PRINTED_LINES, KioskLinks, PrintedLinks
 
 if TYPE_CHECKING:
     from tests.conftest import PlatformServer
@@ -123,20 +123,16 @@ def printed_links(request: pytest.FixtureRequest) -> PrintedLinks:
     return collector
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    collector = config.stash.get(PRINTED_LINKS, None)
-    if collector is not None and collector.modules:
-        terminalreporter.write_sep("-", "QR links printed by the e2e kiosks")
-        for line in collector.summary():
-            terminalreporter.write_line(line)
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Under pytest-xdist a worker hands its tallies to the controller, which prints them (tests/conftest.py)."""
+    """The tallies go to the summary tests/conftest.py prints: from a pytest-xdist worker by way of the controller."""
     collector = session.config.stash.get(PRINTED_LINKS, None)
+    if collector is None:
+        return
     workeroutput = getattr(session.config, "workeroutput", None)
-    if collector is not None and workeroutput is not None:
+    if workeroutput is not None:
         workeroutput["printed_links"] = collector.summary()
+    else:
+        session.config.stash.setdefault(PRINTED_LINES, []).extend(collector.summary())
 
 
 @pytest.fixture

@@ -14,9 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from drivers.sim.control import send_command
 from tests.qr_reading import pdf_qr_codes, read_qr_codes
+
+
+#: the summary lines of every kiosk's tallies (pytest_sessionfinish in conftest.py, or the xdist workers'), printed
+#: at the end of the session by tests/conftest.py
+PRINTED_LINES = pytest.StashKey[list[str]]()
 
 
 @dataclass
